@@ -1,0 +1,100 @@
+"""Checkpoints: a safetensors file of the bare module's weights plus a JSON sidecar.
+
+Loading never unpickles: safetensors holds only tensors, the sidecar only JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from backend import settings
+from backend.specs import SpecError
+
+FORMAT = "transferlab.checkpoint/1"
+
+
+def sidecar_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
+    """Write `path` (.safetensors) and its sidecar, each atomically (temp file + rename)."""
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in bare_module(model).state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(state, str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, path)
+    sidecar = {"format": FORMAT, "torch": torch.__version__, "code": code_version(), **meta}
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.json.tmp")
+    tmp.write_text(json.dumps(sidecar, indent=1, sort_keys=True))
+    os.replace(tmp, sidecar_path(path))
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """(state dict, sidecar). A missing, truncated or foreign file is a SpecError naming it."""
+    path = Path(path)
+    try:
+        state = load_file(str(path))
+    except FileNotFoundError:
+        raise SpecError(f"checkpoint {str(path)!r} does not exist", field="checkpoint") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise SpecError(f"checkpoint {str(path)!r} is not a readable safetensors file: {exc}",
+                        field="checkpoint") from None
+    try:
+        meta = json.loads(sidecar_path(path).read_text())
+    except FileNotFoundError:
+        meta = {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SpecError(f"checkpoint sidecar {str(sidecar_path(path))!r} is unreadable: {exc}",
+                        field="checkpoint") from None
+    return state, meta
+
+
+def load_weights(model: nn.Module, state: dict[str, Tensor], strict: bool = True) -> None:
+    """Copy `state` into `model`; a checkpoint of another architecture is a clear error."""
+    own = bare_module(model).state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if wrong or (strict and (missing or unexpected)):
+        parts = [f"shape mismatch: {', '.join(wrong[:3])}"] if wrong else []
+        parts += [f"missing {', '.join(missing[:3])}"] if strict and missing else []
+        parts += [f"unexpected {', '.join(unexpected[:3])}"] if strict and unexpected else []
+        raise SpecError("checkpoint does not fit this architecture (" + "; ".join(parts) + ")",
+                        field="checkpoint")
+    bare_module(model).load_state_dict(state, strict=strict)
+
+
+def bare_module(model: nn.Module) -> nn.Module:
+    """Unwrap torch.compile and DDP so keys carry no `_orig_mod.` or `module.` prefix."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """The git commit of the code that produced a result ("+dirty" when uncommitted)."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty=+dirty"], cwd=settings.PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,171 @@
+"""Command line: `python -m backend train --data digits --model convnet --epochs 10`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from backend.specs import TORCHVISION_SETS, SpecError, TrainJobSpec, canonical_json, parse, spec_hash
+
+MODELS = ("convnet", "mlp", "resnet18", "resnet50")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train one network and print its test accuracy per epoch")
+    add_job_arguments(train)
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    train.add_argument("--save", metavar="PATH", help="write a checkpoint (.safetensors + .json)")
+    train.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
+    args = parser.parse_args(argv)
+    try:
+        job = job_from_args(args)
+        if args.print_spec:
+            print(json.dumps(job.model_dump(mode="json"), indent=2))
+            return 0
+        return run_train(job, args.device, args.save)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def add_job_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", metavar="FILE", help="a JSON or YAML TrainJobSpec to start from")
+    p.add_argument("--data", help="digits, synthetic, a torchvision name (mnist, cifar10, ...) or a folder")
+    p.add_argument("--root", help="folder torchvision reads the data set from")
+    p.add_argument("--size", type=int, help="resize images to SIZE x SIZE")
+    p.add_argument("--model", choices=MODELS, help="network (default convnet)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--shift", action="append", default=[], metavar="KIND[:k=v,...]",
+                   help="target shift, e.g. block_shuffle:block=4 or noise:std=0.1 (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="any spec field, e.g. train.optimizer=adamw or data.classes.half=A")
+
+
+def job_from_args(args: argparse.Namespace) -> TrainJobSpec:
+    spec: dict[str, Any] = _read_spec_file(args.spec) if args.spec else {}
+    if args.data:
+        spec.setdefault("data", {})["source"] = data_source(args.data, args.root)
+    elif "data" not in spec:
+        spec["data"] = {"source": {"kind": "digits"}}
+    flags = {"data.size": args.size, "model.arch": args.model, "train.epochs": args.epochs,
+             "train.batch_size": args.batch_size, "train.lr": args.lr, "train.seed": args.seed}
+    for path, value in flags.items():
+        if value is not None:
+            _assign(spec, path, value)
+    if args.shift:
+        spec["data"]["shifts"] = [parse_shift(s) for s in args.shift]
+    for item in args.set:
+        path, sep, raw = item.partition("=")
+        if not sep:
+            raise SpecError(f"expected PATH=VALUE, got {item!r}", field="--set")
+        _assign(spec, path.strip(), _value(raw))
+    return parse(TrainJobSpec, spec)
+
+
+def data_source(name: str, root: str | None) -> dict[str, Any]:
+    if name in ("digits", "synthetic"):
+        return {"kind": name}
+    by_lower = {n.lower(): n for n in TORCHVISION_SETS}
+    if name.lower() in by_lower:
+        if not root:
+            raise SpecError(f"{name} needs --root (the folder torchvision reads)", field="--root")
+        return {"kind": "torchvision", "name": by_lower[name.lower()], "root": root}
+    folder = name.removeprefix("folder:")
+    if Path(folder).expanduser().is_dir():
+        return {"kind": "folder", "root": folder}
+    raise SpecError(f"{name!r} is neither digits, synthetic, a torchvision data set "
+                    f"({', '.join(TORCHVISION_SETS)}) nor a folder", field="--data")
+
+
+def parse_shift(text: str) -> dict[str, Any]:
+    kind, _, rest = text.partition(":")
+    shift: dict[str, Any] = {"kind": kind}
+    for pair in filter(None, rest.split(",")):
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise SpecError(f"expected key=value in {text!r}", field="--shift")
+        shift[key.strip()] = _value(raw)
+    return shift
+
+
+def run_train(job: TrainJobSpec, device: str, save: str | None) -> int:
+    from tqdm import tqdm
+
+    from backend.checkpoints import save_checkpoint
+    from backend.train import Progress, train_job
+
+    bar: tqdm | None = None
+
+    def report(p: Progress) -> None:
+        nonlocal bar
+        if p.phase == "train":
+            if bar is None:
+                bar = tqdm(total=p.steps, desc=f"epoch {p.epoch}/{p.epochs}", leave=False, unit="step")
+            bar.set_postfix(loss=f"{p.loss:.3f}")
+            bar.update(p.step - bar.n)
+        else:
+            if bar is not None:
+                bar.close()
+                bar = None
+            print(f"epoch {p.epoch:3d}/{p.epochs}  train loss {p.loss:.4f}  "
+                  f"test accuracy {100 * p.accuracy:6.2f}%", flush=True)
+
+    trained = train_job(job, device, progress=report)
+    data = trained.data
+    print(f"data: {data.n_classes} classes, {len(data.train)} train / {len(data.test)} test images of "
+          f"{'x'.join(map(str, data.image_shape))}, fingerprint {data.fingerprint[:12]}")
+    result = trained.result
+    print(f"final test accuracy {100 * result.final_accuracy:.2f}%, best-10 mean "
+          f"{100 * result.best_mean(10):.2f}%, {result.images_seen / result.train_seconds:,.0f} images/s")
+    if save:
+        path = save_checkpoint(save, trained.model, {
+            "spec": json.loads(canonical_json(job)), "spec_hash": spec_hash(job),
+            "data_fingerprint": data.fingerprint, "units": trained.model.unit_names,
+            "normalization": {"mean": trained.normalization.mean, "std": trained.normalization.std},
+            "metrics": result.to_dict(),
+        })
+        print(f"saved {path}")
+    return 0
+
+
+def _read_spec_file(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read {path!r}: {exc}", field="--spec") from None
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path!r} is not valid JSON or YAML: {exc}", field="--spec") from None
+    if not isinstance(loaded, dict):
+        raise SpecError(f"{path!r} must hold a mapping (a TrainJobSpec)", field="--spec")
+    return loaded
+
+
+def _assign(spec: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = spec
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise SpecError(f"{key!r} is not a group of fields", field=path)
+        node = child
+    node[leaf] = value
+
+
+def _value(raw: str) -> Any:
+    """JSON when it parses (numbers, booleans, lists), else the plain string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw.strip()

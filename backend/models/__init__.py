@@ -1,0 +1,20 @@
+"""Networks that expose ordered, named transfer units (`UnitNet.units()`)."""
+
+from __future__ import annotations
+
+from backend.models.convnet import convnet
+from backend.models.mlp import mlp
+from backend.models.resnet import resnet
+from backend.models.units import UnitNet
+from backend.specs import ConvNetSpec, MLPSpec, ModelSpec
+
+__all__ = ["UnitNet", "build_model"]
+
+
+def build_model(spec: ModelSpec, image_shape: tuple[int, int, int], n_classes: int) -> UnitNet:
+    """A freshly initialised network for images of `image_shape` (C, H, W); seed torch first."""
+    if isinstance(spec, ConvNetSpec):
+        return convnet(spec, image_shape, n_classes)
+    if isinstance(spec, MLPSpec):
+        return mlp(spec, image_shape, n_classes)
+    return resnet(spec, image_shape, n_classes)

@@ -1,0 +1,36 @@
+"""torchvision ResNets as transfer units: stem, layer1..layer4, fc."""
+
+from __future__ import annotations
+
+import torchvision
+from torch import nn
+
+from backend.models.units import UnitNet
+from backend.specs import ResNetSpec, SpecError
+
+
+def resnet(spec: ResNetSpec, image_shape: tuple[int, int, int], n_classes: int) -> UnitNet:
+    c = image_shape[0]
+    weights = None
+    if spec.pretrained:
+        enum = {"resnet18": torchvision.models.ResNet18_Weights,
+                "resnet50": torchvision.models.ResNet50_Weights}[spec.arch]
+        weights = enum.DEFAULT
+    try:
+        net = getattr(torchvision.models, spec.arch)(weights=weights)
+    except Exception as exc:  # no cached weights and no network
+        raise SpecError(f"could not load pretrained {spec.arch} weights: {exc}",
+                        field="model.pretrained") from exc
+    if spec.small_input:
+        # CIFAR-style stem: keep the resolution of small images.
+        net.conv1 = nn.Conv2d(c, 64, 3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    elif c != 3:
+        net.conv1 = nn.Conv2d(c, 64, 7, stride=2, padding=3, bias=False)
+    # The classifier is always new: (B, C, H, W) -> (B, C) -> (B, n_classes).
+    head = nn.Sequential(net.avgpool, nn.Flatten(), nn.Linear(net.fc.in_features, n_classes))
+    return UnitNet([
+        ("stem", nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)),
+        ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3), ("layer4", net.layer4),
+        ("fc", head),
+    ])
