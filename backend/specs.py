@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class SpecError(ValueError):
@@ -232,6 +232,12 @@ class TrainJobSpec(Spec):
     data: DataSpec
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = TrainSpec()
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _default_arch(cls, value: Any) -> Any:
+        """`{"channels": [8, 16]}` means a convnet, as the default model is one."""
+        return {"arch": "convnet", **value} if isinstance(value, dict) else value
 
 
 # ---------------------------------------------------------------- parsing and hashing
