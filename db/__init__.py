@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy schema, sessions, the job queue and result readers (issue 4)."""
