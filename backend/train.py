@@ -142,7 +142,7 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
     steps = max(1, n // spec.batch_size)  # drop the last partial batch: steady BatchNorm statistics
     batch = min(spec.batch_size, n)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(spec, steps))
-    autocast, scaler = _amp(device, spec.amp)
+    autocast, scaler = mixed_precision(device, spec.amp)
     g = torch.Generator(device=device).manual_seed(spec.seed)
     result = TrainResult()
     for epoch in range(1, spec.epochs + 1):
@@ -191,7 +191,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 2048,
     """(mean cross-entropy, accuracy) over the whole set, the model in eval mode."""
     was_training = model.training
     model.eval()
-    autocast, _ = _amp(x.device, amp)
+    autocast, _ = mixed_precision(x.device, amp)
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
     for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
@@ -249,7 +249,7 @@ def _lr_lambda(spec: TrainSpec, steps_per_epoch: int) -> Callable[[int], float]:
     return factor
 
 
-def _amp(device: torch.device, enabled: bool):
+def mixed_precision(device: torch.device, enabled: bool):
     """Autocast context and gradient scaler: bfloat16 where supported, else float16 with scaling."""
     if not (enabled and device.type == "cuda"):
         return nullcontext(), torch.amp.GradScaler("cuda", enabled=False)

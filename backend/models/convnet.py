@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from backend.models.units import UnitNet
 from backend.specs import ConvNetSpec
 
 
-def convnet(spec: ConvNetSpec, image_shape: tuple[int, int, int], n_classes: int) -> UnitNet:
+def convnet(spec: ConvNetSpec, image_shape: tuple[int, int, int], n_classes: int) -> list[nn.Module]:
+    """Units conv1..convK, fc1..fcM, classifier."""
     c, h, w = image_shape
-    units: list[tuple[str, nn.Module]] = []
-    for i, width in enumerate(spec.channels, 1):
+    units: list[nn.Module] = []
+    for width in spec.channels:
         layers: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1, bias=spec.norm == "none")]
         if spec.norm == "batch":
             layers.append(nn.BatchNorm2d(width))
@@ -21,26 +21,25 @@ def convnet(spec: ConvNetSpec, image_shape: tuple[int, int, int], n_classes: int
         if min(h, w) > 1:  # halve the map while there is one to halve
             layers.append(nn.MaxPool2d(2))
             h, w = h // 2, w // 2
-        units.append((f"conv{i}", nn.Sequential(*layers)))
+        units.append(nn.Sequential(*layers))
         c = width
-    units += fc_units(c * h * w, spec.hidden, spec.dropout, n_classes)
-    return UnitNet(units)
+    return units + fc_units(c * h * w, spec.hidden, spec.dropout, n_classes)
 
 
-def fc_units(features: int, hidden: list[int], dropout: float, n_classes: int) -> list[tuple[str, nn.Module]]:
-    """Hidden fc units fc1..fcK then the classifier; the first flattens (B, C, H, W) -> (B, C*H*W)."""
-    units = []
+def fc_units(features: int, hidden: list[int], dropout: float, n_classes: int) -> list[nn.Module]:
+    """Hidden fc units then the classifier; the first flattens (B, C, H, W) -> (B, C*H*W)."""
+    units: list[nn.Module] = []
     for i, width in enumerate(hidden, 1):
         layers: list[nn.Module] = [nn.Flatten()] if i == 1 else []
         if dropout:
             layers.append(nn.Dropout(dropout))
         layers += [nn.Linear(features, width), nn.ReLU(inplace=True)]
-        units.append((f"fc{i}", nn.Sequential(*layers)))
+        units.append(nn.Sequential(*layers))
         features = width
     head: list[nn.Module] = [] if hidden else [nn.Flatten()]
     if dropout:
         head.append(nn.Dropout(dropout))
-    units.append(("classifier", nn.Sequential(*head, nn.Linear(features, n_classes))))
+    units.append(nn.Sequential(*head, nn.Linear(features, n_classes)))
     return units
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torchvision
 from torch import nn
 
-from backend.models.units import UnitNet
 from backend.specs import ResNetSpec, SpecError
 
 
-def resnet(spec: ResNetSpec, image_shape: tuple[int, int, int], n_classes: int) -> UnitNet:
+def resnet(spec: ResNetSpec, image_shape: tuple[int, int, int], n_classes: int) -> list[nn.Module]:
     c = image_shape[0]
     weights = None
     if spec.pretrained:
@@ -29,8 +28,5 @@ def resnet(spec: ResNetSpec, image_shape: tuple[int, int, int], n_classes: int) 
         net.conv1 = nn.Conv2d(c, 64, 7, stride=2, padding=3, bias=False)
     # The classifier is always new: (B, C, H, W) -> (B, C) -> (B, n_classes).
     head = nn.Sequential(net.avgpool, nn.Flatten(), nn.Linear(net.fc.in_features, n_classes))
-    return UnitNet([
-        ("stem", nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)),
-        ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3), ("layer4", net.layer4),
-        ("fc", head),
-    ])
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+    return [stem, net.layer1, net.layer2, net.layer3, net.layer4, head]

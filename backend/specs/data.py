@@ -1,34 +1,13 @@
-"""The contract: typed specs for data, models and training, validated once, at the edge.
-
-The UI, the CLI, the queue and the engine all speak these. A spec has a canonical JSON form and a
-content hash, so the same spec is never computed twice. This module must not import torch: the web
-tier imports it on machines without a GPU stack.
-"""
+"""Data specs: where images come from, which classes, how many, in what format, how shifted."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from backend.specs.base import Spec, SpecError
 
-class SpecError(ValueError):
-    """A spec that cannot be run. The message names the offending field, e.g. `data.shifts.0.block`."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-
-
-class Spec(BaseModel):
-    """Base of every spec: immutable, unknown fields rejected (a typo is an error, not a default)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ---------------------------------------------------------------- data sources
 
 TORCHVISION_SETS = (
     "MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST", "USPS",
@@ -174,117 +153,3 @@ def check_block_sizes(shifts: list, height: int, width: int, where: str = "data.
                 f"(pick a divisor of {height}, or set data.size)",
                 field=f"{where}.{i}.block",
             )
-
-
-# ---------------------------------------------------------------- models
-
-class ConvNetSpec(Spec):
-    """Yosinski-style net: conv blocks (conv 3x3, norm, ReLU, 2x2 max-pool while the map is > 1
-    pixel) then fully connected layers; each block and each fc layer is one transfer unit."""
-
-    arch: Literal["convnet"] = "convnet"
-    channels: list[int] = Field([32, 64, 128], min_length=1, description="width of each conv block")
-    hidden: list[int] = Field([128], description="width of each hidden fc layer")
-    norm: Literal["batch", "group", "none"] = Field("batch", description="normalisation in conv blocks")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout before each fc layer")
-
-
-class MLPSpec(Spec):
-    arch: Literal["mlp"] = "mlp"
-    hidden: list[int] = Field([256, 128], min_length=1, description="width of each hidden layer")
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-
-class ResNetSpec(Spec):
-    """torchvision ResNet; units stem, layer1..layer4, fc."""
-
-    arch: Literal["resnet18", "resnet50"] = "resnet18"
-    small_input: bool = Field(True, description="3x3 stride-1 stem, no max-pool (for images < 64 px)")
-    pretrained: bool = Field(False, description="torchvision ImageNet weights; needs them cached")
-
-
-ModelSpec = Annotated[Union[ConvNetSpec, MLPSpec, ResNetSpec], Field(discriminator="arch")]
-
-
-# ---------------------------------------------------------------- training
-
-class TrainSpec(Spec):
-    epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(128, ge=1, description="training batch; 512 doubles CPU throughput")
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.05, gt=0, le=10, description="peak learning rate")
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only (Nesterov)")
-    weight_decay: float = Field(5e-4, ge=0, description="not applied to frozen, norm or bias params")
-    schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="per-step decay")
-    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up before the schedule")
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    augment: Literal["none", "crop", "flip_crop"] = Field(
-        "none", description="random translation by up to 2 px (crop), plus horizontal flips")
-    eval_batch_size: int = Field(2048, ge=1, description="evaluation batch, in inference mode")
-    amp: bool = Field(True, description="bfloat16/float16 autocast; CUDA only")
-    channels_last: bool = Field(True, description="NHWC memory format; ~3x faster convs on CPU")
-    seed: int = Field(0, description="model init, batch order, augmentation: a CPU run is exact")
-
-
-class TrainJobSpec(Spec):
-    """One network trained from scratch on one task."""
-
-    data: DataSpec
-    model: ModelSpec = ConvNetSpec()
-    train: TrainSpec = TrainSpec()
-
-    @field_validator("model", mode="before")
-    @classmethod
-    def _default_arch(cls, value: Any) -> Any:
-        """`{"channels": [8, 16]}` means a convnet, as the default model is one."""
-        return {"arch": "convnet", **value} if isinstance(value, dict) else value
-
-
-# ---------------------------------------------------------------- parsing and hashing
-
-S = TypeVar("S", bound=BaseModel)
-
-
-def parse(cls: type[S], obj: Any, prefix: str = "") -> S:
-    """Validate `obj` (a dict, or a JSON string) as `cls`; errors become one SpecError naming fields."""
-    try:
-        if isinstance(obj, (str, bytes)):
-            return cls.model_validate_json(obj)
-        return cls.model_validate(obj)
-    except ValidationError as exc:
-        raise spec_error(exc, prefix) from None
-
-
-def spec_error(exc: ValidationError, prefix: str = "") -> SpecError:
-    lines, fields = [], []
-    for err in exc.errors():
-        # Drop the discriminator tags pydantic inserts into union locations (e.g. 'block_shuffle').
-        loc = [str(p) for p in err["loc"] if p not in _UNION_TAGS]
-        msg = err["msg"].removeprefix("Value error, ")
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, SpecError) and cause.field:
-            loc.append(cause.field)
-            msg = str(cause).split(": ", 1)[1]
-        field = ".".join(([prefix] if prefix else []) + loc) or "spec"
-        fields.append(field)
-        lines.append(f"{field}: {msg}")
-    return SpecError("; ".join(lines) if len(lines) > 1 else lines[0].split(": ", 1)[1],
-                     field=None if len(lines) > 1 else fields[0])
-
-
-# Pydantic puts the discriminator value of a union member into error locations
-# (`source.torchvision.root`); field names read better without it.
-_UNION_TAGS = {
-    tag for union in (Source, Shift, ModelSpec) for member in union.__origin__.__args__
-    for name in ("kind", "arch") if name in member.model_fields
-    for tag in member.model_fields[name].annotation.__args__
-}
-
-
-def canonical_json(spec: BaseModel) -> str:
-    """One text per spec: defaults filled in, keys sorted, no whitespace."""
-    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-
-def spec_hash(spec: BaseModel) -> str:
-    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()

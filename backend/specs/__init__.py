@@ -1,0 +1,28 @@
+"""The contract: typed specs for data, models, training, transfer and studies, validated once, at the edge.
+
+The UI, the CLI, the queue and the engine all speak these. A spec has a canonical JSON form and a
+content hash, so the same spec is never computed twice. This package must not import torch: the
+web tier imports it on machines without a GPU stack.
+"""
+
+from backend.specs.base import Spec, SpecError, canonical_json, parse, spec_error, spec_hash
+from backend.specs.data import (
+    TORCHVISION_SETS, BlockShuffle, Blur, ClassSelection, Contrast, DataSpec, DigitsSource, FolderSource,
+    GaussianNoise, Inversion, PixelShuffle, Rotation, Shift, Source, SyntheticSource, TorchvisionSource,
+    check_block_sizes,
+)
+from backend.specs.models import ConvNetSpec, MLPSpec, ModelSpec, ResNetSpec, unit_names
+from backend.specs.training import TrainJobSpec, TrainSpec
+from backend.specs.transfer import TREATMENTS, TransferJobSpec, TransferSpec
+from backend.specs.studies import PRESETS, YosinskiSpec
+
+UNIONS = (Source, Shift, ModelSpec)  # discriminated unions, for error messages
+
+__all__ = [
+    "Spec", "SpecError", "canonical_json", "parse", "spec_error", "spec_hash",
+    "TORCHVISION_SETS", "BlockShuffle", "Blur", "ClassSelection", "Contrast", "DataSpec", "DigitsSource",
+    "FolderSource", "GaussianNoise", "Inversion", "PixelShuffle", "Rotation", "Shift", "Source",
+    "SyntheticSource", "TorchvisionSource", "check_block_sizes",
+    "ConvNetSpec", "MLPSpec", "ModelSpec", "ResNetSpec", "unit_names",
+    "TrainJobSpec", "TrainSpec", "TREATMENTS", "TransferJobSpec", "TransferSpec", "PRESETS", "YosinskiSpec",
+]

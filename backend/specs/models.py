@@ -1,0 +1,54 @@
+"""Network specs; each network has ordered, named transfer units."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BeforeValidator, Field
+
+from backend.specs.base import Spec
+
+
+class ConvNetSpec(Spec):
+    """Yosinski-style net: conv blocks (conv 3x3, norm, ReLU, 2x2 max-pool while the map is > 1
+    pixel) then fully connected layers; each block and each fc layer is one transfer unit."""
+
+    arch: Literal["convnet"] = "convnet"
+    channels: list[int] = Field([32, 64, 128], min_length=1, description="width of each conv block")
+    hidden: list[int] = Field([128], description="width of each hidden fc layer")
+    norm: Literal["batch", "group", "none"] = Field("batch", description="normalisation in conv blocks")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout before each fc layer")
+
+
+class MLPSpec(Spec):
+    arch: Literal["mlp"] = "mlp"
+    hidden: list[int] = Field([256, 128], min_length=1, description="width of each hidden layer")
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class ResNetSpec(Spec):
+    """torchvision ResNet; units stem, layer1..layer4, fc."""
+
+    arch: Literal["resnet18", "resnet50"] = "resnet18"
+    small_input: bool = Field(True, description="3x3 stride-1 stem, no max-pool (for images < 64 px)")
+    pretrained: bool = Field(False, description="torchvision ImageNet weights; needs them cached")
+
+
+def _default_arch(value: Any) -> Any:
+    """`{"channels": [8, 16]}` means a convnet, as the default model is one."""
+    return {"arch": "convnet", **value} if isinstance(value, dict) else value
+
+
+ModelSpec = Annotated[
+    Union[ConvNetSpec, MLPSpec, ResNetSpec], Field(discriminator="arch"), BeforeValidator(_default_arch)
+]
+
+
+def unit_names(spec: ModelSpec) -> list[str]:  # type: ignore[valid-type]
+    """The network's transfer units in order; the last is the classifier, never transferred."""
+    if isinstance(spec, ConvNetSpec):
+        return ([f"conv{i}" for i in range(1, len(spec.channels) + 1)]
+                + [f"fc{i}" for i in range(1, len(spec.hidden) + 1)] + ["classifier"])
+    if isinstance(spec, MLPSpec):
+        return [f"fc{i}" for i in range(1, len(spec.hidden) + 1)] + ["classifier"]
+    return ["stem", "layer1", "layer2", "layer3", "layer4", "fc"]

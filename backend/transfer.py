@@ -1,0 +1,121 @@
+"""Transfer: a target network whose first n units come from a source network, frozen or fine-tuned.
+
+The main speed win lives here: when the first n units are frozen and no random augmentation is on,
+their outputs never change, so they are computed once for the whole data set and only the units
+above n are trained, on those cached features. It gives the same network as running the frozen
+units every step (tests check both paths agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from backend.checkpoints import load_checkpoint
+from backend.data import load_task
+from backend.models import UnitNet, build_model
+from backend.specs import SpecError, TransferJobSpec
+from backend.train import Normalization, ProgressFn, Trained, TrainResult, fit, mixed_precision, resolve_device
+
+# Cached features beyond this size fall back to running the frozen units every step.
+PREFIX_CACHE_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class SourceNet:
+    """A trained base network's weights and the input normalisation it was trained with."""
+
+    state: dict[str, Tensor]
+    normalization: Normalization
+
+    @classmethod
+    def of(cls, trained: Trained) -> SourceNet:
+        state = {k: v.detach().clone() for k, v in trained.model.state_dict().items()}
+        return cls(state, trained.normalization)
+
+    @classmethod
+    def load(cls, path: str) -> SourceNet:
+        state, meta = load_checkpoint(path)
+        norm = meta.get("normalization")
+        if not norm:
+            raise SpecError(f"checkpoint {path!r} has no input normalisation in its sidecar", field="checkpoint")
+        return cls(state, Normalization(tuple(norm["mean"]), tuple(norm["std"])))
+
+
+def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | torch.device = "auto",
+                 progress: ProgressFn | None = None) -> Trained:
+    """Build the target net from the job's seed, copy and freeze units as the job says, train it."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    t = job.transfer
+    copies = t.init == "source" and t.n > 0
+    if copies and source is None:
+        raise SpecError(f"copying {t.n} units needs the source network's weights", field="source")
+    data = load_task(job.data)
+    torch.manual_seed(job.train.seed)
+    model = build_model(job.model, data.image_shape, data.n_classes)
+    # Copied units see inputs normalised as the source saw them in its own training.
+    norm = source.normalization if copies else Normalization.of(data.train)
+    if copies:
+        copy_units(source.state, model, t.n)
+    frozen = 0 if t.fine_tune else t.n
+    model.freeze(frozen)
+    train = norm.apply(data.train, device, job.train.channels_last)
+    test = norm.apply(data.test, device, job.train.channels_last)
+    if frozen and t.cache_prefix and job.train.augment == "none" and _fits_cache(model, frozen, train[0]):
+        result = fit_frozen_prefix(model, frozen, train, test, job, progress)
+    else:
+        result = fit(model, train, test, job.train, progress)
+    return Trained(model, result, data, norm)
+
+
+def copy_units(state: dict[str, Tensor], model: UnitNet, n: int) -> None:
+    """Copy the parameters and buffers of the first n units from `state` into `model`."""
+    prefixes = tuple(f"body.{name}." for name in model.unit_names[:n])
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
+    missing = [k for k in own if k not in state]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or wrong:
+        detail = f"missing {', '.join(missing[:3])}" if missing else f"shape mismatch {', '.join(wrong[:3])}"
+        raise SpecError(f"the source checkpoint does not fit the target's first {n} units ({detail})",
+                        field="source")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(state[k])
+
+
+class _Above(nn.Module):
+    """Units n.. of a UnitNet, as a module of their own (the frozen units stay registered)."""
+
+    def __init__(self, net: UnitNet, n: int):
+        super().__init__()
+        self.net, self.n = net, n
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.net(h, start=self.n)
+
+
+def fit_frozen_prefix(model: UnitNet, n: int, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
+                      job: TransferJobSpec, progress: ProgressFn | None = None) -> TrainResult:
+    """Train units n.. on the frozen units' outputs, computed once."""
+    h_train = frozen_features(model, n, train[0], job.train.eval_batch_size, job.train.amp)
+    h_test = frozen_features(model, n, test[0], job.train.eval_batch_size, job.train.amp)
+    return fit(_Above(model, n), (h_train, train[1]), (h_test, test[1]), job.train, progress)
+
+
+@torch.no_grad()  # not inference_mode: the features are inputs to a graph that needs gradients
+def frozen_features(model: UnitNet, n: int, x: Tensor, batch_size: int, amp: bool) -> Tensor:
+    """(N, C, H, W) inputs -> outputs of units 0..n-1, frozen units in eval mode."""
+    model.train()  # frozen units go to eval mode, whatever the rest does
+    autocast, _ = mixed_precision(x.device, amp)
+    with autocast:
+        return torch.cat([model(xb, stop=n) for xb in x.split(batch_size)])
+
+
+def _fits_cache(model: UnitNet, n: int, x: Tensor) -> bool:
+    with torch.no_grad():
+        model.eval()
+        one = model(x[:1], stop=n)
+    return one.numel() * one.element_size() * len(x) <= PREFIX_CACHE_BYTES
