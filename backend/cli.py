@@ -1,4 +1,8 @@
-"""Command line: `python -m backend train --data digits --model convnet --epochs 10`."""
+"""Command line.
+
+    python -m backend train --data digits --model convnet --epochs 10
+    python -m backend sweep --preset yosinski-digits
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.specs import TORCHVISION_SETS, SpecError, TrainJobSpec, canonical_json, parse, spec_hash
+from backend.specs import (
+    PRESETS, TORCHVISION_SETS, TREATMENTS, SpecError, TrainJobSpec, YosinskiSpec, canonical_json, parse, spec_hash,
+)
 
 MODELS = ("convnet", "mlp", "resnet18", "resnet50")
 
@@ -21,13 +27,29 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--save", metavar="PATH", help="write a checkpoint (.safetensors + .json)")
     train.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
+    sweep = commands.add_parser("sweep", help="run a layer-transfer study (Yosinski et al.) and print its table")
+    sweep.add_argument("--preset", choices=sorted(PRESETS), default="yosinski-digits")
+    add_job_arguments(sweep)
+    sweep.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    sweep.add_argument("--n", help="units transferred, e.g. 1,3,5 (default 1..L)")
+    sweep.add_argument("--treatments", help=f"comma-separated, from {','.join(TREATMENTS)}")
+    sweep.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    sweep.add_argument("--out", metavar="DIR", help="where the CSV and JSON go (default var/results)")
+    sweep.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
     args = parser.parse_args(argv)
     try:
-        job = job_from_args(args)
+        if args.command == "train":
+            spec = spec_from_args(args, TrainJobSpec, {"data": {"source": {"kind": "digits"}}})
+        else:
+            spec = spec_from_args(args, YosinskiSpec, json.loads(json.dumps(PRESETS[args.preset])),
+                                  {"seeds": _ints(args.seeds, "--seeds"), "n": _ints(args.n, "--n"),
+                                   "treatments": args.treatments and args.treatments.split(",")})
         if args.print_spec:
-            print(json.dumps(job.model_dump(mode="json"), indent=2))
+            print(json.dumps(spec.model_dump(mode="json"), indent=2))
             return 0
-        return run_train(job, args.device, args.save)
+        if args.command == "train":
+            return run_train(spec, args.device, args.save)
+        return run_sweep(spec, args.preset, args.device, args.out)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -49,25 +71,28 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
                    help="any spec field, e.g. train.optimizer=adamw or data.classes.half=A")
 
 
-def job_from_args(args: argparse.Namespace) -> TrainJobSpec:
-    spec: dict[str, Any] = _read_spec_file(args.spec) if args.spec else {}
+def spec_from_args(args: argparse.Namespace, cls: type, base: dict[str, Any],
+                   extra: dict[str, Any] | None = None):
+    """`base` (or --spec's file), then the flags, then --set overrides, validated as `cls`."""
+    spec: dict[str, Any] = _read_spec_file(args.spec) if args.spec else base
     if args.data:
         spec.setdefault("data", {})["source"] = data_source(args.data, args.root)
-    elif "data" not in spec:
-        spec["data"] = {"source": {"kind": "digits"}}
+    elif args.root and spec.get("data", {}).get("source", {}).get("kind") == "torchvision":
+        spec["data"]["source"]["root"] = args.root
     flags = {"data.size": args.size, "model.arch": args.model, "train.epochs": args.epochs,
-             "train.batch_size": args.batch_size, "train.lr": args.lr, "train.seed": args.seed}
+             "train.batch_size": args.batch_size, "train.lr": args.lr, "train.seed": args.seed,
+             **(extra or {})}
     for path, value in flags.items():
         if value is not None:
             _assign(spec, path, value)
     if args.shift:
-        spec["data"]["shifts"] = [parse_shift(s) for s in args.shift]
+        spec.setdefault("data", {})["shifts"] = [parse_shift(s) for s in args.shift]
     for item in args.set:
         path, sep, raw = item.partition("=")
         if not sep:
             raise SpecError(f"expected PATH=VALUE, got {item!r}", field="--set")
         _assign(spec, path.strip(), _value(raw))
-    return parse(TrainJobSpec, spec)
+    return parse(cls, spec)
 
 
 def data_source(name: str, root: str | None) -> dict[str, Any]:
@@ -136,6 +161,42 @@ def run_train(job: TrainJobSpec, device: str, save: str | None) -> int:
     return 0
 
 
+def run_sweep(study: YosinskiSpec, name: str, device: str, out: str | None) -> int:
+    import time
+
+    from backend import settings
+    from backend.studies import yosinski
+    from backend.studies.plan import JobOutcome, run_local
+
+    plan = yosinski.expand(study)
+    print(f"{name}: {len(plan)} jobs ({len(study.seeds)} seeds x (2 bases + {len(study.treatments)} "
+          f"treatments x {len(study.n_values)} n)), device {device}", flush=True)
+    started = time.perf_counter()
+
+    def done(i: int, o: JobOutcome) -> None:
+        labels = o.job.labels
+        print(f"[{i + 1:3d}/{len(plan)}] seed {labels['seed']} {labels['treatment']:>6} n={labels['n']}: "
+              f"final {100 * o.result['final_accuracy']:6.2f}%  best-10 {100 * o.result['best10_accuracy']:6.2f}%"
+              f"  {o.seconds:5.1f}s", flush=True)
+
+    table = yosinski.rows(run_local(plan, device, on_done=done))
+    for score in ("final", "best10"):
+        print(f"\n{score} test accuracy (%), mean over seeds {study.seeds}; baseB at n = 0")
+        print(yosinski.summary(table, score).round(2).to_string(na_rep=""))
+    checks = yosinski.describe(table)
+    print("\n" + "  ".join(f"{k} {v:.2f}" for k, v in checks.items()))
+    folder = Path(out) if out else settings.var_dir() / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    table.to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".json").write_text(json.dumps({
+        "study": json.loads(canonical_json(study)), "study_hash": spec_hash(study), "checks": checks,
+        "rows": table.to_dict(orient="records"), "seconds": time.perf_counter() - started,
+    }, indent=1))
+    print(f"{time.perf_counter() - started:.0f} s; wrote {stem}.csv and .json")
+    return 0
+
+
 def _read_spec_file(path: str) -> dict[str, Any]:
     try:
         text = Path(path).read_text()
@@ -161,6 +222,15 @@ def _assign(spec: dict[str, Any], path: str, value: Any) -> None:
             raise SpecError(f"{key!r} is not a group of fields", field=path)
         node = child
     node[leaf] = value
+
+
+def _ints(text: str | None, flag: str) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise SpecError(f"expected comma-separated integers, got {text!r}", field=flag) from None
 
 
 def _value(raw: str) -> Any:

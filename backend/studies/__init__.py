@@ -1,0 +1,1 @@
+"""Studies from the literature, each expanded into a plan of jobs."""
