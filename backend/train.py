@@ -111,11 +111,11 @@ class Trained:
     normalization: Normalization
 
 
-def train_job(job: TrainJobSpec, device: str | torch.device = "auto",
-              progress: ProgressFn | None = None) -> Trained:
-    """Load the task, build the network from the job's seed and train it."""
+def train_job(job: TrainJobSpec, device: str | torch.device = "auto", progress: ProgressFn | None = None,
+              data: TaskData | None = None) -> Trained:
+    """Load the task (unless given), build the network from the job's seed and train it."""
     device = resolve_device(device) if isinstance(device, str) else device
-    data = load_task(job.data)
+    data = data or load_task(job.data)
     torch.manual_seed(job.train.seed)
     model = build_model(job.model, data.image_shape, data.n_classes)
     norm = Normalization.of(data.train)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from backend.checkpoints import load_checkpoint
-from backend.data import load_task
+from backend.data import TaskData, load_task
 from backend.models import UnitNet, build_model
 from backend.specs import SpecError, TransferJobSpec
 from backend.train import Normalization, ProgressFn, Trained, TrainResult, fit, mixed_precision, resolve_device
@@ -45,14 +45,14 @@ class SourceNet:
 
 
 def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | torch.device = "auto",
-                 progress: ProgressFn | None = None) -> Trained:
+                 progress: ProgressFn | None = None, data: TaskData | None = None) -> Trained:
     """Build the target net from the job's seed, copy and freeze units as the job says, train it."""
     device = resolve_device(device) if isinstance(device, str) else device
     t = job.transfer
     copies = t.init == "source" and t.n > 0
     if copies and source is None:
         raise SpecError(f"copying {t.n} units needs the source network's weights", field="source")
-    data = load_task(job.data)
+    data = data or load_task(job.data)
     torch.manual_seed(job.train.seed)
     model = build_model(job.model, data.image_shape, data.n_classes)
     # Copied units see inputs normalised as the source saw them in its own training.

@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import torch
 
-from backend.specs import TrainJobSpec, TransferJobSpec, spec_hash
+from backend.data import TaskData, load_task
+from backend.specs import TrainJobSpec, TransferJobSpec, canonical_json, spec_hash
 from backend.train import ProgressFn, Trained, train_job
 from backend.transfer import SourceNet, transfer_job
 
@@ -53,13 +54,19 @@ def run_local(plan: list[PlannedJob], device: str | torch.device = "auto",
               progress: ProgressFn | None = None) -> list[JobOutcome]:
     """Run every job once, in plan order (dependencies first); identical specs run once."""
     sources: dict[str, SourceNet] = {}
+    tasks: dict[str, TaskData] = {}  # the jobs of a study share a few tasks: load each once
     done: dict[str, dict[str, Any]] = {}
     needed = {k for job in plan for k in job.depends_on}
     outcomes = []
     for i, job in enumerate(plan):
         started = time.perf_counter()
         if job.key not in done:
-            trained = _run(job, sources, device, progress)
+            data_key = canonical_json(job.spec.data)
+            if data_key not in tasks:
+                if len(tasks) >= 4:  # plans go seed by seed: the oldest task is done with
+                    tasks.pop(next(iter(tasks)))
+                tasks[data_key] = load_task(job.spec.data)
+            trained = _run(job, sources, tasks[data_key], device, progress)
             done[job.key] = trained.result.to_dict()
             if job.key in needed:
                 sources[job.key] = SourceNet.of(trained)
@@ -70,11 +77,11 @@ def run_local(plan: list[PlannedJob], device: str | torch.device = "auto",
     return outcomes
 
 
-def _run(job: PlannedJob, sources: dict[str, SourceNet], device, progress) -> Trained:
+def _run(job: PlannedJob, sources: dict[str, SourceNet], data: TaskData, device, progress) -> Trained:
     if isinstance(job.spec, TrainJobSpec):
-        return train_job(job.spec, device, progress)
+        return train_job(job.spec, device, progress, data)
     missing = [k for k in job.depends_on if k not in sources]
     if missing:
         raise ValueError(f"job {job.key[:12]} runs before its source {missing[0][:12]}: plan out of order")
     source = sources[job.depends_on[0]] if job.depends_on else None
-    return transfer_job(job.spec, source, device, progress)
+    return transfer_job(job.spec, source, device, progress, data)

@@ -1,0 +1,175 @@
+"""The Yosinski sweep two ways, same config and seeds: the engine against the standard way.
+
+    .venv/bin/python bench/sweep.py [--per-class 300] [--epochs 4] [--seeds 0] [--datasets DIR]
+
+Engine: `backend.studies.plan.run_local` (data on the device as one tensor, sliced batches, frozen
+prefixes computed once). Reference, written as one usually would: a torchvision MNIST dataset with
+ToTensor/Normalize transforms, `DataLoader(batch_size=128, shuffle=True)`, the frozen layers run
+forward every step, evaluation through a DataLoader. Same classes, per-class subsets, networks,
+initialisations, copied units, optimiser, schedule and epochs.
+
+Prints wall seconds of each (data loading included), the ratio, the mean |accuracy difference| over
+jobs, training images/s, and the engine's achieved training FLOP/s as a fraction of a measured
+float32 `torch.mm` peak. Last line:
+RESULT speedup=<engine vs reference> acc_diff=<mean abs points> mfu=<fraction>
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from backend.data import select_classes  # noqa: E402
+from backend.data.split import cap_per_class  # noqa: E402
+from backend.models import build_model  # noqa: E402
+from backend.specs import PRESETS, TrainJobSpec, YosinskiSpec, parse  # noqa: E402
+from backend.studies import yosinski  # noqa: E402
+from backend.studies.plan import PlannedJob, run_local  # noqa: E402
+from backend.transfer import copy_units  # noqa: E402
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def mm_peak(n: int = 2048, repeats: int = 10) -> float:
+    """float32 FLOP/s of a large matrix product on this machine: the practical ceiling."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * n**3 * repeats / (time.perf_counter() - started)
+
+
+def train_flops_per_image(job: PlannedJob) -> float:
+    """FLOPs of one training step per image, forward and backward, as the engine runs it: only the
+    units above a cached frozen prefix, or the whole net when nothing is frozen."""
+    spec = job.spec
+    model = build_model(spec.model, (1, 28, 28), 5)
+    n = 0 if isinstance(spec, TrainJobSpec) or spec.transfer.fine_tune else spec.transfer.n
+    model.freeze(n)
+    x = torch.randn(8, 1, 28, 28)
+    with torch.no_grad():
+        h = model(x, stop=n)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss = model(h, start=n).logsumexp(1).sum()
+        loss.backward()
+    return counter.get_total_flops() / len(x)
+
+
+def reference_sweep(plan: list[PlannedJob], root: str) -> tuple[dict[str, float], float, int]:
+    """(final accuracy per job key, training seconds, training images) the standard way."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+    train_set = datasets.MNIST(root, train=True, transform=tf)
+    test_set = datasets.MNIST(root, train=False, transform=tf)
+    trained: dict[str, dict] = {}
+    accuracy: dict[str, float] = {}
+    seconds, images = 0.0, 0
+    for job in plan:
+        spec = job.spec
+        kept = select_classes(10, spec.data.classes)
+        relabel = {c: i for i, c in enumerate(kept)}
+
+        def subset(ds, cap):
+            mask = torch.isin(ds.targets, torch.tensor(kept))
+            idx = mask.nonzero().squeeze(1)
+            y = torch.tensor([relabel[int(t)] for t in ds.targets[idx]])
+            return Subset(ds, idx[cap_per_class(y, cap, spec.data.seed)].tolist())
+
+        train = DataLoader(subset(train_set, spec.data.per_class), batch_size=128, shuffle=True, drop_last=True)
+        test = DataLoader(subset(test_set, spec.data.test_per_class), batch_size=1000)
+        torch.manual_seed(spec.train.seed)
+        model = build_model(spec.model, (1, 28, 28), len(kept))
+        n = 0
+        if not isinstance(spec, TrainJobSpec):
+            if job.depends_on:
+                copy_units(trained[job.depends_on[0]], model, spec.transfer.n)
+            n = 0 if spec.transfer.fine_tune else spec.transfer.n
+        model.freeze(n)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD([{"params": [p for p in params if p.ndim > 1], "weight_decay": spec.train.weight_decay},
+                               {"params": [p for p in params if p.ndim <= 1]}],
+                              lr=spec.train.lr, momentum=spec.train.momentum, nesterov=True)
+        total = spec.train.epochs * len(train)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+        for _ in range(spec.train.epochs):
+            started = time.perf_counter()
+            model.train()
+            for x, y in train:
+                y = torch.tensor([relabel[int(t)] for t in y])
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                images += len(y)
+            seconds += time.perf_counter() - started
+            model.eval()
+            correct = count = 0
+            with torch.no_grad():
+                for x, y in test:
+                    y = torch.tensor([relabel[int(t)] for t in y])
+                    correct += (model(x).argmax(1) == y).sum().item()
+                    count += len(y)
+        accuracy[job.key] = correct / count
+        trained[job.key] = copy.deepcopy(model.state_dict())
+    return accuracy, seconds, images
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--datasets", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--per-class", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seeds", default="0")
+    args = parser.parse_args()
+    preset = copy.deepcopy(PRESETS["yosinski-mnist"])
+    preset["data"]["source"]["root"] = args.datasets
+    preset["data"]["per_class"] = args.per_class
+    preset["train"]["epochs"] = args.epochs
+    preset["seeds"] = [int(s) for s in args.seeds.split(",")]
+    study = parse(YosinskiSpec, preset)
+    plan = yosinski.expand(study)
+    print(f"sweep: MNIST halves, {args.per_class} images/class, {len(plan)} jobs, {args.epochs} epochs, "
+          f"convnet {study.model.channels} + fc {study.model.hidden}, seeds {study.seeds}")
+
+    started = time.perf_counter()
+    outcomes = run_local(plan, "cpu")
+    engine_wall = time.perf_counter() - started
+    engine_acc = {o.job.key: o.result["final_accuracy"] for o in outcomes}
+    engine_seconds = sum(o.result["train_seconds"] for o in outcomes)
+    engine_images = sum(o.result["images_seen"] for o in outcomes)
+    flops = sum(train_flops_per_image(o.job) * o.result["images_seen"] for o in outcomes)
+
+    started = time.perf_counter()
+    ref_acc, ref_seconds, ref_images = reference_sweep(plan, args.datasets)
+    ref_wall = time.perf_counter() - started
+
+    peak = mm_peak()
+    diff = sum(abs(engine_acc[k] - ref_acc[k]) for k in engine_acc) / len(engine_acc) * 100
+    mfu = flops / engine_seconds / peak
+    print(f"engine     {engine_wall:7.1f} s wall  {engine_images / engine_seconds:9,.0f} train img/s")
+    print(f"reference  {ref_wall:7.1f} s wall  {ref_images / ref_seconds:9,.0f} train img/s  "
+          "(torchvision MNIST + DataLoader(batch_size=128), frozen layers run every step)")
+    print(f"speedup {ref_wall / engine_wall:.2f}x wall; mean |final accuracy difference| {diff:.2f} points "
+          f"over {len(engine_acc)} jobs")
+    print(f"engine training: {flops / engine_seconds / 1e9:.1f} GFLOP/s achieved, torch.mm peak "
+          f"{peak / 1e9:.1f} GFLOP/s, fraction {mfu:.3f}")
+    print(f"RESULT speedup={ref_wall / engine_wall:.2f} acc_diff={diff:.2f} mfu={mfu:.3f}")
+
+
+if __name__ == "__main__":
+    main()
