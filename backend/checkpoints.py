@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from backend import settings
+from backend.provenance import environment
 from backend.specs import SpecError
 
 FORMAT = "transferlab.checkpoint/1"
@@ -35,7 +32,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(state, str(tmp), metadata={"format": FORMAT})
     os.replace(tmp, path)
-    sidecar = {"format": FORMAT, "torch": torch.__version__, "code": code_version(), **meta}
+    sidecar = {"format": FORMAT, **environment(), **meta}
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.json.tmp")
     tmp.write_text(json.dumps(sidecar, indent=1, sort_keys=True))
     os.replace(tmp, sidecar_path(path))
@@ -87,14 +84,3 @@ def bare_module(model: nn.Module) -> nn.Module:
             model = model.module
         else:
             return model
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """The git commit of the code that produced a result ("+dirty" when uncommitted)."""
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty=+dirty"], cwd=settings.PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"

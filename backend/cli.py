@@ -165,6 +165,7 @@ def run_sweep(study: YosinskiSpec, name: str, device: str, out: str | None) -> i
     import time
 
     from backend import settings
+    from backend.provenance import environment
     from backend.studies import yosinski
     from backend.studies.plan import JobOutcome, run_local
 
@@ -190,7 +191,8 @@ def run_sweep(study: YosinskiSpec, name: str, device: str, out: str | None) -> i
     stem = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     table.to_csv(stem.with_suffix(".csv"), index=False)
     stem.with_suffix(".json").write_text(json.dumps({
-        "study": json.loads(canonical_json(study)), "study_hash": spec_hash(study), "checks": checks,
+        "study": json.loads(canonical_json(study)), "study_hash": spec_hash(study), **environment(),
+        "checks": checks,
         "rows": table.to_dict(orient="records"), "seconds": time.perf_counter() - started,
     }, indent=1))
     print(f"{time.perf_counter() - started:.0f} s; wrote {stem}.csv and .json")

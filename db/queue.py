@@ -1,0 +1,380 @@
+"""The job queue: submit a study's DAG, claim with leases, heartbeat, finish, cancel, retry.
+
+Claiming is one conditional UPDATE (`... WHERE id = (first claimable) AND status = 'queued'`), with
+`FOR UPDATE SKIP LOCKED` in the subquery on Postgres, so two workers never get the same job. A
+job's lease is extended by heartbeats; a job whose lease ran out goes back to the queue until it
+has used its attempts, then fails with the reason, and everything depending on it is blocked.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sqlalchemy import Engine, delete, exists, func, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from db.schema import (
+    BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, Job, JobDependency, Metric,
+    Result, Study, db_time,
+)
+from db.session import get_engine, session_scope
+
+
+class QueueError(ValueError):
+    """A submission or an operation the queue refuses; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to submit: `key` names it within the submission, `depends_on` lists keys."""
+
+    key: str
+    kind: str
+    spec: str  # canonical JSON
+    spec_hash: str
+    labels: dict[str, Any]
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    spec: str
+    spec_hash: str
+    attempts: int
+    labels: dict[str, Any]
+    depends_on: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a heartbeat learns: whether the worker still holds the job, and whether to stop."""
+
+    held: bool
+    cancel_requested: bool
+
+
+class Queue:
+    def __init__(self, engine: Engine | None = None):
+        self.engine = engine or get_engine()
+
+    # ------------------------------------------------------------ submit
+
+    def submit(self, name: str, spec: dict[str, Any], spec_hash: str, jobs: list[NewJob],
+               preset: str | None = None, priority: int = 0) -> int:
+        """Insert a study and its job DAG in one transaction; returns the study id.
+
+        A job whose spec hash already succeeded is stored as succeeded, linked to that result.
+        """
+        order = _topological(jobs)
+        with session_scope(self.engine) as s:
+            study = Study(name=name, preset=preset, spec=spec, spec_hash=spec_hash)
+            s.add(study)
+            s.flush()
+            done = _succeeded_by_hash(s, [j.spec_hash for j in jobs])
+            ids: dict[str, int] = {}
+            for job in order:
+                earlier = done.get(job.spec_hash)
+                row = Job(study_id=study.id, kind=job.kind, spec=job.spec, spec_hash=job.spec_hash,
+                          labels=job.labels, priority=priority,
+                          status=SUCCEEDED if earlier else QUEUED, result_of=earlier,
+                          progress=1.0 if earlier else 0.0, message="reused an earlier result" if earlier else "")
+                s.add(row)
+                s.flush()
+                ids[job.key] = row.id
+                s.add_all(JobDependency(job_id=row.id, depends_on=ids[d]) for d in job.depends_on)
+            return study.id
+
+    # ------------------------------------------------------------ workers
+
+    def claim(self, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
+        """Take the first claimable job (highest priority, then oldest), or None."""
+        parent = aliased(Job)
+        unfinished_dependency = exists().where(
+            JobDependency.job_id == Job.id, JobDependency.depends_on == parent.id, parent.status != SUCCEEDED)
+        first = (select(Job.id).where(Job.status == QUEUED, ~unfinished_dependency)
+                 .order_by(Job.priority.desc(), Job.id).limit(1))
+        if self.engine.dialect.name == "postgresql":
+            first = first.with_for_update(skip_locked=True, of=Job)
+        claim = (update(Job).where(Job.id == first.scalar_subquery(), Job.status == QUEUED)
+                 .values(status=RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
+                         lease_expires_at=db_time() + lease_seconds, heartbeat_at=db_time(),
+                         started_at=db_time(), progress=0.0, message="claimed", error=None)
+                 .returning(Job.id))
+        with session_scope(self.engine) as s:
+            job_id = s.execute(claim).scalar_one_or_none()
+            if job_id is None:
+                return None
+            job = s.get(Job, job_id)
+            deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == job_id)).all()
+            return ClaimedJob(job.id, job.kind, job.spec, job.spec_hash, job.attempts, dict(job.labels),
+                              tuple(deps))
+
+    def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float,
+                  progress: float | None = None, message: str | None = None) -> Lease:
+        values: dict[str, Any] = {"lease_expires_at": db_time() + lease_seconds, "heartbeat_at": db_time()}
+        if progress is not None:
+            values["progress"] = max(0.0, min(1.0, progress))
+        if message is not None:
+            values["message"] = message
+        with session_scope(self.engine) as s:
+            held = s.execute(update(Job).where(*_owned(job_id, worker_id)).values(**values)).rowcount == 1
+            cancel = s.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+        return Lease(held, bool(cancel))
+
+    def complete(self, job_id: int, worker_id: str, results: dict[str, float],
+                 metrics: Iterable[tuple[str, int, float]] = (), artifacts: Iterable[dict[str, Any]] = (),
+                 tables: dict[str, Any] | None = None) -> bool:
+        """Store the results and mark the job succeeded, all or nothing; False if the lease was lost
+        (another worker has the job now, and its results will be the ones kept)."""
+        with session_scope(self.engine) as s:
+            done = s.execute(update(Job).where(*_owned(job_id, worker_id)).values(
+                status=SUCCEEDED, progress=1.0, message="done", finished_at=db_time(),
+                lease_expires_at=None)).rowcount == 1
+            if not done:
+                return False
+            # A retried attempt may have left rows: the finished job keeps exactly one set.
+            for table in (Result, Metric, Artifact):
+                s.execute(delete(table).where(table.job_id == job_id))
+            s.execute(insert(Result), [{"job_id": job_id, "name": k, "value": float(v)} for k, v in results.items()]
+                      + [{"job_id": job_id, "name": k, "value": None, "table": v} for k, v in (tables or {}).items()])
+            rows = [{"job_id": job_id, "key": k, "step": step, "value": float(v)} for k, step, v in metrics]
+            if rows:
+                s.execute(insert(Metric), rows)
+            s.add_all(Artifact(job_id=job_id, **a) for a in artifacts)
+        return True
+
+    def fail(self, job_id: int, worker_id: str | None, error: str, retry: bool = False) -> str:
+        """Record a failure: back to the queue while attempts remain and `retry`, else failed, with
+        every job depending on it blocked. Returns the new status."""
+        with session_scope(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is None or (worker_id is not None and (job.worker_id != worker_id or job.status != RUNNING)):
+                return job.status if job else "missing"
+            if retry and job.attempts < job.max_attempts:
+                _requeue(job, f"attempt {job.attempts} failed: {error}")
+            else:
+                _finish(job, FAILED, error)
+                _block_dependants(s, [job.id], f"depends on job {job.id}, which failed")
+            return job.status
+
+    def release(self, job_id: int, worker_id: str, reason: str) -> None:
+        """Give a running job back to the queue untouched (graceful stop); the attempt is not counted."""
+        with session_scope(self.engine) as s:
+            s.execute(update(Job).where(*_owned(job_id, worker_id)).values(
+                status=QUEUED, worker_id=None, lease_expires_at=None, attempts=Job.attempts - 1,
+                message=reason))
+
+    def mark_cancelled(self, job_id: int, worker_id: str) -> None:
+        with session_scope(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is not None and job.worker_id == worker_id and job.status == RUNNING:
+                _finish(job, CANCELLED, "cancelled while running")
+                _block_dependants(s, [job.id], f"depends on job {job.id}, which was cancelled")
+
+    def requeue_expired(self) -> list[int]:
+        """Jobs whose worker stopped heartbeating: back to the queue, or failed when out of attempts."""
+        with session_scope(self.engine) as s:
+            stale = s.scalars(select(Job).where(Job.status == RUNNING, Job.lease_expires_at < db_time())
+                              .with_for_update(skip_locked=True)).all()
+            failed = []
+            for job in stale:
+                reason = f"lease expired on worker {job.worker_id} (attempt {job.attempts} of {job.max_attempts})"
+                if job.attempts < job.max_attempts:
+                    _requeue(job, reason)
+                else:
+                    _finish(job, FAILED, reason + "; no attempts left")
+                    failed.append(job.id)
+            _block_dependants(s, failed, "depends on a job that failed")
+            return [j.id for j in stale]
+
+    def fail_cycles(self) -> list[int]:
+        """Queued jobs that depend on themselves through a cycle can never run: fail them, naming it."""
+        with session_scope(self.engine) as s:
+            edges = s.execute(select(JobDependency.job_id, JobDependency.depends_on)
+                              .join(Job, Job.id == JobDependency.job_id).where(Job.status == QUEUED)).all()
+            cycle = _find_cycle(edges)
+            if not cycle:
+                return []
+            for job in s.scalars(select(Job).where(Job.id.in_(cycle))):
+                _finish(job, FAILED, "dependency cycle: " + " -> ".join(map(str, cycle + [cycle[0]])))
+            _block_dependants(s, cycle, "depends on a job in a dependency cycle")
+            return cycle
+
+    # ------------------------------------------------------------ users
+
+    def cancel(self, job_id: int) -> str:
+        """Queued: cancelled now. Running: the worker is told at its next heartbeat or step."""
+        with session_scope(self.engine) as s:
+            job = _get(s, job_id)
+            if job.status in (QUEUED, BLOCKED):
+                _finish(job, CANCELLED, "cancelled before it ran")
+                _block_dependants(s, [job.id], f"depends on job {job.id}, which was cancelled")
+            elif job.status == RUNNING:
+                job.cancel_requested = True
+                job.message = "cancel requested"
+            return job.status
+
+    def retry(self, job_id: int) -> list[int]:
+        """Queue a failed, cancelled or blocked job again, and unblock what it blocked."""
+        with session_scope(self.engine) as s:
+            job = _get(s, job_id)
+            if job.status not in (FAILED, CANCELLED, BLOCKED):
+                raise QueueError(f"job {job_id} is {job.status}; only failed, cancelled or blocked jobs can be retried")
+            requeued = [job.id]
+            _reset(job)
+            frontier = [job.id]
+            while frontier:
+                children = s.scalars(select(Job).join(JobDependency, JobDependency.job_id == Job.id)
+                                     .where(JobDependency.depends_on.in_(frontier), Job.status == BLOCKED)).all()
+                for child in children:
+                    _reset(child)
+                    requeued.append(child.id)
+                frontier = [c.id for c in children]
+            return requeued
+
+    def clone(self, job_id: int, spec: str, spec_hash: str) -> int:
+        """A new queued job like `job_id` (same study, dependencies, labels) with an edited spec."""
+        with session_scope(self.engine) as s:
+            job = _get(s, job_id)
+            new = Job(study_id=job.study_id, kind=job.kind, spec=spec, spec_hash=spec_hash,
+                      labels={**job.labels, "cloned_from": job.id}, priority=job.priority)
+            s.add(new)
+            s.flush()
+            deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == job_id)).all()
+            s.add_all(JobDependency(job_id=new.id, depends_on=d) for d in deps)
+            return new.id
+
+    def source_of(self, job_id: int) -> int:
+        """The job whose results stand for `job_id`: itself, or the earlier run it reuses."""
+        with session_scope(self.engine) as s:
+            job = _get(s, job_id)
+            return job.result_of or job.id
+
+    def link_to_earlier(self, job_id: int, worker_id: str, spec_hash: str) -> bool:
+        """If an identical spec already succeeded, finish this job as a link to it (run nothing)."""
+        with session_scope(self.engine) as s:
+            earlier = _succeeded_by_hash(s, [spec_hash], exclude=job_id).get(spec_hash)
+            if earlier is None:
+                return False
+            return s.execute(update(Job).where(*_owned(job_id, worker_id)).values(
+                status=SUCCEEDED, result_of=earlier, progress=1.0, finished_at=db_time(),
+                message=f"reused the result of job {earlier}", lease_expires_at=None)).rowcount == 1
+
+    def counts(self, study_id: int | None = None) -> dict[str, int]:
+        query = select(Job.status, func.count()).group_by(Job.status)
+        if study_id is not None:
+            query = query.where(Job.study_id == study_id)
+        with session_scope(self.engine) as s:
+            return dict(s.execute(query).all())
+
+
+# ---------------------------------------------------------------- helpers
+
+def _owned(job_id: int, worker_id: str):
+    return Job.id == job_id, Job.worker_id == worker_id, Job.status == RUNNING
+
+
+def _get(s: Session, job_id: int) -> Job:
+    job = s.get(Job, job_id)
+    if job is None:
+        raise QueueError(f"no job {job_id}")
+    return job
+
+
+def _requeue(job: Job, reason: str) -> None:
+    job.status, job.worker_id, job.lease_expires_at, job.message = QUEUED, None, None, reason
+    job.error = reason
+
+
+def _finish(job: Job, status: str, error: str) -> None:
+    job.status, job.error, job.message = status, error, error
+    job.finished_at, job.lease_expires_at = db_time(), None
+
+
+def _reset(job: Job) -> None:
+    job.status, job.attempts, job.error, job.message = QUEUED, 0, None, "retried"
+    job.cancel_requested, job.progress, job.worker_id, job.finished_at = False, 0.0, None, None
+
+
+def _block_dependants(s: Session, job_ids: list[int], reason: str) -> None:
+    """Every queued job that depends, directly or not, on `job_ids` is blocked with the reason."""
+    frontier = list(job_ids)
+    while frontier:
+        children = s.scalars(select(Job).join(JobDependency, JobDependency.job_id == Job.id)
+                             .where(JobDependency.depends_on.in_(frontier), Job.status == QUEUED)).all()
+        for child in children:
+            child.status, child.error, child.message = BLOCKED, reason, reason
+        frontier = [c.id for c in children]
+
+
+def _succeeded_by_hash(s: Session, hashes: list[str], exclude: int | None = None) -> dict[str, int]:
+    """spec hash -> id of the first job that ran it successfully (not a link itself)."""
+    query = (select(Job.spec_hash, func.min(Job.id)).where(
+        Job.spec_hash.in_(set(hashes)), Job.status == SUCCEEDED, Job.result_of.is_(None))
+        .group_by(Job.spec_hash))
+    if exclude is not None:
+        query = query.where(Job.id != exclude)
+    return dict(s.execute(query).all())
+
+
+def _topological(jobs: list[NewJob]) -> list[NewJob]:
+    """Jobs ordered dependencies first; a duplicate key, an unknown dependency or a cycle is refused."""
+    by_key: dict[str, NewJob] = {}
+    for job in jobs:
+        if job.key in by_key:
+            raise QueueError(f"two jobs share the key {job.key!r}")
+        by_key[job.key] = job
+    for job in jobs:
+        unknown = [d for d in job.depends_on if d not in by_key]
+        if unknown:
+            raise QueueError(f"job {job.key!r} depends on {unknown[0]!r}, which is not in the submission")
+    cycle = _find_cycle([(j.key, d) for j in jobs for d in j.depends_on])
+    if cycle:
+        raise QueueError("dependency cycle: " + " -> ".join(map(str, cycle + [cycle[0]])))
+    ordered, seen = [], set()
+
+    def visit(job: NewJob) -> None:
+        if job.key in seen:
+            return
+        seen.add(job.key)
+        for d in job.depends_on:
+            visit(by_key[d])
+        ordered.append(job)
+
+    for job in jobs:
+        visit(job)
+    return ordered
+
+
+def _find_cycle(edges: Iterable[tuple[Any, Any]]) -> list[Any]:
+    """One cycle in a directed graph given as (node, depends_on) edges, or []."""
+    graph: dict[Any, list[Any]] = defaultdict(list)
+    for a, b in edges:
+        graph[a].append(b)
+    state: dict[Any, int] = {}  # 1 = on the current path, 2 = done
+    path: list[Any] = []
+
+    def visit(node: Any) -> list[Any]:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in list(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
