@@ -17,7 +17,9 @@ from backend.checkpoints import load_checkpoint
 from backend.data import TaskData, load_task
 from backend.models import UnitNet, build_model
 from backend.specs import SpecError, TransferJobSpec
-from backend.train import Normalization, ProgressFn, Trained, TrainResult, fit, mixed_precision, resolve_device
+from backend.train import (
+    Normalization, ProgressFn, Trained, TrainResult, eval_batch_size, fit, mixed_precision, resolve_device,
+)
 
 # Cached features beyond this size fall back to running the frozen units every step.
 PREFIX_CACHE_BYTES = 4 << 30
@@ -100,8 +102,9 @@ class _Above(nn.Module):
 def fit_frozen_prefix(model: UnitNet, n: int, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
                       job: TransferJobSpec, progress: ProgressFn | None = None) -> TrainResult:
     """Train units n.. on the frozen units' outputs, computed once."""
-    h_train = frozen_features(model, n, train[0], job.train.eval_batch_size, job.train.amp)
-    h_test = frozen_features(model, n, test[0], job.train.eval_batch_size, job.train.amp)
+    batch = eval_batch_size(job.train, train[0].device)
+    h_train = frozen_features(model, n, train[0], batch, job.train.amp)
+    h_test = frozen_features(model, n, test[0], batch, job.train.amp)
     return fit(_Above(model, n), (h_train, train[1]), (h_test, test[1]), job.train, progress)
 
 

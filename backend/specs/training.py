@@ -23,7 +23,8 @@ class TrainSpec(Spec):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: Literal["none", "crop", "flip_crop"] = Field(
         "none", description="random translation by up to 2 px (crop), plus horizontal flips")
-    eval_batch_size: int = Field(2048, ge=1, description="evaluation batch, in inference mode")
+    eval_batch_size: int | None = Field(
+        None, ge=1, description="evaluation batch; None: 2048 on CUDA, 128 on the CPU (2.3x faster there than 2048)")
     amp: bool = Field(True, description="bfloat16/float16 autocast; CUDA only")
     channels_last: bool = Field(True, description="NHWC memory format; ~3x faster convs on CPU")
     seed: int = Field(0, description="model init, batch order, augmentation: a CPU run is exact")
