@@ -84,3 +84,65 @@ def bare_module(model: nn.Module) -> nn.Module:
             model = model.module
         else:
             return model
+
+
+# ---------------------------------------------------------------- mid-run state, for resuming
+
+def save_train_state(path: str | Path, state, spec_hash: str) -> Path:
+    """A run's state after an epoch (weights, optimiser, schedule, generators, history) as one
+    safetensors file; the non-tensor parts travel as JSON in its metadata."""
+    from dataclasses import asdict
+
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in state.model.items()}
+    tensors["generator"] = state.generator.cpu()
+    tensors["rng"] = state.rng.cpu()
+    optim_values: dict[str, dict[str, Any]] = {}
+    for idx, entries in state.optimizer["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, Tensor):
+                tensors[f"optimizer.{idx}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                optim_values.setdefault(str(idx), {})[name] = value
+    result = state.result
+    meta = {"format": FORMAT + "+state", "spec_hash": spec_hash, "epoch": state.epoch,
+            "param_groups": state.optimizer["param_groups"], "optimizer_values": optim_values,
+            "scheduler": state.scheduler, "history": [asdict(r) for r in result.history],
+            "images_seen": result.images_seen, "train_seconds": result.train_seconds}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+    os.replace(tmp, path)
+    return path
+
+
+def load_train_state(path: str | Path, spec_hash: str):
+    """The state saved by `save_train_state`, or None when there is none for this spec."""
+    from safetensors import safe_open
+
+    from backend.train import EpochRecord, TrainResult, TrainState
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["state"])
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, KeyError):
+        return None  # a torn or foreign file: start over rather than fail
+    if meta.get("spec_hash") != spec_hash:
+        return None
+    optimizer_state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, idx, name = key.split(".", 2)
+            optimizer_state.setdefault(int(idx), {})[name] = value
+    for idx, values in meta["optimizer_values"].items():
+        optimizer_state.setdefault(int(idx), {}).update(values)
+    result = TrainResult([EpochRecord(**r) for r in meta["history"]], meta["images_seen"], meta["train_seconds"])
+    return TrainState(
+        epoch=meta["epoch"],
+        model={k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")},
+        optimizer={"state": optimizer_state, "param_groups": meta["param_groups"]},
+        scheduler=meta["scheduler"], generator=tensors["generator"], rng=tensors["rng"], result=result)

@@ -167,7 +167,7 @@ def run_sweep(study: YosinskiSpec, name: str, device: str, out: str | None) -> i
     from backend import settings
     from backend.provenance import environment
     from backend.studies import yosinski
-    from backend.studies.plan import JobOutcome, run_local
+    from backend.studies.local import JobOutcome, run_local
 
     plan = yosinski.expand(study)
     print(f"{name}: {len(plan)} jobs ({len(study.seeds)} seeds x (2 bases + {len(study.treatments)} "

@@ -12,7 +12,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +71,19 @@ class TrainResult:
                 "best10_accuracy": self.best_mean(10)}
 
 
+@dataclass
+class TrainState:
+    """Everything needed to continue a run after `epoch` exactly as if it had not stopped."""
+
+    epoch: int
+    model: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    generator: Tensor  # batch order and augmentation
+    rng: Tensor  # dropout (the device's global generator)
+    result: TrainResult
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Per-channel mean and std of the training images, in 0..1 units; part of a model's input."""
@@ -112,7 +125,7 @@ class Trained:
 
 
 def train_job(job: TrainJobSpec, device: str | torch.device = "auto", progress: ProgressFn | None = None,
-              data: TaskData | None = None) -> Trained:
+              data: TaskData | None = None, **fit_options: Any) -> Trained:
     """Load the task (unless given), build the network from the job's seed and train it."""
     device = resolve_device(device) if isinstance(device, str) else device
     data = data or load_task(job.data)
@@ -121,13 +134,17 @@ def train_job(job: TrainJobSpec, device: str | torch.device = "auto", progress: 
     norm = Normalization.of(data.train)
     train = norm.apply(data.train, device, job.train.channels_last)
     test = norm.apply(data.test, device, job.train.channels_last)
-    result = fit(model, train, test, job.train, progress)
+    result = fit(model, train, test, job.train, progress, **fit_options)
     return Trained(model, result, data, norm)
 
 
 def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], spec: TrainSpec,
-        progress: ProgressFn | None = None) -> TrainResult:
-    """Train `model` in place on device tensors (inputs may be images or cached features)."""
+        progress: ProgressFn | None = None, on_epoch: Callable[[TrainState], None] | None = None,
+        resume: TrainState | None = None) -> TrainResult:
+    """Train `model` in place on device tensors (inputs may be images or cached features).
+
+    `on_epoch` receives the state after every epoch (a worker saves it); `resume` continues from one.
+    """
     x, y = train
     device = x.device
     torch.manual_seed(spec.seed)  # dropout
@@ -145,7 +162,14 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
     autocast, scaler = mixed_precision(device, spec.amp)
     g = torch.Generator(device=device).manual_seed(spec.seed)
     result = TrainResult()
-    for epoch in range(1, spec.epochs + 1):
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        schedule.load_state_dict(resume.scheduler)
+        g.set_state(resume.generator)
+        _set_rng_state(device, resume.rng)
+        result = resume.result
+    for epoch in range(len(result.history) + 1, spec.epochs + 1):
         started = time.perf_counter()
         model.train()
         order = torch.randperm(n, device=device, generator=g)
@@ -182,7 +206,21 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
         result.train_seconds += train_seconds
         if progress:
             progress(Progress("eval", epoch, spec.epochs, steps, steps, record.train_loss, test_acc))
+        if on_epoch:
+            on_epoch(TrainState(epoch, model.state_dict(), optimizer.state_dict(), schedule.state_dict(),
+                                g.get_state(), _rng_state(device), result))
     return result
+
+
+def _rng_state(device: torch.device) -> Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def _set_rng_state(device: torch.device, state: Tensor) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
 
 
 def eval_batch_size(spec: TrainSpec, device: torch.device) -> int:

@@ -9,6 +9,7 @@ units every step (tests check both paths agree).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +48,7 @@ class SourceNet:
 
 
 def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | torch.device = "auto",
-                 progress: ProgressFn | None = None, data: TaskData | None = None) -> Trained:
+                 progress: ProgressFn | None = None, data: TaskData | None = None, **fit_options: Any) -> Trained:
     """Build the target net from the job's seed, copy and freeze units as the job says, train it."""
     device = resolve_device(device) if isinstance(device, str) else device
     t = job.transfer
@@ -66,9 +67,9 @@ def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | t
     train = norm.apply(data.train, device, job.train.channels_last)
     test = norm.apply(data.test, device, job.train.channels_last)
     if frozen and t.cache_prefix and job.train.augment == "none" and _fits_cache(model, frozen, train[0]):
-        result = fit_frozen_prefix(model, frozen, train, test, job, progress)
+        result = fit_frozen_prefix(model, frozen, train, test, job, progress, **fit_options)
     else:
-        result = fit(model, train, test, job.train, progress)
+        result = fit(model, train, test, job.train, progress, **fit_options)
     return Trained(model, result, data, norm)
 
 
@@ -100,12 +101,12 @@ class _Above(nn.Module):
 
 
 def fit_frozen_prefix(model: UnitNet, n: int, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
-                      job: TransferJobSpec, progress: ProgressFn | None = None) -> TrainResult:
+                      job: TransferJobSpec, progress: ProgressFn | None = None, **fit_options: Any) -> TrainResult:
     """Train units n.. on the frozen units' outputs, computed once."""
     batch = eval_batch_size(job.train, train[0].device)
     h_train = frozen_features(model, n, train[0], batch, job.train.amp)
     h_test = frozen_features(model, n, test[0], batch, job.train.amp)
-    return fit(_Above(model, n), (h_train, train[1]), (h_test, test[1]), job.train, progress)
+    return fit(_Above(model, n), (h_train, train[1]), (h_test, test[1]), job.train, progress, **fit_options)
 
 
 @torch.no_grad()  # not inference_mode: the features are inputs to a graph that needs gradients

@@ -34,7 +34,8 @@ from backend.data.split import cap_per_class  # noqa: E402
 from backend.models import build_model  # noqa: E402
 from backend.specs import PRESETS, TrainJobSpec, YosinskiSpec, parse  # noqa: E402
 from backend.studies import yosinski  # noqa: E402
-from backend.studies.plan import PlannedJob, run_local  # noqa: E402
+from backend.studies.local import run_local  # noqa: E402
+from backend.studies.plan import PlannedJob  # noqa: E402
 from backend.transfer import copy_units  # noqa: E402
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081

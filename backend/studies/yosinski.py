@@ -8,12 +8,15 @@ final accuracy is kept too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from backend.specs import DataSpec, TrainJobSpec, TransferJobSpec, YosinskiSpec
-from backend.studies.plan import JobOutcome, PlannedJob, transfer_source_key
+from backend.studies.plan import PlannedJob, transfer_source_key
+
+if TYPE_CHECKING:
+    from backend.studies.local import JobOutcome
 
 # Transfers draw their re-initialised units from a seed disjoint from their base networks', so the
 # layers above n never restart from the base network's own initial weights.

@@ -106,3 +106,31 @@ def test_device_resolution():
         assert resolve_device("auto").type == "cpu"
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resuming_from_a_saved_epoch_state_is_exact(tmp_path, optimizer):
+    from backend.checkpoints import load_train_state, save_train_state
+
+    spec = parse(TrainJobSpec, {"data": {"source": {"kind": "digits"}},
+                                "model": {"channels": [8, 16], "hidden": [16], "dropout": 0.2},
+                                "train": {"epochs": 4, "optimizer": optimizer, "augment": "crop", "lr": 0.01}})
+    full = train_job(spec, "cpu")
+
+    class Crash(Exception):
+        pass
+
+    def save_then_crash(state):
+        save_train_state(tmp_path / "state.safetensors", state, "hash")
+        if state.epoch == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train_job(spec, "cpu", on_epoch=save_then_crash)
+    assert load_train_state(tmp_path / "state.safetensors", "other hash") is None
+    state = load_train_state(tmp_path / "state.safetensors", "hash")
+    assert state.epoch == 2 and len(state.result.history) == 2
+    resumed = train_job(spec, "cpu", resume=state)
+    assert [r.epoch for r in resumed.result.history] == [1, 2, 3, 4]
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

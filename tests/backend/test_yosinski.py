@@ -5,7 +5,7 @@ import pytest
 from backend.cli import main
 from backend.specs import PRESETS, SpecError, TrainJobSpec, YosinskiSpec, parse, spec_hash
 from backend.studies import yosinski
-from backend.studies.plan import run_local
+from backend.studies.local import run_local
 
 TINY = {
     "data": {"source": {"kind": "synthetic", "n_classes": 4, "train_per_class": 30, "test_per_class": 10, "size": 8}},
