@@ -16,3 +16,8 @@ def var_dir() -> Path:
 def data_cache_dir() -> Path:
     """Decoded data sets as safetensors, so a folder of PNGs is decoded once."""
     return Path(os.environ.get("TRANSFERLAB_DATA_CACHE", var_dir() / "cache" / "data"))
+
+
+def artifacts_dir() -> Path:
+    """Checkpoints and epoch states the workers write; shared by every worker of a database."""
+    return Path(os.environ.get("TRANSFERLAB_ARTIFACTS", var_dir() / "artifacts"))

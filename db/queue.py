@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db.schema import (
     BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, Job, JobDependency, Metric,
-    Result, Study, db_time,
+    Result, Study, Worker, db_time,
 )
 from db.session import get_engine, session_scope
 
@@ -263,6 +263,34 @@ class Queue:
             return s.execute(update(Job).where(*_owned(job_id, worker_id)).values(
                 status=SUCCEEDED, result_of=earlier, progress=1.0, finished_at=db_time(),
                 message=f"reused the result of job {earlier}", lease_expires_at=None)).rowcount == 1
+
+    def add_metrics(self, job_id: int, rows: Iterable[tuple[str, int, float]]) -> None:
+        """Stream points of a running job's curves (the full set is stored again on completion)."""
+        values = [{"job_id": job_id, "key": k, "step": step, "value": float(v)} for k, step, v in rows]
+        if values:
+            with session_scope(self.engine) as s:
+                s.execute(insert(Metric), values)
+
+    def checkpoint_of(self, spec_hash: str) -> str | None:
+        """The path (relative to the artifacts folder) of the checkpoint of a succeeded run of `spec_hash`."""
+        query = (select(Artifact.path).join(Job, Job.id == Artifact.job_id)
+                 .where(Job.spec_hash == spec_hash, Job.status == SUCCEEDED, Artifact.kind == "checkpoint")
+                 .order_by(Job.id.desc()).limit(1))
+        with session_scope(self.engine) as s:
+            return s.scalar(query)
+
+    def register_worker(self, worker_id: str, host: str, device: str, versions: dict[str, Any]) -> None:
+        with session_scope(self.engine) as s:
+            row = s.get(Worker, worker_id)
+            if row is None:
+                s.add(Worker(id=worker_id, host=host, device=device, versions=versions))
+            else:
+                row.host, row.device, row.versions, row.started_at = host, device, versions, db_time()
+                row.last_seen_at = db_time()
+
+    def worker_seen(self, worker_id: str) -> None:
+        with session_scope(self.engine) as s:
+            s.execute(update(Worker).where(Worker.id == worker_id).values(last_seen_at=db_time()))
 
     def counts(self, study_id: int | None = None) -> dict[str, int]:
         query = select(Job.status, func.count()).group_by(Job.status)

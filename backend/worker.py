@@ -1,0 +1,240 @@
+"""The worker: the one bridge between the queue and the engine.
+
+It claims a job, runs it with the engine, streams progress and per-epoch metrics, saves an epoch
+state after every epoch (so a crashed job resumes where it stopped), writes the final checkpoint
+atomically, stores the results, and heartbeats throughout. A cancel request or SIGTERM stops the
+run at the next step: cancelled jobs are marked so, and on SIGTERM the job goes back to the queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+import torch
+
+from backend import settings
+from backend.checkpoints import load_train_state, save_checkpoint, save_train_state
+from backend.provenance import environment
+from backend.specs import SpecError, TrainJobSpec, canonical_json, spec_hash
+from backend.studies.plan import parse_job
+from backend.train import Progress, Trained, resolve_device, train_job
+from backend.transfer import SourceNet, transfer_job
+from db.queue import ClaimedJob, Queue
+
+log = logging.getLogger("transferlab.worker")
+
+
+class JobStopped(Exception):
+    """Raised from the progress callback to stop a run between steps."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason  # "cancelled" | "stopping" | "lease lost"
+
+
+class Worker:
+    def __init__(self, queue: Queue, device: str = "auto", worker_id: str | None = None,
+                 lease_seconds: float = 30.0, heartbeat_seconds: float | None = None,
+                 poll_seconds: float = 1.0, artifacts: Path | None = None):
+        self.queue = queue
+        self.device = resolve_device(device)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_seconds = lease_seconds
+        # A lease outlives about two missed heartbeats before another worker may take the job.
+        self.heartbeat_seconds = heartbeat_seconds or lease_seconds / 2.5
+        self.poll_seconds = poll_seconds
+        self.artifacts = artifacts or settings.artifacts_dir()
+        self.stopping = threading.Event()
+
+    # ------------------------------------------------------------ loop
+
+    def serve(self, once: bool = False, max_jobs: int | None = None, idle_exit: float | None = None) -> int:
+        """Run jobs until stopped: `once` runs at most one, `idle_exit` stops after that many idle
+        seconds. Returns the number of jobs run."""
+        self.queue.register_worker(self.worker_id, socket.gethostname(), str(self.device),
+                                   {**environment(), "cuda": torch.version.cuda or ""})
+        ran, idle_since = 0, time.monotonic()
+        while not self.stopping.is_set() and (max_jobs is None or ran < max_jobs):
+            self.queue.requeue_expired()
+            self.queue.fail_cycles()
+            job = self.queue.claim(self.worker_id, self.lease_seconds)
+            if job is None:
+                if once or (idle_exit is not None and time.monotonic() - idle_since > idle_exit):
+                    break
+                self.queue.worker_seen(self.worker_id)
+                self.stopping.wait(self.poll_seconds)
+                continue
+            self.run(job)
+            ran += 1
+            idle_since = time.monotonic()
+            if once:
+                break
+        return ran
+
+    def stop_on_signals(self) -> None:
+        """SIGTERM/SIGINT: stop at the next step and give the current job back to the queue."""
+        def handler(signum, _frame):
+            log.info("signal %s: stopping after the current step", signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # ------------------------------------------------------------ one job
+
+    def run(self, job: ClaimedJob) -> str:
+        """Run one claimed job to an end state; every error ends on the job, never in the loop."""
+        try:
+            spec = parse_job(job.kind, job.spec)
+        except SpecError as exc:
+            return self.queue.fail(job.id, self.worker_id, f"invalid job spec: {exc}")
+        if spec_hash(spec) != job.spec_hash:
+            return self.queue.fail(job.id, self.worker_id, "spec hash does not match the spec (edited by hand?)")
+        if self.queue.link_to_earlier(job.id, self.worker_id, job.spec_hash):
+            return "succeeded"
+        beat = _Heartbeat(self, job)
+        beat.start()
+        try:
+            trained = self._train(job, spec, beat)
+            self._finish(job, spec, trained)
+            return "succeeded"
+        except JobStopped as stop:
+            if stop.reason == "cancelled":
+                self.queue.mark_cancelled(job.id, self.worker_id)
+                return "cancelled"
+            if stop.reason == "stopping":
+                self.queue.release(job.id, self.worker_id, "worker stopped; job requeued")
+                return "queued"
+            return "lost"
+        except SpecError as exc:  # bad input: retrying will not help
+            return self.queue.fail(job.id, self.worker_id, str(exc))
+        except Exception as exc:  # possibly transient (out of memory, a full disk): retry
+            log.exception("job %s failed", job.id)
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            return self.queue.fail(job.id, self.worker_id, detail, retry=True)
+        finally:
+            beat.stop()
+
+    def _train(self, job: ClaimedJob, spec, beat: _Heartbeat) -> Trained:
+        state_path = self._job_dir(job.id) / "state.safetensors"
+        resume = load_train_state(state_path, job.spec_hash)
+        if resume is not None:
+            beat.report(resume.epoch / spec.train.epochs, f"resumed after epoch {resume.epoch}")
+
+        def on_epoch(state) -> None:
+            save_train_state(state_path, state, job.spec_hash)
+            r = state.result.history[-1]
+            self.queue.add_metrics(job.id, _epoch_metrics(r))
+
+        options = {"progress": beat.progress, "on_epoch": on_epoch, "resume": resume}
+        if isinstance(spec, TrainJobSpec):
+            return train_job(spec, self.device, **options)
+        return transfer_job(spec, self._source(spec), self.device, **options)
+
+    def _source(self, spec) -> SourceNet | None:
+        if spec.source is None or spec.transfer.n == 0 or spec.transfer.init != "source":
+            return None
+        source_hash = spec_hash(spec.source)
+        relative = self.queue.checkpoint_of(source_hash)
+        if relative is None:
+            raise SpecError(f"no finished run of the source network {source_hash[:12]} has a checkpoint",
+                            field="source")
+        path = self.artifacts / relative
+        if not path.exists():
+            raise SpecError(f"the source checkpoint {str(path)!r} is missing from the artifacts folder",
+                            field="source")
+        return SourceNet.load(str(path))
+
+    def _finish(self, job: ClaimedJob, spec, trained: Trained) -> None:
+        folder = self._job_dir(job.id)
+        path = save_checkpoint(folder / "model", trained.model, {
+            "spec": json.loads(canonical_json(spec)), "spec_hash": job.spec_hash, "job": job.id,
+            "data_fingerprint": trained.data.fingerprint, "units": trained.model.unit_names,
+            "normalization": {"mean": trained.normalization.mean, "std": trained.normalization.std},
+            "metrics": trained.result.to_dict(), "device": str(self.device),
+        })
+        artifact = {"kind": "checkpoint", "path": str(path.relative_to(self.artifacts)),
+                    "sha256": _sha256(path), "bytes": path.stat().st_size}
+        r = trained.result
+        results = {"final_accuracy": r.final_accuracy, "best10_accuracy": r.best_mean(10),
+                   "train_seconds": r.train_seconds, "images_per_second": r.images_seen / max(r.train_seconds, 1e-9)}
+        metrics = [m for record in r.history for m in _epoch_metrics(record)]
+        tables = {"provenance": {**environment(), "device": str(self.device), "worker": self.worker_id,
+                                 "data_fingerprint": trained.data.fingerprint}}
+        if self.queue.complete(job.id, self.worker_id, results, metrics, [artifact], tables):
+            (folder / "state.safetensors").unlink(missing_ok=True)
+
+    def _job_dir(self, job_id: int) -> Path:
+        return self.artifacts / f"job-{job_id}"
+
+
+class _Heartbeat:
+    """Extends the lease every interval from a thread, carrying the latest progress; learns of
+    cancel requests and lost leases, which the progress callback turns into a stop."""
+
+    def __init__(self, worker: Worker, job: ClaimedJob):
+        self.worker, self.job = worker, job
+        self.done = threading.Event()
+        self.stop_reason: str | None = None
+        self.latest: tuple[float, str] = (0.0, "starting")
+        self.thread = threading.Thread(target=self._loop, daemon=True, name=f"heartbeat-{job.id}")
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=10)
+
+    def report(self, fraction: float, message: str) -> None:
+        self.latest = (fraction, message)
+
+    def progress(self, p: Progress) -> None:
+        """The engine's progress callback: record, and stop here if asked to."""
+        done_steps = (p.epoch - 1) * p.steps + p.step
+        if p.phase == "eval":
+            message = f"epoch {p.epoch}/{p.epochs}: test accuracy {100 * p.accuracy:.2f}%"
+        else:
+            message = f"epoch {p.epoch}/{p.epochs}, step {p.step}/{p.steps}, loss {p.loss:.4f}"
+        self.report(done_steps / (p.epochs * p.steps), message)
+        if self.worker.stopping.is_set():
+            raise JobStopped("stopping")
+        if self.stop_reason:
+            raise JobStopped(self.stop_reason)
+
+    def _loop(self) -> None:
+        w = self.worker
+        while not self.done.wait(w.heartbeat_seconds):
+            try:
+                lease = w.queue.heartbeat(self.job.id, w.worker_id, w.lease_seconds, *self.latest)
+            except Exception:  # the database is briefly unreachable: try again next beat
+                log.warning("heartbeat for job %s failed", self.job.id, exc_info=True)
+                continue
+            if not lease.held:
+                self.stop_reason = "lease lost"
+            elif lease.cancel_requested:
+                self.stop_reason = "cancelled"
+
+
+def _epoch_metrics(r) -> list[tuple[str, int, float]]:
+    return [("train_loss", r.epoch, r.train_loss), ("train_accuracy", r.epoch, r.train_accuracy),
+            ("test_loss", r.epoch, r.test_loss), ("test_accuracy", r.epoch, r.test_accuracy),
+            ("lr", r.epoch, r.lr)]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
