@@ -1,7 +1,9 @@
 """Command line.
 
     python -m backend train --data digits --model convnet --epochs 10
-    python -m backend sweep --preset yosinski-digits
+    python -m backend sweep --preset yosinski-digits      # run a study here, print its table
+    python -m backend submit --preset yosinski-digits     # queue it for the workers
+    python -m backend worker --device cuda:0              # run queued jobs
 """
 
 from __future__ import annotations
@@ -27,16 +29,28 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--save", metavar="PATH", help="write a checkpoint (.safetensors + .json)")
     train.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
-    sweep = commands.add_parser("sweep", help="run a layer-transfer study (Yosinski et al.) and print its table")
-    sweep.add_argument("--preset", choices=sorted(PRESETS), default="yosinski-digits")
-    add_job_arguments(sweep)
-    sweep.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
-    sweep.add_argument("--n", help="units transferred, e.g. 1,3,5 (default 1..L)")
-    sweep.add_argument("--treatments", help=f"comma-separated, from {','.join(TREATMENTS)}")
+    sweep = commands.add_parser("sweep", help="run a layer-transfer study (Yosinski et al.) here and print its table")
+    submit = commands.add_parser("submit", help="queue a layer-transfer study for the workers")
+    for p in (sweep, submit):
+        p.add_argument("--preset", choices=sorted(PRESETS), default="yosinski-digits")
+        add_job_arguments(p)
+        p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+        p.add_argument("--n", help="units transferred, e.g. 1,3,5 (default 1..L)")
+        p.add_argument("--treatments", help=f"comma-separated, from {','.join(TREATMENTS)}")
+        p.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
     sweep.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     sweep.add_argument("--out", metavar="DIR", help="where the CSV and JSON go (default var/results)")
-    sweep.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
+    submit.add_argument("--name", help="the study's name (default: the preset's)")
+    submit.add_argument("--priority", type=int, default=0, help="higher runs first")
+    worker = commands.add_parser("worker", help="run queued jobs (one worker per GPU)")
+    worker.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    worker.add_argument("--max-jobs", type=int, help="exit after this many jobs")
+    worker.add_argument("--idle-exit", type=float, metavar="SECONDS", help="exit after this long with nothing to do")
+    worker.add_argument("--lease", type=float, default=30.0, help="seconds a job is held without a heartbeat")
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        return run_worker(args)
     try:
         if args.command == "train":
             spec = spec_from_args(args, TrainJobSpec, {"data": {"source": {"kind": "digits"}}})
@@ -49,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             return run_train(spec, args.device, args.save)
+        if args.command == "submit":
+            return run_submit(spec, args)
         return run_sweep(spec, args.preset, args.device, args.out)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -158,6 +174,33 @@ def run_train(job: TrainJobSpec, device: str, save: str | None) -> int:
             "metrics": result.to_dict(),
         })
         print(f"saved {path}")
+    return 0
+
+
+def run_submit(study: YosinskiSpec, args: argparse.Namespace) -> int:
+    from db.queue import Queue
+    from db.session import database_url
+    from db.submit import submit_study
+
+    queue = Queue()
+    study_id = submit_study(queue, study, args.name, args.preset, args.priority)
+    print(f"study {study_id}: {sum(queue.counts(study_id).values())} jobs queued in {database_url()} "
+          f"({queue.counts(study_id)})")
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from backend.worker import Worker
+    from db.queue import Queue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    worker = Worker(Queue(), args.device, lease_seconds=args.lease)
+    worker.stop_on_signals()
+    print(f"worker {worker.worker_id} on {worker.device}", flush=True)
+    ran = worker.serve(once=args.once, max_jobs=args.max_jobs, idle_exit=args.idle_exit)
+    print(f"worker {worker.worker_id}: ran {ran} jobs", flush=True)
     return 0
 
 

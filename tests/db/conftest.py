@@ -1,0 +1,38 @@
+"""One contract suite, every backend: a real SQLite file and a real PostgreSQL server."""
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from db.queue import Queue
+from db.session import get_engine
+
+POSTGRES = os.environ.get("TRANSFERLAB_TEST_POSTGRES_URL")
+
+
+def postgres_database() -> str:
+    """A fresh database on the test server; its URL."""
+    if not POSTGRES:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must test PostgreSQL: TRANSFERLAB_TEST_POSTGRES_URL is not set (.ci/run starts a server)")
+        pytest.skip("no PostgreSQL server: set TRANSFERLAB_TEST_POSTGRES_URL to run these (.ci/run does)")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return POSTGRES.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return postgres_database()
+
+
+@pytest.fixture
+def queue(database_url):
+    return Queue(get_engine(database_url))

@@ -1,0 +1,199 @@
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, select, text
+
+from db.queue import NewJob, Queue, QueueError
+from db.schema import Job, JobDependency, Metric, Result, Study
+from db.session import get_engine, session_scope
+
+
+def job(key, *deps, kind="train"):
+    return NewJob(key, kind, json.dumps({"k": key}), f"hash-{key}", {"name": key}, tuple(deps))
+
+
+def submit(queue, jobs, name="study"):
+    return queue.submit(name, {"study": name}, f"study-{name}", jobs)
+
+
+def ids(queue, study_id):
+    with session_scope(queue.engine) as s:
+        rows = s.execute(select(Job.labels, Job.id).where(Job.study_id == study_id)).all()
+    return {labels["name"]: job_id for labels, job_id in rows}
+
+
+def status(queue, job_id):
+    with session_scope(queue.engine) as s:
+        return s.get(Job, job_id).status
+
+
+def test_migrations_create_the_schema_and_are_idempotent(database_url):
+    engine = get_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    from db.session import migrate
+
+    migrate(engine)  # a second start changes nothing
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Study)) == 0
+
+
+def test_sqlite_pragmas(tmp_path):
+    engine = get_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+
+
+def test_two_processes_starting_together_migrate_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    code = f"from db.session import get_engine; get_engine({url!r})"
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+
+
+def test_claim_follows_dependencies_and_priority(queue):
+    study = submit(queue, [job("a"), job("b", "a"), job("c")])
+    by = ids(queue, study)
+    first = queue.claim("w1", 30)
+    second = queue.claim("w2", 30)
+    assert {first.id, second.id} == {by["a"], by["c"]}
+    assert queue.claim("w3", 30) is None  # b waits for a
+    a = first if first.id == by["a"] else second
+    assert queue.complete(a.id, "w1" if a is first else "w2", {"final_accuracy": 0.9})
+    b = queue.claim("w3", 30)
+    assert b.id == by["b"] and b.depends_on == (by["a"],)
+    urgent = queue.submit("urgent", {}, "u", [job("z")], priority=5)
+    queue.submit("later", {}, "l", [job("y")])
+    assert queue.claim("w4", 30).id == ids(queue, urgent)["z"]
+
+
+def test_a_job_is_claimed_once(queue):
+    submit(queue, [job(str(i)) for i in range(20)])
+    claimed = [queue.claim(f"w{i}", 30) for i in range(25)]
+    got = [c.id for c in claimed if c is not None]
+    assert len(got) == len(set(got)) == 20
+
+
+def test_succeeded_spec_is_not_run_again(queue):
+    first = submit(queue, [job("a")])
+    claimed = queue.claim("w", 30)
+    queue.complete(claimed.id, "w", {"final_accuracy": 0.5})
+    again = submit(queue, [job("a"), job("b", "a")], name="again")
+    by = ids(queue, again)
+    assert status(queue, by["a"]) == "succeeded"
+    assert queue.source_of(by["a"]) == ids(queue, first)["a"]
+    assert queue.claim("w", 30).id == by["b"]  # its dependency is already satisfied
+
+
+def test_expired_lease_requeues_then_fails_and_blocks_dependants(queue):
+    study = submit(queue, [job("a"), job("b", "a"), job("c", "b")])
+    by = ids(queue, study)
+    for attempt in range(1, 4):
+        claimed = queue.claim("dead", 0.2)
+        assert claimed.id == by["a"] and claimed.attempts == attempt
+        time.sleep(0.4)
+        assert queue.requeue_expired() == [by["a"]]
+    with session_scope(queue.engine) as s:
+        a = s.get(Job, by["a"])
+        assert a.status == "failed" and "lease expired" in a.error and "no attempts left" in a.error
+        assert s.get(Job, by["b"]).status == "blocked" and s.get(Job, by["c"]).status == "blocked"
+        assert str(by["a"]) in s.get(Job, by["b"]).error or "failed" in s.get(Job, by["b"]).error
+
+
+def test_heartbeat_keeps_the_lease(queue):
+    submit(queue, [job("a")])
+    claimed = queue.claim("w", 0.5)
+    for _ in range(3):
+        time.sleep(0.25)
+        assert queue.heartbeat(claimed.id, "w", 0.5, 0.5, "half way").held
+        assert queue.requeue_expired() == []
+    assert not queue.heartbeat(claimed.id, "someone else", 0.5).held
+
+
+def test_complete_after_losing_the_lease_keeps_one_set_of_results(queue):
+    submit(queue, [job("a")])
+    first = queue.claim("slow", 0.2)
+    time.sleep(0.4)
+    queue.requeue_expired()
+    second = queue.claim("fast", 30)
+    assert second.id == first.id
+    assert queue.complete(second.id, "fast", {"final_accuracy": 0.8}, [("test_accuracy", 1, 0.8)])
+    assert not queue.complete(first.id, "slow", {"final_accuracy": 0.1}, [("test_accuracy", 1, 0.1)])
+    with session_scope(queue.engine) as s:
+        assert s.scalars(select(Result.value).where(Result.job_id == first.id)).all() == [0.8]
+        assert s.scalar(select(func.count()).select_from(Metric).where(Metric.job_id == first.id)) == 1
+
+
+def test_failure_retries_then_blocks(queue):
+    study = submit(queue, [job("a"), job("b", "a")])
+    by = ids(queue, study)
+    claimed = queue.claim("w", 30)
+    assert queue.fail(claimed.id, "w", "out of memory", retry=True) == "queued"
+    claimed = queue.claim("w", 30)
+    assert queue.fail(claimed.id, "w", "bad spec") == "failed"
+    assert status(queue, by["b"]) == "blocked"
+    assert sorted(queue.retry(by["a"])) == sorted([by["a"], by["b"]])
+    assert status(queue, by["a"]) == status(queue, by["b"]) == "queued"
+    with pytest.raises(QueueError, match="only failed, cancelled or blocked"):
+        queue.retry(by["a"])
+
+
+def test_cancel_queued_and_running(queue):
+    study = submit(queue, [job("a"), job("b"), job("c", "b")])
+    by = ids(queue, study)
+    assert queue.cancel(by["b"]) == "cancelled"
+    assert status(queue, by["c"]) == "blocked"
+    running = queue.claim("w", 30)
+    assert running.id == by["a"]
+    assert queue.cancel(by["a"]) == "running"
+    assert queue.heartbeat(running.id, "w", 30).cancel_requested
+    queue.mark_cancelled(running.id, "w")
+    assert status(queue, by["a"]) == "cancelled"
+
+
+def test_clone_with_an_edited_spec(queue):
+    study = submit(queue, [job("a"), job("b", "a")])
+    by = ids(queue, study)
+    clone = queue.clone(by["b"], json.dumps({"k": "b2"}), "hash-b2")
+    with session_scope(queue.engine) as s:
+        new = s.get(Job, clone)
+        assert new.status == "queued" and new.labels["cloned_from"] == by["b"] and new.study_id == study
+        deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == clone)).all()
+        assert deps == [by["a"]]
+
+
+@pytest.mark.parametrize("jobs, message", [
+    ([job("a", "b"), job("b", "a")], "dependency cycle: "),
+    ([job("a", "a")], "dependency cycle: a -> a"),
+    ([job("a", "zz")], "not in the submission"),
+    ([job("a"), job("a")], "two jobs share the key"),
+])
+def test_bad_submissions_are_refused_and_store_nothing(queue, jobs, message):
+    with pytest.raises(QueueError, match=message):
+        submit(queue, jobs)
+    with session_scope(queue.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Study)) == 0
+        assert s.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_a_cycle_already_in_the_store_fails_with_its_path(queue):
+    study = submit(queue, [job("a"), job("b"), job("c")])
+    by = ids(queue, study)
+    with session_scope(queue.engine) as s:  # written by hand, as a broken import might
+        s.add_all([JobDependency(job_id=by["a"], depends_on=by["b"]),
+                   JobDependency(job_id=by["b"], depends_on=by["a"])])
+    cycle = queue.fail_cycles()
+    assert sorted(cycle) == sorted([by["a"], by["b"]])
+    with session_scope(queue.engine) as s:
+        assert "dependency cycle" in s.get(Job, by["a"]).error
+    assert queue.claim("w", 30).id == by["c"]  # the rest is still served
+
+
+def test_queue_uses_its_own_engine(database_url):
+    q1, q2 = Queue(get_engine(database_url)), Queue(get_engine(database_url))
+    assert q1.engine is q2.engine  # one engine per URL per process
