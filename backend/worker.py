@@ -105,8 +105,8 @@ class Worker:
         beat = _Heartbeat(self, job)
         beat.start()
         try:
-            trained = self._train(job, spec, beat)
-            self._finish(job, spec, trained)
+            trained, resumed_from = self._train(job, spec, beat)
+            self._finish(job, spec, trained, resumed_from)
             return "succeeded"
         except JobStopped as stop:
             if stop.reason == "cancelled":
@@ -125,7 +125,8 @@ class Worker:
         finally:
             beat.stop()
 
-    def _train(self, job: ClaimedJob, spec, beat: _Heartbeat) -> Trained:
+    def _train(self, job: ClaimedJob, spec, beat: _Heartbeat) -> tuple[Trained, int]:
+        """The trained network, and the epoch it resumed after (0: from the start)."""
         state_path = self._job_dir(job.id) / "state.safetensors"
         resume = load_train_state(state_path, job.spec_hash)
         if resume is not None:
@@ -138,8 +139,10 @@ class Worker:
 
         options = {"progress": beat.progress, "on_epoch": on_epoch, "resume": resume}
         if isinstance(spec, TrainJobSpec):
-            return train_job(spec, self.device, **options)
-        return transfer_job(spec, self._source(spec), self.device, **options)
+            trained = train_job(spec, self.device, **options)
+        else:
+            trained = transfer_job(spec, self._source(spec), self.device, **options)
+        return trained, resume.epoch if resume else 0
 
     def _source(self, spec) -> SourceNet | None:
         if spec.source is None or spec.transfer.n == 0 or spec.transfer.init != "source":
@@ -155,7 +158,7 @@ class Worker:
                             field="source")
         return SourceNet.load(str(path))
 
-    def _finish(self, job: ClaimedJob, spec, trained: Trained) -> None:
+    def _finish(self, job: ClaimedJob, spec, trained: Trained, resumed_from: int) -> None:
         folder = self._job_dir(job.id)
         path = save_checkpoint(folder / "model", trained.model, {
             "spec": json.loads(canonical_json(spec)), "spec_hash": job.spec_hash, "job": job.id,
@@ -167,7 +170,8 @@ class Worker:
                     "sha256": _sha256(path), "bytes": path.stat().st_size}
         r = trained.result
         results = {"final_accuracy": r.final_accuracy, "best10_accuracy": r.best_mean(10),
-                   "train_seconds": r.train_seconds, "images_per_second": r.images_seen / max(r.train_seconds, 1e-9)}
+                   "train_seconds": r.train_seconds, "images_per_second": r.images_seen / max(r.train_seconds, 1e-9),
+                   "resumed_from_epoch": resumed_from}
         metrics = [m for record in r.history for m in _epoch_metrics(record)]
         tables = {"provenance": {**environment(), "device": str(self.device), "worker": self.worker_id,
                                  "data_fingerprint": trained.data.fingerprint}}

@@ -1,0 +1,188 @@
+"""The worker against a real store (SQLite file and PostgreSQL), in-process and as real processes."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.specs import TrainJobSpec, YosinskiSpec, canonical_json, parse, spec_hash
+from backend.worker import Worker
+from db.queue import NewJob, Queue
+from db.schema import Artifact, Job, Metric, Result
+from db.session import get_engine, session_scope
+from db.submit import submit_study
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_DATA = {"source": {"kind": "synthetic", "n_classes": 4, "train_per_class": 8, "test_per_class": 4, "size": 8}}
+
+
+def tiny(seed, epochs=1, data=TINY_DATA):
+    return parse(TrainJobSpec, {"data": data, "model": {"arch": "mlp", "hidden": [8]},
+                                "train": {"epochs": epochs, "batch_size": 8, "seed": seed}})
+
+
+def new_job(spec, kind="train", raw=None):
+    text = raw if raw is not None else canonical_json(spec)
+    key = spec_hash(spec) if spec is not None else hashlib.sha256(f"{kind}{raw}".encode()).hexdigest()
+    return NewJob(key, kind, text, key, {})
+
+
+def jobs_by_status(queue):
+    with session_scope(queue.engine) as s:
+        return {j.id: (j.status, j.error, j.attempts) for j in s.scalars(select(Job))}
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    return tmp_path / "artifacts"
+
+
+def test_worker_runs_a_study_and_stores_everything(queue, artifacts):
+    study = parse(YosinskiSpec, {"data": TINY_DATA, "model": {"arch": "convnet", "channels": [4], "hidden": [4]},
+                                 "train": {"epochs": 2, "batch_size": 8}, "treatments": ["AnB", "BnB+"]})
+    study_id = submit_study(queue, study, preset="tiny")
+    ran = Worker(queue, "cpu", artifacts=artifacts).serve(idle_exit=0)
+    assert ran == 2 + 2 * 2 and queue.counts(study_id) == {"succeeded": 6}
+    with session_scope(queue.engine) as s:
+        for job in s.scalars(select(Job)):
+            names = set(s.scalars(select(Result.name).where(Result.job_id == job.id)))
+            assert {"final_accuracy", "best10_accuracy", "train_seconds", "provenance"} <= names
+            epochs = s.scalars(select(Metric.step).where(Metric.job_id == job.id, Metric.key == "test_accuracy")).all()
+            assert sorted(epochs) == [1, 2]
+            artifact = s.scalars(select(Artifact).where(Artifact.job_id == job.id)).one()
+            assert hashlib.sha256((artifacts / artifact.path).read_bytes()).hexdigest() == artifact.sha256
+    assert not list(artifacts.rglob("state.safetensors"))  # epoch states are removed once done
+
+
+def test_bad_jobs_fail_clearly_and_the_worker_serves_the_rest(queue, artifacts):
+    good = tiny(1)
+    queue.submit("bad", {}, "bad", [
+        new_job(None, raw="{not json"),
+        new_job(None, kind="teleport", raw=canonical_json(good)),
+        new_job(good),
+    ])
+    Worker(queue, "cpu", artifacts=artifacts).serve(idle_exit=0)
+    states = sorted(jobs_by_status(queue).values(), key=lambda v: v[0])
+    assert states[0][0] == "failed" and states[1][0] == "failed" and states[2][0] == "succeeded"
+    errors = " | ".join(e for _, e, _ in states if e)
+    assert "invalid job spec" in errors and "Invalid JSON" in errors
+    assert "unknown job kind 'teleport'" in errors
+
+
+def test_missing_source_checkpoint_fails_the_transfer_only(queue, artifacts):
+    study = parse(YosinskiSpec, {"data": TINY_DATA, "model": {"arch": "mlp", "hidden": [8, 8]},
+                                 "train": {"epochs": 1, "batch_size": 8}, "treatments": ["AnB"], "n": [1]})
+    submit_study(queue, study)
+    worker = Worker(queue, "cpu", artifacts=artifacts)
+    worker.serve(max_jobs=2)  # the two base networks
+    for checkpoint in artifacts.rglob("model.safetensors"):
+        checkpoint.unlink()
+    worker.serve(idle_exit=0)
+    failed = [e for st, e, _ in jobs_by_status(queue).values() if st == "failed"]
+    assert len(failed) == 1 and "missing from the artifacts folder" in failed[0]
+
+
+def test_cancel_stops_a_running_job_within_seconds(queue, artifacts):
+    queue.submit("long", {}, "long", [new_job(tiny(0, epochs=500))])
+    worker = Worker(queue, "cpu", artifacts=artifacts, heartbeat_seconds=0.2)
+    thread = threading.Thread(target=worker.serve, kwargs={"once": True})
+    thread.start()
+    job_id = next(iter(jobs_by_status(queue)))
+    deadline = time.time() + 60
+    while jobs_by_status(queue)[job_id][0] != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    asked = time.time()
+    queue.cancel(job_id)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and time.time() - asked < 5
+    assert jobs_by_status(queue)[job_id][0] == "cancelled"
+
+
+def test_identical_spec_in_a_later_study_links_instead_of_running(queue, artifacts):
+    queue.submit("one", {}, "one", [new_job(tiny(3))])
+    Worker(queue, "cpu", artifacts=artifacts).serve(idle_exit=0)
+    queue.submit("two", {}, "two", [new_job(tiny(3))])
+    with session_scope(queue.engine) as s:
+        first, second = s.scalars(select(Job).order_by(Job.id)).all()
+        assert second.status == "succeeded" and second.result_of == first.id
+
+
+# ---------------------------------------------------------------- real worker processes
+
+def start_worker(database_url, artifacts, *args):
+    env = {**os.environ, "TRANSFERLAB_DATABASE_URL": database_url, "TRANSFERLAB_ARTIFACTS": str(artifacts),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "backend", "worker", "--device", "cpu", *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_four_workers_drain_300_jobs_each_exactly_once(database_url, artifacts):
+    queue = Queue(get_engine(database_url))
+    queue.submit("many", {}, "many", [new_job(tiny(seed)) for seed in range(300)])
+    workers = [start_worker(database_url, artifacts, "--idle-exit", "3") for _ in range(4)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    ran = [int(out.strip().rsplit("ran ", 1)[1].split()[0]) for out in outputs]
+    assert sum(ran) == 300  # every job run once, by exactly one worker
+    with session_scope(queue.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "succeeded")) == 300
+        assert s.scalar(select(func.max(Job.attempts))) == 1
+        assert s.scalar(select(func.count()).select_from(Artifact)) == 300
+        assert s.scalar(select(func.count(func.distinct(Job.worker_id)))) >= 2
+
+
+def wait_for(predicate, timeout=120, every=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+def test_killed_worker_job_is_reclaimed_and_resumed_without_duplicates(database_url, artifacts):
+    queue = Queue(get_engine(database_url))
+    epochs = 60
+    spec = tiny(0, epochs=epochs, data={"source": {"kind": "digits"}})
+    queue.submit("crash", {}, "crash", [new_job(spec)])
+    victim = start_worker(database_url, artifacts, "--lease", "2")
+    assert wait_for(lambda: list(artifacts.rglob("state.safetensors")) and _epochs_done(queue) >= 3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    survivor = start_worker(database_url, artifacts, "--lease", "2", "--idle-exit", "5")
+    out = survivor.communicate(timeout=600)[0]
+    assert survivor.returncode == 0, out
+    with session_scope(queue.engine) as s:
+        job = s.scalars(select(Job)).one()
+        assert job.status == "succeeded" and job.attempts == 2
+        results = dict(s.execute(select(Result.name, Result.value).where(Result.job_id == job.id)).all())
+        assert results["resumed_from_epoch"] >= 3  # not from zero
+        steps = s.scalars(select(Metric.step).where(Metric.job_id == job.id, Metric.key == "test_accuracy")).all()
+        assert sorted(steps) == list(range(1, epochs + 1))  # no duplicated or missing points
+        assert s.scalar(select(func.count()).select_from(Artifact)) == 1
+
+
+def _epochs_done(queue):
+    with session_scope(queue.engine) as s:
+        return s.scalar(select(func.count()).select_from(Metric).where(Metric.key == "test_accuracy"))
+
+
+def test_sigterm_requeues_the_current_job_and_exits(database_url, artifacts):
+    queue = Queue(get_engine(database_url))
+    queue.submit("long", {}, "long", [new_job(tiny(0, epochs=10_000))])
+    worker = start_worker(database_url, artifacts)
+    assert wait_for(lambda: next(iter(jobs_by_status(queue).values()))[0] == "running")
+    time.sleep(1)
+    worker.send_signal(signal.SIGTERM)
+    out = worker.communicate(timeout=60)[0]
+    assert worker.returncode == 0, out
+    status, _, attempts = next(iter(jobs_by_status(queue).values()))
+    assert status == "queued" and attempts == 0
