@@ -63,11 +63,18 @@ class Worker:
         seconds. Returns the number of jobs run."""
         self.queue.register_worker(self.worker_id, socket.gethostname(), str(self.device),
                                    {**environment(), "cuda": torch.version.cuda or ""})
-        ran, idle_since = 0, time.monotonic()
+        ran, idle_since, maintained = 0, time.monotonic(), float("-inf")
         while not self.stopping.is_set() and (max_jobs is None or ran < max_jobs):
-            self.queue.requeue_expired()
-            self.queue.fail_cycles()
             job = self.queue.claim(self.worker_id, self.lease_seconds)
+            if job is None and time.monotonic() - maintained > self.poll_seconds:
+                # Nothing to run: maybe a dead worker holds jobs, or a cycle blocks them.
+                self.queue.requeue_expired()
+                self.queue.fail_cycles()
+                maintained = time.monotonic()
+                job = self.queue.claim(self.worker_id, self.lease_seconds)
+            elif job is not None and time.monotonic() - maintained > self.lease_seconds:
+                self.queue.requeue_expired()  # lost jobs go back even while the queue is busy
+                maintained = time.monotonic()
             if job is None:
                 if once or (idle_exit is not None and time.monotonic() - idle_since > idle_exit):
                     break

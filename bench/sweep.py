@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/sweep.py [--per-class 300] [--epochs 4] [--seeds 0] [--datasets DIR]
 
-Engine: `backend.studies.plan.run_local` (data on the device as one tensor, sliced batches, frozen
+Engine: `backend.studies.local.run_local` (data on the device as one tensor, sliced batches, frozen
 prefixes computed once). Reference, written as one usually would: a torchvision MNIST dataset with
-ToTensor/Normalize transforms, `DataLoader(batch_size=128, shuffle=True)`, the frozen layers run
-forward every step, evaluation through a DataLoader. Same classes, per-class subsets, networks,
-initialisations, copied units, optimiser, schedule and epochs.
+ToTensor/Normalize transforms, `DataLoader(batch_size=128)` over a seeded `RandomSampler`,
+the frozen layers run forward every step, evaluation through a DataLoader. Same classes, per-class
+subsets, normalisation, networks, initialisations, copied units, optimiser, schedule, epochs and
+even batch order (a seeded DataLoader draws the same permutations as the engine), so the
+accuracies should agree to float rounding: the difference checks the engine computes the same thing.
 
 Prints wall seconds of each (data loading included), the ratio, the mean |accuracy difference| over
 jobs, training images/s, and the engine's achieved training FLOP/s as a fraction of a measured
@@ -38,9 +40,6 @@ from backend.studies.local import run_local  # noqa: E402
 from backend.studies.plan import PlannedJob  # noqa: E402
 from backend.transfer import copy_units  # noqa: E402
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
-
 def mm_peak(n: int = 2048, repeats: int = 10) -> float:
     """float32 FLOP/s of a large matrix product on this machine: the practical ceiling."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -70,13 +69,13 @@ def train_flops_per_image(job: PlannedJob) -> float:
 
 def reference_sweep(plan: list[PlannedJob], root: str) -> tuple[dict[str, float], float, int]:
     """(final accuracy per job key, training seconds, training images) the standard way."""
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader, RandomSampler, Subset
     from torchvision import datasets, transforms
 
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
-    train_set = datasets.MNIST(root, train=True, transform=tf)
-    test_set = datasets.MNIST(root, train=False, transform=tf)
+    train_set = datasets.MNIST(root, train=True)
+    test_set = datasets.MNIST(root, train=False)
     trained: dict[str, dict] = {}
+    norms: dict[str, tuple[float, float]] = {}
     accuracy: dict[str, float] = {}
     seconds, images = 0.0, 0
     for job in plan:
@@ -90,13 +89,26 @@ def reference_sweep(plan: list[PlannedJob], root: str) -> tuple[dict[str, float]
             y = torch.tensor([relabel[int(t)] for t in ds.targets[idx]])
             return Subset(ds, idx[cap_per_class(y, cap, spec.data.seed)].tolist())
 
-        train = DataLoader(subset(train_set, spec.data.per_class), batch_size=128, shuffle=True, drop_last=True)
+        train_subset = subset(train_set, spec.data.per_class)
+        # Normalise as the engine does: by the training images' statistics, or for copied units
+        # by their source network's.
+        copies = not isinstance(spec, TrainJobSpec) and bool(job.depends_on)
+        if copies:
+            mean, std = norms[job.depends_on[0]]
+        else:
+            pixels = train_set.data[train_subset.indices].float() / 255
+            mean, std = pixels.mean().item(), pixels.std().item()
+        norms[job.key] = (mean, std)
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+        train_set.transform = test_set.transform = tf
+        order = RandomSampler(train_subset, generator=torch.Generator().manual_seed(spec.train.seed))
+        train = DataLoader(train_subset, batch_size=spec.train.batch_size, sampler=order, drop_last=True)
         test = DataLoader(subset(test_set, spec.data.test_per_class), batch_size=1000)
         torch.manual_seed(spec.train.seed)
         model = build_model(spec.model, (1, 28, 28), len(kept))
         n = 0
         if not isinstance(spec, TrainJobSpec):
-            if job.depends_on:
+            if copies:
                 copy_units(trained[job.depends_on[0]], model, spec.transfer.n)
             n = 0 if spec.transfer.fine_tune else spec.transfer.n
         model.freeze(n)

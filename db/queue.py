@@ -123,6 +123,7 @@ class Queue:
         with session_scope(self.engine) as s:
             held = s.execute(update(Job).where(*_owned(job_id, worker_id)).values(**values)).rowcount == 1
             cancel = s.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+            s.execute(update(Worker).where(Worker.id == worker_id).values(last_seen_at=db_time()))
         return Lease(held, bool(cancel))
 
     def complete(self, job_id: int, worker_id: str, results: dict[str, float],
@@ -247,6 +248,12 @@ class Queue:
             deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == job_id)).all()
             s.add_all(JobDependency(job_id=new.id, depends_on=d) for d in deps)
             return new.id
+
+    def job_spec(self, job_id: int) -> tuple[str, str]:
+        """(kind, spec JSON) of a job."""
+        with session_scope(self.engine) as s:
+            job = _get(s, job_id)
+            return job.kind, job.spec
 
     def source_of(self, job_id: int) -> int:
         """The job whose results stand for `job_id`: itself, or the earlier run it reuses."""

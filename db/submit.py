@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from backend.specs import YosinskiSpec, canonical_json, spec_hash
+from backend.specs import SpecError, YosinskiSpec, canonical_json, spec_hash
 from backend.studies import expand
+from backend.studies.plan import parse_job
 from db.queue import NewJob, Queue
 
 
@@ -18,3 +20,20 @@ def submit_study(queue: Queue, study: YosinskiSpec, name: str | None = None, pre
                                         job.depends_on))
     return queue.submit(name or preset or study.study, json.loads(canonical_json(study)), spec_hash(study),
                         list(jobs.values()), preset=preset, priority=priority)
+
+
+def clone_job(queue: Queue, job_id: int, edits: dict[str, Any]) -> int:
+    """Queue a copy of `job_id` with spec fields changed, e.g. {"train.epochs": 20}; the edited spec
+    is validated first (a SpecError names the field) and nothing is queued when it is invalid."""
+    kind, text = queue.job_spec(job_id)
+    spec = json.loads(text)
+    for path, value in edits.items():
+        *parents, leaf = path.split(".")
+        node = spec
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise SpecError(f"{key!r} is not a group of fields", field=path)
+            node = node[key]
+        node[leaf] = value
+    edited = parse_job(kind, spec)
+    return queue.clone(job_id, canonical_json(edited), spec_hash(edited))

@@ -197,3 +197,23 @@ def test_a_cycle_already_in_the_store_fails_with_its_path(queue):
 def test_queue_uses_its_own_engine(database_url):
     q1, q2 = Queue(get_engine(database_url)), Queue(get_engine(database_url))
     assert q1.engine is q2.engine  # one engine per URL per process
+
+
+def test_clone_with_edits_validates_through_the_spec_parser(queue):
+    from backend.specs import SpecError, TrainJobSpec, canonical_json, parse, spec_hash
+    from db.submit import clone_job
+
+    spec = parse(TrainJobSpec, {"data": {"source": {"kind": "digits"}}})
+    study = queue.submit("s", {}, "s", [NewJob("a", "train", canonical_json(spec), spec_hash(spec), {"name": "a"})])
+    original = ids(queue, study)["a"]
+    clone = clone_job(queue, original, {"train.epochs": 3, "data.per_class": 5})
+    kind, text = queue.job_spec(clone)
+    edited = parse(TrainJobSpec, text)
+    assert kind == "train" and edited.train.epochs == 3 and edited.data.per_class == 5
+    with session_scope(queue.engine) as s:
+        assert s.get(Job, clone).spec_hash == spec_hash(edited) != spec_hash(spec)
+    with pytest.raises(SpecError) as info:
+        clone_job(queue, original, {"train.epochs": 0})
+    assert info.value.field == "train.epochs"
+    with session_scope(queue.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == 2  # the bad edit queued nothing

@@ -1,0 +1,101 @@
+"""What the dashboard reads: plain dataclasses and DataFrames, filtered and paged in SQL.
+
+Pages call these and nothing else of the store; no ORM row or session leaves this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import aliased
+
+from db.schema import Job, Metric, Result, Study, Worker, db_time
+from db.session import get_engine, session_scope
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    id: int
+    name: str
+    preset: str | None
+    created_at: float
+    tags: list[Any]
+    notes: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class Results:
+    def __init__(self, engine: Engine | None = None):
+        self.engine = engine or get_engine()
+
+    def studies(self, limit: int = 100) -> list[StudySummary]:
+        """Newest first, each with its job counts by status."""
+        with session_scope(self.engine) as s:
+            rows = s.scalars(select(Study).order_by(Study.id.desc()).limit(limit)).all()
+            counts: dict[int, dict[str, int]] = {}
+            ids = [r.id for r in rows]
+            for study_id, status, n in s.execute(select(Job.study_id, Job.status, func.count())
+                                                 .where(Job.study_id.in_(ids)).group_by(Job.study_id, Job.status)):
+                counts.setdefault(study_id, {})[status] = n
+            return [StudySummary(r.id, r.name, r.preset, r.created_at, list(r.tags), r.notes, counts.get(r.id, {}))
+                    for r in rows]
+
+    def study_spec(self, study_id: int) -> dict[str, Any] | None:
+        with session_scope(self.engine) as s:
+            study = s.get(Study, study_id)
+            return dict(study.spec) if study else None
+
+    def jobs(self, study_id: int | None = None, status: str | None = None, kind: str | None = None,
+             offset: int = 0, limit: int = 100) -> pd.DataFrame:
+        """One page of jobs, newest first, with progress, message and error."""
+        query = select(Job.id, Job.study_id, Job.kind, Job.status, Job.labels, Job.progress, Job.message,
+                       Job.error, Job.attempts, Job.worker_id, Job.created_at, Job.started_at, Job.finished_at,
+                       Job.result_of)
+        for column, value in ((Job.study_id, study_id), (Job.status, status), (Job.kind, kind)):
+            if value is not None:
+                query = query.where(column == value)
+        with session_scope(self.engine) as s:
+            rows = s.execute(query.order_by(Job.id.desc()).offset(offset).limit(limit)).all()
+        return pd.DataFrame(rows, columns=["id", "study_id", "kind", "status", "labels", "progress", "message",
+                                           "error", "attempts", "worker", "created_at", "started_at",
+                                           "finished_at", "result_of"])
+
+    def study_scores(self, study_id: int) -> pd.DataFrame:
+        """One row per succeeded job of a study: its labels and named scalar results (for linked
+        jobs, the results of the run they reuse)."""
+        source = func.coalesce(Job.result_of, Job.id)
+        query = (select(Job.id, Job.labels, Job.spec_hash, Result.name, Result.value)
+                 .join(Result, Result.job_id == source)
+                 .where(Job.study_id == study_id, Job.status == "succeeded", Result.value.is_not(None)))
+        with session_scope(self.engine) as s:
+            rows = s.execute(query).all()
+        if not rows:
+            return pd.DataFrame(columns=["job", "spec_hash"])
+        long = pd.DataFrame(rows, columns=["job", "labels", "spec_hash", "name", "value"])
+        wide = long.pivot_table(index=["job", "spec_hash"], columns="name", values="value").reset_index()
+        labels = pd.DataFrame(long.drop_duplicates("job").set_index("job")["labels"].tolist(),
+                              index=long.drop_duplicates("job")["job"]).reset_index(names="job")
+        return labels.merge(wide, on="job")
+
+    def curves(self, job_ids: list[int], key: str = "test_accuracy") -> pd.DataFrame:
+        """Per-epoch points of `key` for the given jobs (following links to reused runs)."""
+        job = aliased(Job)
+        query = (select(job.id, Metric.step, Metric.value)
+                 .join(Metric, Metric.job_id == func.coalesce(job.result_of, job.id))
+                 .where(job.id.in_(job_ids), Metric.key == key).order_by(job.id, Metric.step))
+        with session_scope(self.engine) as s:
+            return pd.DataFrame(s.execute(query).all(), columns=["job", "step", "value"])
+
+    def workers(self, seen_within: float = 120.0) -> pd.DataFrame:
+        """Workers seen in the last `seen_within` seconds, by the database clock."""
+        query = (select(Worker.id, Worker.host, Worker.device, Worker.last_seen_at)
+                 .where(Worker.last_seen_at > db_time() - seen_within).order_by(Worker.id))
+        with session_scope(self.engine) as s:
+            return pd.DataFrame(s.execute(query).all(), columns=["id", "host", "device", "last_seen_at"])
