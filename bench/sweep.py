@@ -7,8 +7,9 @@ prefixes computed once). Reference, written as one usually would: a torchvision 
 ToTensor/Normalize transforms, `DataLoader(batch_size=128)` over a seeded `RandomSampler`,
 the frozen layers run forward every step, evaluation through a DataLoader. Same classes, per-class
 subsets, normalisation, networks, initialisations, copied units, optimiser, schedule, epochs and
-even batch order (a seeded DataLoader draws the same permutations as the engine), so the
-accuracies should agree to float rounding: the difference checks the engine computes the same thing.
+even batch order (a seeded sampler draws the same permutations as the engine). With channels_last
+off the two give bit-identical base networks; what differences remain are float rounding
+(channels_last kernels, reduction order) amplified by SGD, largest on short, noisy runs.
 
 Prints wall seconds of each (data loading included), the ratio, the mean |accuracy difference| over
 jobs, training images/s, and the engine's achieved training FLOP/s as a fraction of a measured
@@ -145,8 +146,8 @@ def reference_sweep(plan: list[PlannedJob], root: str) -> tuple[dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    parser.add_argument("--per-class", type=int, default=300)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--per-class", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seeds", default="0")
     args = parser.parse_args()
     preset = copy.deepcopy(PRESETS["yosinski-mnist"])
@@ -171,6 +172,10 @@ def main() -> None:
     ref_acc, ref_seconds, ref_images = reference_sweep(plan, args.datasets)
     ref_wall = time.perf_counter() - started
 
+    worst = sorted(outcomes, key=lambda o: -abs(engine_acc[o.job.key] - ref_acc[o.job.key]))[:3]
+    for o in worst:
+        print(f"  largest differences: {o.job.labels}: engine {100 * engine_acc[o.job.key]:.2f}% "
+              f"reference {100 * ref_acc[o.job.key]:.2f}%")
     peak = mm_peak()
     diff = sum(abs(engine_acc[k] - ref_acc[k]) for k in engine_acc) / len(engine_acc) * 100
     mfu = flops / engine_seconds / peak

@@ -1,0 +1,1 @@
+"""Shared dashboard pieces: URL state, store access, charts. Imports db and backend.specs only."""
