@@ -1,23 +1,37 @@
-"""Transfer Lab in the browser. Until the dashboard lands (issue 5) this page composes a training
-spec, validates it and shows the command that runs it. It imports specs only, never torch."""
-
-import json
+"""Transfer Lab in the browser: navigation, the shared sidebar, and the embedded worker."""
 
 import streamlit as st
 
-from backend.specs import SpecError, TrainJobSpec, parse
+from db.session import StoreError, database_url
+from ui import embedded_worker, store
 
-st.set_page_config(page_title="Transfer Lab", layout="wide")
-st.title("Transfer Lab")
-st.caption("What transfers in transfer learning, from which layers, and when.")
+st.set_page_config(page_title="Transfer Lab", page_icon=":material/layers:", layout="wide")
 
-default = {"data": {"source": {"kind": "digits"}}, "model": {"arch": "convnet"}, "train": {"epochs": 10}}
-text = st.text_area("Training spec (JSON)", json.dumps(default, indent=2), height=220)
-try:
-    job = parse(TrainJobSpec, text)
-except SpecError as exc:
-    st.error(str(exc))
-else:
-    st.success("Valid spec. Run it with:")
-    st.code("python -m backend train --spec job.json", language="bash")
-    st.json(job.model_dump(mode="json"), expanded=False)
+pages = [
+    st.Page("pages/new_study.py", title="New study", icon=":material/add_circle:", url_path="new", default=True),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/list:", url_path="jobs"),
+    st.Page("pages/layers.py", title="Layer transfer", icon=":material/stacked_line_chart:", url_path="layers"),
+    st.Page("pages/explorer.py", title="Explorer", icon=":material/scatter_plot:", url_path="explorer"),
+    st.Page("pages/study.py", title="Study overview", icon=":material/description:", url_path="study"),
+]
+page = st.navigation(pages)
+
+with st.sidebar:
+    st.caption("What transfers in transfer learning, from which layers, and when.")
+    worker = embedded_worker.ensure_running()
+    try:
+        workers = store.results().workers()
+        counts = store.queue().counts()
+    except StoreError as exc:
+        st.error(f"The database cannot be read: {exc}")
+        st.stop()
+    url = database_url()
+    st.markdown(f"**Database** `{url.split('@')[-1] if '@' in url else url.removeprefix('sqlite:///')}`")
+    live = ", ".join(f"{r.device} ({r.host})" for r in workers.itertuples()) or "none seen in 2 minutes"
+    st.markdown(f"**Workers** {live}")
+    if worker is not None:
+        st.caption(f"embedded worker pid {worker.pid}; log `{embedded_worker.log_path()}`")
+    if counts:
+        st.markdown("**Jobs** " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+
+page.run()

@@ -93,6 +93,16 @@ class Results:
         with session_scope(self.engine) as s:
             return pd.DataFrame(s.execute(query).all(), columns=["job", "step", "value"])
 
+    def mean_job_seconds(self, preset: str) -> dict[str, float]:
+        """Mean wall seconds per job kind over the runs (not links) of studies of `preset`."""
+        query = (select(Job.kind, func.avg(Job.finished_at - Job.started_at))
+                 .join(Study, Study.id == Job.study_id)
+                 .where(Study.preset == preset, Job.status == "succeeded", Job.result_of.is_(None),
+                        Job.started_at.is_not(None))
+                 .group_by(Job.kind))
+        with session_scope(self.engine) as s:
+            return {kind: float(seconds) for kind, seconds in s.execute(query).all() if seconds is not None}
+
     def workers(self, seen_within: float = 120.0) -> pd.DataFrame:
         """Workers seen in the last `seen_within` seconds, by the database clock."""
         query = (select(Worker.id, Worker.host, Worker.device, Worker.last_seen_at)

@@ -11,6 +11,12 @@ from backend.studies.plan import parse_job
 from db.queue import NewJob, Queue
 
 
+def plan_size(study: YosinskiSpec) -> dict[str, int]:
+    """How many jobs of each kind submitting `study` would create."""
+    keys = {job.key: job.kind for job in expand(study)}
+    return {kind: list(keys.values()).count(kind) for kind in sorted(set(keys.values()))}
+
+
 def submit_study(queue: Queue, study: YosinskiSpec, name: str | None = None, preset: str | None = None,
                  priority: int = 0) -> int:
     """Queue every job of `study`; returns the study id. Identical jobs are queued once."""

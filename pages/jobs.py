@@ -1,0 +1,75 @@
+"""Jobs: live status of the queue, per-job progress and errors; cancel, retry, clone."""
+
+import json
+
+import streamlit as st
+
+from backend.specs import SpecError
+from db.queue import QueueError
+from db.schema import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from db.submit import clone_job
+from ui import store
+from ui.widgets import study_picker
+from ui.state import PageState
+
+STATUSES = ["any", QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, BLOCKED]
+KINDS = ["any", "train", "transfer"]
+PAGE_SIZE = 50
+
+state = PageState("jobs")
+st.title("Jobs")
+filters = st.columns([3, 1, 1, 1, 1])
+with filters[0]:
+    study = study_picker(state)
+status = filters[1].selectbox("Status", STATUSES, key=state.bind("status", "any", valid=STATUSES.__contains__))
+kind = filters[2].selectbox("Kind", KINDS, key=state.bind("kind", "any", valid=KINDS.__contains__))
+page = filters[3].number_input("Page", 1, 10_000, key=state.bind("page", 1, int, lambda v: v >= 1))
+live = filters[4].toggle("Live", key=state.bind("live", True, lambda v: v == "1", show=lambda v: "1" if v else "0"))
+state.report()
+
+
+def board() -> None:
+    counts = store.queue().counts(study)
+    total = sum(counts.values())
+    if total:
+        done = counts.get(SUCCEEDED, 0)
+        st.progress(done / total, text=f"{done} of {total} succeeded  ·  " +
+                    "  ·  ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != SUCCEEDED))
+    jobs = store.results().jobs(study_id=study, status=None if status == "any" else status,
+                                kind=None if kind == "any" else kind, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    if jobs.empty:
+        st.info("No job matches these filters.")
+        return
+    jobs["role"] = [", ".join(f"{k} {v}" for k, v in labels.items()) for labels in jobs.labels]
+    jobs["took (s)"] = (jobs.finished_at - jobs.started_at).round(1)
+    st.dataframe(jobs[["id", "kind", "role", "status", "progress", "message", "attempts", "worker", "took (s)",
+                       "error"]], hide_index=True, width="stretch",
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+                                "error": st.column_config.TextColumn("error", width="large")})
+
+
+if live and store.queue().counts(study).get(RUNNING, 0) + store.queue().counts(study).get(QUEUED, 0):
+    st.fragment(board, run_every=2)()
+else:
+    board()
+
+st.subheader("Act on a job")
+left, right = st.columns([1, 3])
+job_id = left.number_input("Job id", 1, key="jobs.act_id")
+edits = right.text_input("Edits for a clone (JSON: spec field paths to new values)", '{"train.epochs": 20}',
+                         key="jobs.edits")
+cancel, retry, clone = st.columns(3)
+try:
+    if cancel.button("Cancel", key="jobs.cancel"):
+        st.success(f"Job {job_id}: {store.queue().cancel(job_id)}")
+    if retry.button("Retry (and unblock dependants)", key="jobs.retry"):
+        st.success(f"Queued again: {', '.join(map(str, store.queue().retry(job_id)))}")
+    if clone.button("Clone with edits", key="jobs.clone"):
+        changes = json.loads(edits)
+        if not isinstance(changes, dict):
+            raise ValueError("edits must be a JSON object")
+        st.success(f"Queued job {clone_job(store.queue(), job_id, changes)}, a clone of job {job_id}")
+except (QueueError, SpecError, ValueError) as exc:
+    st.error(str(exc))
+
+state.sync()

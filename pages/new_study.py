@@ -1,0 +1,153 @@
+"""New study: a preset from the literature or a custom grid, validated before anything is queued."""
+
+import copy
+import json
+from pathlib import Path
+
+import streamlit as st
+import yaml
+
+from backend.specs import PRESETS, TORCHVISION_SETS, TREATMENTS, SpecError, YosinskiSpec, parse, unit_names
+from db.submit import plan_size, submit_study
+from ui import store
+from ui.state import PageState, ints
+
+state = PageState("new")
+st.title("New study")
+st.caption("Yosinski et al. 2014: per seed, split the classes into halves A and B, train baseA and baseB, "
+           "then retrain on B with the first n units from A or B, frozen or fine-tuned (+), or random and frozen.")
+
+preset_name = st.selectbox("Preset", list(PRESETS), key=state.bind("preset", "yosinski-digits", valid=PRESETS.__contains__))
+preset = copy.deepcopy(PRESETS[preset_name])
+state.report()
+slots: dict[str, st.delta_generator.DeltaGenerator] = {}
+
+uploaded = st.file_uploader("Or import a spec (JSON or YAML)", type=["json", "yaml", "yml"], key="new.import")
+imported = None
+if uploaded is not None:
+    try:
+        imported = yaml.safe_load(uploaded.getvalue().decode())
+        if not isinstance(imported, dict):
+            raise ValueError("the file does not hold a mapping")
+        st.info(f"Using the imported spec from {uploaded.name}; the form below is ignored.")
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        st.error(f"{uploaded.name} is not a readable spec: {exc}")
+        imported = None
+
+data_col, model_col, grid_col = st.columns(3)
+with data_col:
+    st.subheader("Data")
+    source = preset["data"]["source"]
+    kinds = ["digits", "synthetic", "torchvision", "folder"]
+    kind = st.radio("Source", kinds, index=kinds.index(source["kind"]), horizontal=True, key="new.kind")
+    if kind == "torchvision":
+        name = st.selectbox("Data set", TORCHVISION_SETS,
+                            index=TORCHVISION_SETS.index(source.get("name", "MNIST")), key="new.tv_name")
+        root = st.text_input("Root folder (torchvision layout)", source.get("root", "../shared/datasets"),
+                             key="new.tv_root")
+        source = {"kind": kind, "name": name, "root": root}
+    elif kind == "folder":
+        source = {"kind": kind, "root": st.text_input("ImageFolder root (train/ and test/, or one tree)",
+                                                      key="new.folder_root")}
+    elif kind == "synthetic":
+        source = {"kind": kind, "n_classes": st.number_input("Classes", 4, 1000, 10, key="new.syn_classes"),
+                  "gap": st.slider("Domain style (gap)", 0.0, 1.0, 0.0, 0.05, key="new.syn_gap")}
+    else:
+        source = {"kind": "digits"}
+    slots["data.source"] = st.empty()
+    per_class = st.number_input("Training images per class (0 = all)", 0, 100_000,
+                                preset["data"].get("per_class") or 0, key="new.per_class")
+    fraction = st.slider("Share of classes kept (diversity)", 0.1, 1.0, 1.0, 0.05, key="new.fraction")
+    size = st.number_input("Resize to (pixels, 0 = native)", 0, 512, 0, key="new.size")
+    block = st.number_input("Block shuffle, block size (0 = off)", 0, 512, 0, key="new.block")
+    noise = st.number_input("Gaussian noise std (0 = off)", 0.0, 1.0, 0.0, 0.05, key="new.noise")
+    slots["data"] = st.empty()
+
+with model_col:
+    st.subheader("Network and training")
+    model = preset["model"]
+    archs = ["convnet", "mlp", "resnet18", "resnet50"]
+    arch = st.selectbox("Network", archs, index=archs.index(model["arch"]), key="new.arch")
+    model = {"arch": arch}
+    if arch == "convnet":
+        model["channels"] = st.text_input("Conv widths", ",".join(map(str, preset["model"].get("channels", [32, 64]))),
+                                          key="new.channels")
+        model["norm"] = st.selectbox("Normalisation", ["batch", "group", "none"], key="new.norm")
+    if arch in ("convnet", "mlp"):
+        model["hidden"] = st.text_input("Hidden fc widths", ",".join(map(str, preset["model"].get("hidden", [64]))),
+                                        key="new.hidden")
+    slots["model"] = st.empty()
+    train = preset["train"]
+    train = {**train,
+             "epochs": st.number_input("Epochs", 1, 10_000, train.get("epochs", 10), key="new.epochs"),
+             "batch_size": st.number_input("Batch size", 1, 65_536, train.get("batch_size", 128), key="new.batch"),
+             "lr": st.number_input("Learning rate", 1e-6, 10.0, float(train.get("lr", 0.05)), format="%.4f",
+                                   key="new.lr"),
+             "optimizer": st.selectbox("Optimiser", ["sgd", "adamw"], key="new.optimizer")}
+    slots["train"] = st.empty()
+
+with grid_col:
+    st.subheader("Grid")
+    seeds = st.text_input("Seeds (one class split each)", ",".join(map(str, preset["seeds"])), key="new.seeds")
+    slots["seeds"] = st.empty()
+    treatments = st.multiselect("Treatments", TREATMENTS, default=list(TREATMENTS), key="new.treatments")
+    slots["treatments"] = st.empty()
+    n_text = st.text_input("Units transferred n (empty = all)", "", key="new.n")
+    slots["n"] = st.empty()
+
+
+def numbers(text: str, field: str) -> list[int]:
+    try:
+        return ints(text)
+    except ValueError:
+        raise SpecError(f"expected comma-separated whole numbers, got {text!r}", field=field) from None
+
+
+def build() -> YosinskiSpec:
+    if imported is not None:
+        return parse(YosinskiSpec, imported)
+    if source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
+        raise SpecError(f"{source['root']!r} is not a readable folder", field="data.source.root")
+    spec = {"study": "yosinski", "seeds": numbers(seeds, "seeds"), "treatments": treatments,
+            "data": {**preset["data"], "source": source, "per_class": per_class or None,
+                     "size": size or None, "classes": {"fraction": fraction} if fraction < 1 else {},
+                     "shifts": ([{"kind": "block_shuffle", "block": block}] if block else [])
+                     + ([{"kind": "noise", "std": noise}] if noise else [])},
+            "model": {k: numbers(v, f"model.{k}") if k in ("channels", "hidden") else v for k, v in model.items()},
+            "train": train, "n": numbers(n_text, "n") or None}
+    return parse(YosinskiSpec, spec)
+
+
+st.divider()
+general = st.empty()
+try:
+    study = build()
+except SpecError as exc:
+    field = exc.field or ""
+    slot = next((slots[p] for p in sorted(slots, key=len, reverse=True) if field.startswith(p)), general)
+    slot.error(str(exc))
+    if slot is not general:
+        general.error(f"Not queued: fix **{field}** above.")
+    study = None
+
+if study is not None:
+    jobs = plan_size(study)
+    timings = store.results().mean_job_seconds(preset_name)
+    units = ", ".join(unit_names(study.model)[:-1])
+    estimate = (f"about {sum(timings.get(k, 0) * n for k, n in jobs.items()) / 60:.1f} min on one worker "
+                "(from past runs of this preset)" if timings else "no past runs of this preset to estimate from")
+    st.markdown(f"**{sum(jobs.values())} jobs** ({jobs.get('train', 0)} base trainings, "
+                f"{jobs.get('transfer', 0)} transfers over units {units}); {estimate}.")
+    text = json.dumps(study.model_dump(mode="json"), indent=2)
+    left, mid, right = st.columns([2, 1, 1])
+    name = left.text_input("Study name", preset_name, key="new.name")
+    mid.download_button("Export JSON", text, file_name=f"{name}.json", mime="application/json")
+    right.download_button("Export YAML", yaml.safe_dump(json.loads(text), sort_keys=False), file_name=f"{name}.yaml")
+    if st.button("Queue study", type="primary", key="new.submit"):
+        study_id = submit_study(store.queue(), study, name=name, preset=preset_name)
+        st.success(f"Queued study #{study_id}: {sum(jobs.values())} jobs.")
+        st.markdown(f"[Watch study #{study_id} on the Jobs page](jobs?study={study_id})")
+    with st.expander("The validated spec"):
+        st.code(text, language="json")
+
+state.sync()

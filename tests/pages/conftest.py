@@ -1,0 +1,43 @@
+"""Pages run against a real store seeded by a real worker run of a small study."""
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDY = {"data": {"source": {"kind": "synthetic", "n_classes": 4, "train_per_class": 10, "test_per_class": 5,
+                             "size": 8}},
+         "model": {"arch": "convnet", "channels": [4, 8], "hidden": [8]}, "train": {"epochs": 2, "batch_size": 8},
+         "seeds": [0, 1], "treatments": ["AnB", "AnB+", "random"]}
+
+
+@pytest.fixture(scope="session")
+def seeded_store(tmp_path_factory):
+    """(database URL, study id) of a finished study; built once for all page tests."""
+    from backend.specs import YosinskiSpec, parse
+    from backend.worker import Worker
+    from db.queue import Queue
+    from db.session import get_engine
+    from db.submit import submit_study
+
+    folder = tmp_path_factory.mktemp("store")
+    url = f"sqlite:///{folder / 'store.db'}"
+    queue = Queue(get_engine(url))
+    study_id = submit_study(queue, parse(YosinskiSpec, STUDY), name="tiny", preset="yosinski-digits")
+    Worker(queue, "cpu", artifacts=folder / "artifacts").serve(idle_exit=0)
+    return url, study_id
+
+
+@pytest.fixture
+def app(seeded_store, monkeypatch):
+    """An AppTest factory for one page, wired to the seeded store, no embedded worker."""
+    from streamlit.testing.v1 import AppTest
+
+    url, _ = seeded_store
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
+    monkeypatch.setenv("TRANSFERLAB_EMBEDDED_WORKER", "0")
+
+    def make(page: str) -> AppTest:
+        return AppTest.from_file(str(ROOT / "pages" / page), default_timeout=60)
+
+    return make

@@ -1,0 +1,82 @@
+from sqlalchemy import select
+
+from db.schema import Share
+from db.session import get_engine, session_scope
+
+
+def test_jobs_page_lists_the_study(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("jobs.py")
+    at.query_params.update({"study": str(study_id), "live": "0"})
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 2 * (2 + 3 * 3) and set(table.status) == {"succeeded"}
+    assert "22 of 22 succeeded" in at.get("progress")[0].proto.text
+
+
+def test_jobs_filters_and_bad_parameters(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("jobs.py")
+    at.query_params.update({"study": str(study_id), "status": "exploded", "kind": "train", "live": "0"})
+    at.run()
+    assert not at.exception
+    assert any("status=exploded" in w.value for w in at.warning)
+    assert set(at.dataframe[0].value.kind) == {"train"}
+    assert at.query_params["status"] == "any"
+
+
+def test_cloning_with_bad_edits_names_the_field(app, seeded_store):
+    at = app("jobs.py")
+    at.query_params["live"] = "0"
+    at.run()
+    at.number_input(key="jobs.act_id").set_value(1)
+    at.text_input(key="jobs.edits").input('{"train.epochs": 0}')
+    at.button(key="jobs.clone").click().run()
+    assert not at.exception
+    assert "train.epochs" in at.error[0].value
+
+
+def test_layer_figure_with_its_table(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("layers.py")
+    at.query_params["study"] = str(study_id)
+    at.run()
+    assert not at.exception
+    assert at.get("plotly_chart")
+    table = at.dataframe[0].value
+    assert set(table.treatment) == {"baseA", "baseB", "AnB", "AnB+", "random"}
+    assert (table[table.treatment != "baseA"]["seeds"] == 2).all()
+
+
+def test_share_snapshot_round_trip_and_tampered_links(app, seeded_store):
+    url, study_id = seeded_store
+    at = app("layers.py")
+    at.query_params.update({"study": str(study_id), "score": "best10_accuracy", "treatments": "AnB,random"})
+    at.run()
+    at.button(key="layers.share").click().run()
+    assert not at.exception
+    link = at.code[0].value
+    share_id = link.rsplit("share=", 1)[1]
+    with session_scope(get_engine(url)) as s:
+        shared = s.get(Share, share_id)
+        assert shared.params == {"study": study_id, "score": "best10_accuracy", "treatments": "AnB,random"}
+    opened = app("layers.py")
+    opened.query_params["share"] = share_id
+    opened.run()
+    assert not opened.exception
+    assert "Snapshot" in opened.info[0].value and opened.get("plotly_chart")
+    assert len(opened.dataframe[0].value) == len(at.dataframe[0].value)
+    for bad in ("nope", "../../etc", "x" * 200):
+        tampered = app("layers.py")
+        tampered.query_params["share"] = bad
+        tampered.run()
+        assert not tampered.exception and "unknown or damaged" in tampered.warning[0].value
+
+
+def test_unknown_study_falls_back(app, seeded_store):
+    at = app("layers.py")
+    at.query_params.update({"study": "99999", "score": "loss"})
+    at.run()
+    assert not at.exception
+    assert len(at.warning) == 2

@@ -1,0 +1,30 @@
+"""Widgets more than one page uses."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import store
+from ui.state import PageState
+
+
+def study_picker(state: PageState, label: str = "Study") -> int | None:
+    """A study select box bound to the URL's `study`; newest study by default."""
+    studies = store.results().studies()
+    if not studies:
+        st.info("No study yet: queue one on the New study page.")
+        return None
+    names = {s.id: f"#{s.id} {s.name} ({s.total} jobs: {_counts(s.counts)})" for s in studies}
+    key = state.bind("study", studies[0].id, int, lambda v: v in names)
+    return st.selectbox(label, list(names), format_func=names.get, key=key)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def absolute_link(path_and_query: str) -> str:
+    """A full address for a page link, from the address this browser used (relative in tests)."""
+    url = getattr(st.context, "url", None) or ""
+    base = url.split("?", 1)[0].rsplit("/", 1)[0] if url.startswith("http") else ""
+    return f"{base}/{path_and_query}" if base else path_and_query
