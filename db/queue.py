@@ -249,6 +249,13 @@ class Queue:
             s.add_all(JobDependency(job_id=new.id, depends_on=d) for d in deps)
             return new.id
 
+    def annotate(self, study_id: int, notes: str, tags: list[str]) -> None:
+        with session_scope(self.engine) as s:
+            study = s.get(Study, study_id)
+            if study is None:
+                raise QueueError(f"no study {study_id}")
+            study.notes, study.tags = notes, sorted(set(tags))
+
     def job_spec(self, job_id: int) -> tuple[str, str]:
         """(kind, spec JSON) of a job."""
         with session_scope(self.engine) as s:

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import aliased
 
-from db.schema import Job, Metric, Result, Study, Worker, db_time
+from db.schema import Artifact, Job, Metric, Result, Study, Worker, db_time
 from db.session import get_engine, session_scope
 
 
@@ -92,6 +92,22 @@ class Results:
                  .where(job.id.in_(job_ids), Metric.key == key).order_by(job.id, Metric.step))
         with session_scope(self.engine) as s:
             return pd.DataFrame(s.execute(query).all(), columns=["job", "step", "value"])
+
+    def artifacts(self, study_id: int) -> pd.DataFrame:
+        """Files the study's jobs wrote: job, kind, path (under the artifacts folder), sha256, bytes."""
+        query = (select(Artifact.job_id, Artifact.kind, Artifact.path, Artifact.sha256, Artifact.bytes)
+                 .join(Job, Job.id == Artifact.job_id).where(Job.study_id == study_id).order_by(Artifact.job_id))
+        with session_scope(self.engine) as s:
+            return pd.DataFrame(s.execute(query).all(), columns=["job", "kind", "path", "sha256", "bytes"])
+
+    def timings(self, study_id: int) -> dict[str, float]:
+        """Wall time from the first start to the last finish, and summed job time, in seconds."""
+        query = select(func.min(Job.started_at), func.max(Job.finished_at),
+                       func.sum(Job.finished_at - Job.started_at)).where(
+            Job.study_id == study_id, Job.result_of.is_(None), Job.status == "succeeded")
+        with session_scope(self.engine) as s:
+            first, last, total = s.execute(query).one()
+        return {"wall": (last - first) if first and last else 0.0, "job_seconds": total or 0.0}
 
     def mean_job_seconds(self, preset: str) -> dict[str, float]:
         """Mean wall seconds per job kind over the runs (not links) of studies of `preset`."""

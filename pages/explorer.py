@@ -1,0 +1,84 @@
+"""Explorer: transfer gain against domain gap, data amount, depth or diversity, across studies."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from backend.specs import SpecError, YosinskiSpec, parse, unit_names
+from ui import store
+from ui.charts import SCORES, gain_table
+from ui.state import PageState, ints, joined
+
+# Axes a study varies, read from its spec: what a researcher compares across studies.
+AXES = {
+    "n": "units transferred (n)",
+    "per_class": "training images per class (data amount)",
+    "class_fraction": "share of classes kept (diversity)",
+    "domain_gap": "synthetic domain gap",
+    "block": "block-shuffle block size (0 = none)",
+    "depth": "network depth (transferable units)",
+}
+COLOURS = {"treatment": "treatment", "study": "study", "seed": "seed"}
+METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)"}
+
+
+def study_axes(spec: dict) -> dict:
+    """Study-level values of the explorer's axes (None where the study does not set one)."""
+    try:
+        study = parse(YosinskiSpec, spec)
+    except SpecError:
+        return {}
+    data = study.data
+    blocks = [s.block for s in data.shifts if s.kind == "block_shuffle"]
+    return {"per_class": data.per_class, "class_fraction": data.classes.fraction or 1.0,
+            "domain_gap": getattr(data.source, "gap", None), "block": blocks[0] if blocks else 0,
+            "depth": len(unit_names(study.model)) - 1}
+
+
+state = PageState("explorer")
+st.title("Explorer")
+available = {s.id: f"#{s.id} {s.name}" for s in store.results().studies()}
+if not available:
+    st.info("No study yet: queue one on the New study page.")
+    st.stop()
+chosen = st.multiselect("Studies (overlaid)", list(available), format_func=available.get, key=state.bind(
+    "studies", [next(iter(available))], ints, lambda v: set(v) <= set(available), show=joined))
+cols = st.columns(4)
+x = cols[0].selectbox("x axis", list(AXES), format_func=AXES.get, key=state.bind("x", "n", valid=AXES.__contains__))
+y = cols[1].selectbox("y axis", list(METRICS), format_func=METRICS.get,
+                      key=state.bind("y", "gain", valid=METRICS.__contains__))
+colour = cols[2].selectbox("Colour by", list(COLOURS), key=state.bind("colour", "treatment", valid=COLOURS.__contains__))
+score = cols[3].selectbox("Score", list(SCORES), format_func=SCORES.get,
+                          key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))
+state.report()
+
+frames = []
+for study_id in chosen:
+    scores = store.results().study_scores(study_id)
+    if scores.empty:
+        continue
+    axes = study_axes(store.results().study_spec(study_id) or {})
+    frames.append(scores.assign(study=available[study_id], **{k: v for k, v in axes.items()}))
+if not frames:
+    st.info("The chosen studies have no finished jobs yet.")
+else:
+    rows = gain_table(pd.concat(frames, ignore_index=True), score)
+    rows = rows.dropna(subset=[x])
+    if rows.empty:
+        st.info(f"None of these studies sets {AXES[x]}: pick another axis.")
+    else:
+        means = (rows.groupby([x, colour])[y].agg(["mean", "sem", "size"]).reset_index()
+                 .rename(columns={"mean": y, "size": "jobs"}).fillna({"sem": 0.0}))
+        fig = px.line(means.sort_values(x), x=x, y=y, color=colour, markers=True, error_y="sem",
+                      hover_data=["jobs"], labels={x: AXES[x], y: METRICS[y]})
+        fig.add_scatter(x=rows[x], y=rows[y], mode="markers", marker={"size": 5, "color": "rgba(0,0,0,0.25)"},
+                        name="single jobs", customdata=rows[["job", "study"]].values,
+                        hovertemplate="job %{customdata[0]} (%{customdata[1]}): %{y:.2f}<extra></extra>")
+        if y == "gain":
+            fig.add_hline(y=0, line_dash="dot", line_color="grey")
+        st.plotly_chart(fig, key="explorer.chart")
+        st.caption("Lines: mean ± standard error over seeds and the other axes; dots: single jobs.")
+        st.dataframe(means, hide_index=True)
+        st.download_button("Download the points (CSV)", rows.to_csv(index=False), file_name="explorer.csv")
+
+state.sync()

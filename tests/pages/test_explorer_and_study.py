@@ -1,0 +1,38 @@
+def test_explorer_plots_gain_against_n(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("explorer.py")
+    at.query_params.update({"studies": str(study_id), "x": "n", "y": "gain"})
+    at.run()
+    assert not at.exception
+    assert at.get("plotly_chart")
+    means = at.dataframe[0].value
+    assert set(means.treatment) == {"AnB", "AnB+", "random"} and set(means.n) == {1, 2, 3}
+
+
+def test_explorer_depth_axis_and_tampered_params(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("explorer.py")
+    at.query_params.update({"studies": f"{study_id},abc", "x": "depth", "colour": "study"})
+    at.run()
+    assert not at.exception
+    assert any("studies=" in w.value for w in at.warning)
+    assert at.query_params["studies"] == str(study_id)  # fell back to the default study
+
+
+def test_study_overview_edits_notes_and_offers_tables(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("study.py")
+    at.query_params["study"] = str(study_id)
+    at.run()
+    assert not at.exception
+    assert any("tiny" in m.value for m in at.markdown)
+    at.text_area[0].input("AnB falls at the top")
+    at.text_input[0].input("mnist, pilot")
+    at.button[0].click().run()
+    assert not at.exception
+    again = app("study.py")
+    again.query_params["study"] = str(study_id)
+    again.run()
+    assert again.text_area[0].value == "AnB falls at the top"
+    assert again.text_input[0].value == "mnist, pilot"
+    assert len(again.dataframe[0].value) == 22  # one checkpoint per job
