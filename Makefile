@@ -14,15 +14,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# Until the dashboard lands: train a convnet on the bundled digits from the CLI.
+# The dashboard at http://localhost:8501, with one embedded worker (TRANSFERLAB_EMBEDDED_WORKER=0: none).
 run: $(STAMP)
-	$(PY) -m backend train --data digits --epochs 10
+	$(VENV)/bin/streamlit run app.py --server.port 8501
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/train.py
+	$(PY) bench/sweep.py
+	$(PY) bench/store.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -28,8 +28,10 @@ live = filters[4].toggle("Live", key=state.bind("live", True, lambda v: v == "1"
 state.report()
 
 
-def board() -> None:
+def board(live_view: bool = False) -> None:
     counts = store.queue().counts(study)
+    if live_view and not counts.get(RUNNING, 0) + counts.get(QUEUED, 0):
+        st.rerun(scope="app")  # all done: refresh the whole page (and stop refreshing)
     total = sum(counts.values())
     if total:
         done = counts.get(SUCCEEDED, 0)
@@ -48,8 +50,9 @@ def board() -> None:
                                 "error": st.column_config.TextColumn("error", width="large")})
 
 
-if live and store.queue().counts(study).get(RUNNING, 0) + store.queue().counts(study).get(QUEUED, 0):
-    st.fragment(board, run_every=2)()
+counts_now = store.queue().counts(study)
+if live and counts_now.get(RUNNING, 0) + counts_now.get(QUEUED, 0):
+    st.fragment(board, run_every=2)(live_view=True)
 else:
     board()
 

@@ -1,0 +1,107 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run app.py`
+with its embedded worker: queue the digits preset, watch it finish, open the layer chart, share it,
+and open the share link in a fresh browser context. Screenshots go to var/screenshots/."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "var" / "screenshots"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def _need_browser():
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the browser test: {CHROMIUM} is missing (.ci/run installs Debian's chromium)")
+    pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    _need_browser()
+    port = _free_port()
+    env = {**os.environ, "TRANSFERLAB_VAR": str(tmp_path / "var"), "TRANSFERLAB_EMBEDDED_WORKER": "1"}
+    env.pop("TRANSFERLAB_DATABASE_URL", None)
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
+    yield base
+    proc.terminate()  # the app stops its embedded worker on exit
+    proc.wait(timeout=30)
+
+
+def _chart_values(page) -> list:
+    page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=60_000)
+    return page.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => [t.name, t.y])")
+
+
+def test_queue_watch_chart_share(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # a fresh profile each launch
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.goto(server)  # the default page, New study
+        seeds = page.get_by_label("Seeds (one class split each)")
+        seeds.fill("0")
+        seeds.press("Enter")
+        page.get_by_text("27 jobs").first.wait_for(timeout=60_000)
+        page.screenshot(path=SHOTS / "new-study.png", full_page=True)
+        page.get_by_role("button", name="Queue study").click()
+        link = page.get_by_role("link", name="Watch study #1 on the Jobs page")
+        page.goto(f"{server}/{link.get_attribute('href').lstrip('/')}")  # markdown links open a new tab
+        page.get_by_text("27 of 27 succeeded").wait_for(timeout=600_000)
+        page.screenshot(path=SHOTS / "jobs.png", full_page=True)
+
+        page.goto(f"{server}/layers?study=1")
+        live = _chart_values(page)
+        assert {"baseB", "AnB", "AnB+", "BnB", "BnB+", "random"} <= {name for name, _ in live}
+        page.get_by_role("button", name="Share this view").click()
+        link = page.locator("code").filter(has_text="share=").first.inner_text().strip()
+        assert link.startswith(server) and "share=" in link
+        page.screenshot(path=SHOTS / "layers.png", full_page=True)
+
+        fresh = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        fresh.goto(link)
+        fresh.get_by_text("Snapshot").first.wait_for(timeout=60_000)
+        assert _chart_values(fresh) == live
+        fresh.screenshot(path=SHOTS / "shared.png", full_page=True)
+
+        for name in ("explorer", "study"):
+            page.goto(f"{server}/{name}?study=1&studies=1")
+            page.wait_for_timeout(3000)
+            assert page.locator("[data-testid=stException]").count() == 0
+            page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+        browser.close()
