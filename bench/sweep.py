@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,6 +38,7 @@ from backend.studies import yosinski  # noqa: E402
 from backend.studies.local import run_local  # noqa: E402
 from backend.studies.plan import PlannedJob  # noqa: E402
 from backend.transfer import copy_units  # noqa: E402
+from bench.reference import sgd_cosine, train_epoch  # noqa: E402
 
 def mm_peak(n: int = 2048, repeats: int = 10) -> float:
     """float32 FLOP/s of a large matrix product on this machine: the practical ceiling."""
@@ -113,30 +112,20 @@ def reference_sweep(plan: list[PlannedJob], root: str) -> tuple[dict[str, float]
                 copy_units(trained[job.depends_on[0]], model, spec.transfer.n)
             n = 0 if spec.transfer.fine_tune else spec.transfer.n
         model.freeze(n)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.SGD([{"params": [p for p in params if p.ndim > 1], "weight_decay": spec.train.weight_decay},
-                               {"params": [p for p in params if p.ndim <= 1]}],
-                              lr=spec.train.lr, momentum=spec.train.momentum, nesterov=True)
-        total = spec.train.epochs * len(train)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+        opt, sched = sgd_cosine(model, spec.train, len(train))
+
+        def target(y):
+            return torch.tensor([relabel[int(t)] for t in y])
+
         for _ in range(spec.train.epochs):
             started = time.perf_counter()
-            model.train()
-            for x, y in train:
-                y = torch.tensor([relabel[int(t)] for t in y])
-                loss = F.cross_entropy(model(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                images += len(y)
+            images += train_epoch(model, train, opt, sched, target)
             seconds += time.perf_counter() - started
             model.eval()
             correct = count = 0
             with torch.no_grad():
                 for x, y in test:
-                    y = torch.tensor([relabel[int(t)] for t in y])
-                    correct += (model(x).argmax(1) == y).sum().item()
+                    correct += (model(x).argmax(1) == target(y)).sum().item()
                     count += len(y)
         accuracy[job.key] = correct / count
         trained[job.key] = copy.deepcopy(model.state_dict())

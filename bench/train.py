@@ -15,19 +15,18 @@ RESULT digits_seconds=<s> digits_acc=<%> mnist_acc=<%> speedup=<reference wall /
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.models import build_model  # noqa: E402
 from backend.specs import TrainJobSpec, parse  # noqa: E402
 from backend.train import evaluate, train_job  # noqa: E402
+from bench.reference import sgd_cosine, train_epoch  # noqa: E402
 
 
 def engine(job: TrainJobSpec) -> tuple[float, float, float]:
@@ -52,23 +51,11 @@ def reference(job: TrainJobSpec, root: str) -> tuple[float, float, float]:
     torch.manual_seed(job.train.seed)
     model = build_model(job.model, (1, 28, 28), 10)
     spec = job.train
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": spec.weight_decay}, {"params": rest}],
-                          lr=spec.lr, momentum=spec.momentum, nesterov=True)
-    total = spec.epochs * len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    opt, sched = sgd_cosine(model, spec, len(loader))
     seen, train_seconds = 0, 0.0
     for _ in range(spec.epochs):
-        model.train()
         t = time.perf_counter()
-        for x, y in loader:
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            seen += len(y)
+        seen += train_epoch(model, loader, opt, sched)
         train_seconds += time.perf_counter() - t
     xs, ys = zip(*[(x, y) for x, y in DataLoader(test_set, batch_size=2048)])
     _, acc = evaluate(model, torch.cat(xs), torch.cat(ys))
