@@ -19,6 +19,7 @@ AXES = {
     "depth": "network depth (transferable units)",
 }
 COLOURS = {"treatment": "treatment", "study": "study", "seed": "seed"}
+FACETS = ["none", "treatment", "study"]
 METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)"}
 
 
@@ -43,12 +44,13 @@ if not available:
     st.stop()
 chosen = st.multiselect("Studies (overlaid)", list(available), format_func=available.get, key=state.bind(
     "studies", [next(iter(available))], ints, lambda v: set(v) <= set(available), show=joined))
-cols = st.columns(4)
+cols = st.columns(5)
 x = cols[0].selectbox("x axis", list(AXES), format_func=AXES.get, key=state.bind("x", "n", valid=AXES.__contains__))
 y = cols[1].selectbox("y axis", list(METRICS), format_func=METRICS.get,
                       key=state.bind("y", "gain", valid=METRICS.__contains__))
 colour = cols[2].selectbox("Colour by", list(COLOURS), key=state.bind("colour", "treatment", valid=COLOURS.__contains__))
-score = cols[3].selectbox("Score", list(SCORES), format_func=SCORES.get,
+facet = cols[3].selectbox("Facet by", FACETS, key=state.bind("facet", "none", valid=FACETS.__contains__))
+score = cols[4].selectbox("Score", list(SCORES), format_func=SCORES.get,
                           key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))
 state.report()
 
@@ -67,17 +69,21 @@ else:
     if rows.empty:
         st.info(f"None of these studies sets {AXES[x]}: pick another axis.")
     else:
-        means = (rows.groupby([x, colour])[y].agg(["mean", "sem", "size"]).reset_index()
+        groups = list(dict.fromkeys([x, colour] + ([facet] if facet != "none" else [])))
+        means = (rows.groupby(groups)[y].agg(["mean", "sem", "size"]).reset_index()
                  .rename(columns={"mean": y, "size": "jobs"}).fillna({"sem": 0.0}))
         fig = px.line(means.sort_values(x), x=x, y=y, color=colour, markers=True, error_y="sem",
-                      hover_data=["jobs"], labels={x: AXES[x], y: METRICS[y]})
-        fig.add_scatter(x=rows[x], y=rows[y], mode="markers", marker={"size": 5, "color": "rgba(0,0,0,0.25)"},
-                        name="single jobs", customdata=rows[["job", "study"]].values,
-                        hovertemplate="job %{customdata[0]} (%{customdata[1]}): %{y:.2f}<extra></extra>")
+                      facet_col=None if facet == "none" else facet, hover_data=["jobs"],
+                      labels={x: AXES[x], y: METRICS[y]})
+        if facet == "none":
+            fig.add_scatter(x=rows[x], y=rows[y], mode="markers", marker={"size": 5, "color": "rgba(0,0,0,0.25)"},
+                            name="single jobs", customdata=rows[["job", "study"]].values,
+                            hovertemplate="job %{customdata[0]} (%{customdata[1]}): %{y:.2f}<extra></extra>")
         if y == "gain":
-            fig.add_hline(y=0, line_dash="dot", line_color="grey")
+            fig.add_hline(y=0, line_dash="dot", line_color="grey")  # no gain over training from scratch
         st.plotly_chart(fig, key="explorer.chart")
-        st.caption("Lines: mean ± standard error over seeds and the other axes; dots: single jobs.")
+        st.caption("Lines: mean ± standard error over seeds and the other axes; dots (unfaceted): single jobs. "
+                   "Gain: a transfer's score minus baseB's, same study and seed.")
         st.dataframe(means, hide_index=True)
         st.download_button("Download the points (CSV)", rows.to_csv(index=False), file_name="explorer.csv")
 

@@ -12,11 +12,12 @@ def test_explorer_plots_gain_against_n(app, seeded_store):
 def test_explorer_depth_axis_and_tampered_params(app, seeded_store):
     _, study_id = seeded_store
     at = app("explorer.py")
-    at.query_params.update({"studies": f"{study_id},abc", "x": "depth", "colour": "study"})
+    at.query_params.update({"studies": f"{study_id},abc", "x": "depth", "colour": "study", "facet": "treatment"})
     at.run()
     assert not at.exception
     assert any("studies=" in w.value for w in at.warning)
     assert at.query_params["studies"] == str(study_id)  # fell back to the default study
+    assert set(at.dataframe[0].value.treatment) == {"AnB", "AnB+", "random"}  # one facet each
 
 
 def test_study_overview_edits_notes_and_offers_tables(app, seeded_store):
