@@ -30,6 +30,7 @@ from backend.studies.plan import parse_job
 from backend.train import Progress, Trained, resolve_device, train_job
 from backend.transfer import SourceNet, transfer_job
 from db.queue import ClaimedJob, Queue
+from db.session import StoreError
 
 log = logging.getLogger("transferlab.worker")
 
@@ -65,16 +66,21 @@ class Worker:
                                    {**environment(), "cuda": torch.version.cuda or ""})
         ran, idle_since, maintained = 0, time.monotonic(), float("-inf")
         while not self.stopping.is_set() and (max_jobs is None or ran < max_jobs):
-            job = self.queue.claim(self.worker_id, self.lease_seconds)
-            if job is None and time.monotonic() - maintained > self.poll_seconds:
-                # Nothing to run: maybe a dead worker holds jobs, or a cycle blocks them.
-                self.queue.requeue_expired()
-                self.queue.fail_cycles()
-                maintained = time.monotonic()
+            try:
                 job = self.queue.claim(self.worker_id, self.lease_seconds)
-            elif job is not None and time.monotonic() - maintained > self.lease_seconds:
-                self.queue.requeue_expired()  # lost jobs go back even while the queue is busy
-                maintained = time.monotonic()
+                if job is None and time.monotonic() - maintained > self.poll_seconds:
+                    # Nothing to run: maybe a dead worker holds jobs, or a cycle blocks them.
+                    self.queue.requeue_expired()
+                    self.queue.fail_cycles()
+                    maintained = time.monotonic()
+                    job = self.queue.claim(self.worker_id, self.lease_seconds)
+                elif job is not None and time.monotonic() - maintained > self.lease_seconds:
+                    self.queue.requeue_expired()  # lost jobs go back even while the queue is busy
+                    maintained = time.monotonic()
+            except StoreError:  # the database is briefly unreachable: wait and try again
+                log.warning("cannot reach the store; retrying in %.0f s", self.poll_seconds, exc_info=True)
+                self.stopping.wait(self.poll_seconds)
+                continue
             if job is None:
                 if once or (idle_exit is not None and time.monotonic() - idle_since > idle_exit):
                     break
