@@ -8,7 +8,6 @@ has used its attempts, then fails with the reason, and everything depending on i
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -19,6 +18,7 @@ from db.schema import (
     BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, Job, JobDependency, Metric,
     Result, Study, Worker, db_time,
 )
+from db.dag import GraphError, find_cycle, topological
 from db.session import get_engine, session_scope
 
 
@@ -69,7 +69,10 @@ class Queue:
 
         A job whose spec hash already succeeded is stored as succeeded, linked to that result.
         """
-        order = _topological(jobs)
+        try:
+            order = topological(jobs)
+        except GraphError as exc:
+            raise QueueError(str(exc)) from None
         with session_scope(self.engine) as s:
             study = Study(name=name, preset=preset, spec=spec, spec_hash=spec_hash)
             s.add(study)
@@ -197,7 +200,7 @@ class Queue:
         with session_scope(self.engine) as s:
             edges = s.execute(select(JobDependency.job_id, JobDependency.depends_on)
                               .join(Job, Job.id == JobDependency.job_id).where(Job.status == QUEUED)).all()
-            cycle = _find_cycle(edges)
+            cycle = find_cycle(edges)
             if not cycle:
                 return []
             for job in s.scalars(select(Job).where(Job.id.in_(cycle))):
@@ -361,62 +364,3 @@ def _succeeded_by_hash(s: Session, hashes: list[str], exclude: int | None = None
     if exclude is not None:
         query = query.where(Job.id != exclude)
     return dict(s.execute(query).all())
-
-
-def _topological(jobs: list[NewJob]) -> list[NewJob]:
-    """Jobs ordered dependencies first; a duplicate key, an unknown dependency or a cycle is refused."""
-    by_key: dict[str, NewJob] = {}
-    for job in jobs:
-        if job.key in by_key:
-            raise QueueError(f"two jobs share the key {job.key!r}")
-        by_key[job.key] = job
-    for job in jobs:
-        unknown = [d for d in job.depends_on if d not in by_key]
-        if unknown:
-            raise QueueError(f"job {job.key!r} depends on {unknown[0]!r}, which is not in the submission")
-    cycle = _find_cycle([(j.key, d) for j in jobs for d in j.depends_on])
-    if cycle:
-        raise QueueError("dependency cycle: " + " -> ".join(map(str, cycle + [cycle[0]])))
-    ordered, seen = [], set()
-
-    def visit(job: NewJob) -> None:
-        if job.key in seen:
-            return
-        seen.add(job.key)
-        for d in job.depends_on:
-            visit(by_key[d])
-        ordered.append(job)
-
-    for job in jobs:
-        visit(job)
-    return ordered
-
-
-def _find_cycle(edges: Iterable[tuple[Any, Any]]) -> list[Any]:
-    """One cycle in a directed graph given as (node, depends_on) edges, or []."""
-    graph: dict[Any, list[Any]] = defaultdict(list)
-    for a, b in edges:
-        graph[a].append(b)
-    state: dict[Any, int] = {}  # 1 = on the current path, 2 = done
-    path: list[Any] = []
-
-    def visit(node: Any) -> list[Any]:
-        state[node] = 1
-        path.append(node)
-        for nxt in graph.get(node, ()):
-            if state.get(nxt) == 1:
-                return path[path.index(nxt):]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        state[node] = 2
-        path.pop()
-        return []
-
-    for node in list(graph):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return []
