@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.specs import (
-    PRESETS, TORCHVISION_SETS, TREATMENTS, SpecError, TrainJobSpec, YosinskiSpec, canonical_json, parse, spec_hash,
+    PRESETS, TORCHVISION_SETS, TREATMENTS, SpecError, TrainJobSpec, YosinskiSpec, canonical_json, parse, set_field,
+    spec_hash,
 )
 
 MODELS = ("convnet", "mlp", "resnet18", "resnet50")
@@ -100,14 +101,14 @@ def spec_from_args(args: argparse.Namespace, cls: type, base: dict[str, Any],
              **(extra or {})}
     for path, value in flags.items():
         if value is not None:
-            _assign(spec, path, value)
+            set_field(spec, path, value)
     if args.shift:
         spec.setdefault("data", {})["shifts"] = [parse_shift(s) for s in args.shift]
     for item in args.set:
         path, sep, raw = item.partition("=")
         if not sep:
             raise SpecError(f"expected PATH=VALUE, got {item!r}", field="--set")
-        _assign(spec, path.strip(), _value(raw))
+        set_field(spec, path.strip(), _value(raw))
     return parse(cls, spec)
 
 
@@ -256,17 +257,6 @@ def _read_spec_file(path: str) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise SpecError(f"{path!r} must hold a mapping (a TrainJobSpec)", field="--spec")
     return loaded
-
-
-def _assign(spec: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    node = spec
-    for key in parents:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise SpecError(f"{key!r} is not a group of fields", field=path)
-        node = child
-    node[leaf] = value
 
 
 def _ints(text: str | None, flag: str) -> list[int] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from backend.specs import SpecError, YosinskiSpec, canonical_json, spec_hash
+from backend.specs import YosinskiSpec, canonical_json, set_field, spec_hash
 from backend.studies import expand
 from backend.studies.plan import parse_job
 from db.queue import NewJob, Queue
@@ -34,12 +34,6 @@ def clone_job(queue: Queue, job_id: int, edits: dict[str, Any]) -> int:
     kind, text = queue.job_spec(job_id)
     spec = json.loads(text)
     for path, value in edits.items():
-        *parents, leaf = path.split(".")
-        node = spec
-        for key in parents:
-            if not isinstance(node.get(key), dict):
-                raise SpecError(f"{key!r} is not a group of fields", field=path)
-            node = node[key]
-        node[leaf] = value
+        set_field(spec, path, value)
     edited = parse_job(kind, spec)
     return queue.clone(job_id, canonical_json(edited), spec_hash(edited))

@@ -5,7 +5,7 @@ content hash, so the same spec is never computed twice. This package must not im
 web tier imports it on machines without a GPU stack.
 """
 
-from backend.specs.base import Spec, SpecError, canonical_json, parse, spec_error, spec_hash
+from backend.specs.base import Spec, SpecError, canonical_json, parse, set_field, spec_error, spec_hash
 from backend.specs.data import (
     TORCHVISION_SETS, BlockShuffle, Blur, ClassSelection, Contrast, DataSpec, DigitsSource, FolderSource,
     GaussianNoise, Inversion, PixelShuffle, Rotation, Shift, Source, SyntheticSource, TorchvisionSource,
@@ -19,7 +19,7 @@ from backend.specs.studies import PRESETS, YosinskiSpec
 UNIONS = (Source, Shift, ModelSpec)  # discriminated unions, for error messages
 
 __all__ = [
-    "Spec", "SpecError", "canonical_json", "parse", "spec_error", "spec_hash",
+    "Spec", "SpecError", "canonical_json", "parse", "set_field", "spec_error", "spec_hash",
     "TORCHVISION_SETS", "BlockShuffle", "Blur", "ClassSelection", "Contrast", "DataSpec", "DigitsSource",
     "FolderSource", "GaussianNoise", "Inversion", "PixelShuffle", "Rotation", "Shift", "Source",
     "SyntheticSource", "TorchvisionSource", "check_block_sizes",

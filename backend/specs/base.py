@@ -68,6 +68,19 @@ def _union_tags() -> frozenset[str]:
     )
 
 
+def set_field(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path (`train.epochs`) in a spec's dict form, creating groups as needed;
+    the result is validated by `parse` like any other input."""
+    *parents, leaf = path.split(".")
+    node = tree
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise SpecError(f"{key!r} is not a group of fields", field=path)
+        node = child
+    node[leaf] = value
+
+
 def canonical_json(spec: BaseModel) -> str:
     """One text per spec: defaults filled in, keys sorted, no whitespace."""
     return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
