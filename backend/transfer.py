@@ -52,7 +52,7 @@ def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | t
     """Build the target net from the job's seed, copy and freeze units as the job says, train it."""
     device = resolve_device(device) if isinstance(device, str) else device
     t = job.transfer
-    copies = t.init == "source" and t.n > 0
+    copies = job.copies_units
     if copies and source is None:
         raise SpecError(f"copying {t.n} units needs the source network's weights", field="source")
     data = data or load_task(job.data)

@@ -158,7 +158,7 @@ class Worker:
         return trained, resume.epoch if resume else 0
 
     def _source(self, spec) -> SourceNet | None:
-        if spec.source is None or spec.transfer.n == 0 or spec.transfer.init != "source":
+        if not spec.copies_units:
             return None
         source_hash = spec_hash(spec.source)
         relative = self.queue.checkpoint_of(source_hash)

@@ -9,7 +9,7 @@ has used its attempts, then fails with the reason, and everything depending on i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import Engine, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
@@ -228,17 +228,8 @@ class Queue:
             job = _get(s, job_id)
             if job.status not in (FAILED, CANCELLED, BLOCKED):
                 raise QueueError(f"job {job_id} is {job.status}; only failed, cancelled or blocked jobs can be retried")
-            requeued = [job.id]
             _reset(job)
-            frontier = [job.id]
-            while frontier:
-                children = s.scalars(select(Job).join(JobDependency, JobDependency.job_id == Job.id)
-                                     .where(JobDependency.depends_on.in_(frontier), Job.status == BLOCKED)).all()
-                for child in children:
-                    _reset(child)
-                    requeued.append(child.id)
-                frontier = [c.id for c in children]
-            return requeued
+            return [job.id] + [child.id for child in _walk_dependants(s, [job.id], BLOCKED, _reset)]
 
     def clone(self, job_id: int, spec: str, spec_hash: str) -> int:
         """A new queued job like `job_id` (same study, dependencies, labels) with an edited spec."""
@@ -347,13 +338,24 @@ def _reset(job: Job) -> None:
 
 def _block_dependants(s: Session, job_ids: list[int], reason: str) -> None:
     """Every queued job that depends, directly or not, on `job_ids` is blocked with the reason."""
-    frontier = list(job_ids)
+    def block(job: Job) -> None:
+        job.status, job.error, job.message = BLOCKED, reason, reason
+
+    _walk_dependants(s, job_ids, QUEUED, block)
+
+
+def _walk_dependants(s: Session, job_ids: list[int], status: str, change: Callable[[Job], None]) -> list[Job]:
+    """Apply `change` to every job in `status` depending, directly or not, on `job_ids`, level by
+    level; `change` must move a job out of `status`, so each job is visited once, cycles included."""
+    changed, frontier = [], list(job_ids)
     while frontier:
         children = s.scalars(select(Job).join(JobDependency, JobDependency.job_id == Job.id)
-                             .where(JobDependency.depends_on.in_(frontier), Job.status == QUEUED)).all()
+                             .where(JobDependency.depends_on.in_(frontier), Job.status == status)).all()
         for child in children:
-            child.status, child.error, child.message = BLOCKED, reason, reason
+            change(child)
+        changed += children
         frontier = [c.id for c in children]
+    return changed
 
 
 def _succeeded_by_hash(s: Session, hashes: list[str], exclude: int | None = None) -> dict[str, int]:

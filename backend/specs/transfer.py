@@ -42,13 +42,17 @@ class TransferJobSpec(Spec):
                             f"({', '.join(names[:-1])}): n runs 0..{len(names) - 1}", field="transfer.n")
         if t.init == "random" and t.fine_tune:
             raise SpecError("the random control keeps its units frozen", field="transfer.fine_tune")
-        uses_source = t.init == "source" and t.n > 0
-        if uses_source and self.source is None:
+        if self.copies_units and self.source is None:
             raise SpecError(f"copying {t.n} units needs a source network", field="source")
         if self.source is not None and self.source.model != self.model:
             raise SpecError("the source network has another architecture than the target",
                             field="source.model")
         return self
+
+    @property
+    def copies_units(self) -> bool:
+        """Whether the first n units come from the source network (not random, and n > 0)."""
+        return self.transfer.init == "source" and self.transfer.n > 0
 
     @property
     def treatment(self) -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from backend.specs import YosinskiSpec
+from backend.studies import yosinski
 from backend.studies.plan import PlannedJob
 
 
 def expand(study: YosinskiSpec) -> list[PlannedJob]:
     """A study's jobs, every job after the jobs it depends on."""
-    from backend.studies import yosinski
-
     return yosinski.expand(study)

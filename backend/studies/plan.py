@@ -31,8 +31,7 @@ class PlannedJob:
 
 def transfer_source_key(spec: TransferJobSpec) -> tuple[str, ...]:
     """The job a transfer depends on: its source network's training, when it copies units."""
-    copies = spec.transfer.init == "source" and spec.transfer.n > 0
-    return (spec_hash(spec.source),) if copies and spec.source is not None else ()
+    return (spec_hash(spec.source),) if spec.copies_units else ()
 
 
 JOB_KINDS: dict[str, type] = {"train": TrainJobSpec, "transfer": TransferJobSpec}
