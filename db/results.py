@@ -80,8 +80,8 @@ class Results:
             return pd.DataFrame(columns=["job", "spec_hash"])
         long = pd.DataFrame(rows, columns=["job", "labels", "spec_hash", "name", "value"])
         wide = long.pivot_table(index=["job", "spec_hash"], columns="name", values="value").reset_index()
-        labels = pd.DataFrame(long.drop_duplicates("job").set_index("job")["labels"].tolist(),
-                              index=long.drop_duplicates("job")["job"]).reset_index(names="job")
+        first = long.drop_duplicates("job")
+        labels = pd.DataFrame(first["labels"].tolist(), index=first["job"]).reset_index(names="job")
         return labels.merge(wide, on="job")
 
     def curves(self, job_ids: list[int], key: str = "test_accuracy") -> pd.DataFrame:

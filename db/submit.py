@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from backend.specs import YosinskiSpec, canonical_json, set_field, spec_hash
@@ -13,8 +14,8 @@ from db.queue import NewJob, Queue
 
 def plan_size(study: YosinskiSpec) -> dict[str, int]:
     """How many jobs of each kind submitting `study` would create."""
-    keys = {job.key: job.kind for job in expand(study)}
-    return {kind: list(keys.values()).count(kind) for kind in sorted(set(keys.values()))}
+    kinds = {job.key: job.kind for job in expand(study)}  # identical jobs are queued once
+    return dict(sorted(Counter(kinds.values()).items()))
 
 
 def submit_study(queue: Queue, study: YosinskiSpec, name: str | None = None, preset: str | None = None,
