@@ -11,6 +11,8 @@ pages = [
     st.Page("pages/new_study.py", title="New study", icon=":material/add_circle:", url_path="new", default=True),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/list:", url_path="jobs"),
     st.Page("pages/layers.py", title="Layer transfer", icon=":material/stacked_line_chart:", url_path="layers"),
+    st.Page("pages/similarity.py", title="Similarity", icon=":material/grid_on:", url_path="similarity"),
+    st.Page("pages/sharpness.py", title="Sharpness", icon=":material/landscape:", url_path="sharpness"),
     st.Page("pages/explorer.py", title="Explorer", icon=":material/scatter_plot:", url_path="explorer"),
     st.Page("pages/study.py", title="Study overview", icon=":material/description:", url_path="study"),
 ]

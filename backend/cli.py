@@ -1,6 +1,7 @@
 """Command line.
 
     python -m backend train --data digits --model convnet --epochs 10
+    python -m backend presets                             # the ready-made studies
     python -m backend sweep --preset yosinski-digits      # run a study here, print its table
     python -m backend submit --preset yosinski-digits     # queue it for the workers
     python -m backend worker --device cuda:0              # run queued jobs
@@ -12,12 +13,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from backend.specs import (
-    PRESETS, TORCHVISION_SETS, TREATMENTS, SpecError, TrainJobSpec, YosinskiSpec, canonical_json, parse, set_field,
-    spec_hash,
+    PRESETS, TORCHVISION_SETS, TREATMENTS, Spec, SpecError, TrainJobSpec, canonical_json, parse, set_field, spec_hash,
 )
+from backend.studies import parse_study
 
 MODELS = ("convnet", "mlp", "resnet18", "resnet50")
 
@@ -30,10 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--save", metavar="PATH", help="write a checkpoint (.safetensors + .json)")
     train.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
-    sweep = commands.add_parser("sweep", help="run a layer-transfer study (Yosinski et al.) here and print its table")
-    submit = commands.add_parser("submit", help="queue a layer-transfer study for the workers")
+    commands.add_parser("presets", help="list the ready-made studies: name, study kind, what each asks")
+    sweep = commands.add_parser("sweep", help="run a study here, in this process, and print its tables")
+    submit = commands.add_parser("submit", help="queue a study's jobs for the workers")
     for p in (sweep, submit):
         p.add_argument("--preset", choices=sorted(PRESETS), default="yosinski-digits")
+        p.add_argument("--quick", action="store_true", help="the preset's quick size (a few minutes on a laptop CPU)")
         add_job_arguments(p)
         p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
         p.add_argument("--n", help="units transferred, e.g. 1,3,5 (default 1..L)")
@@ -52,11 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker(args)
+    if args.command == "presets":
+        return list_presets()
     try:
         if args.command == "train":
             spec = spec_from_args(args, TrainJobSpec, {"data": {"source": {"kind": "digits"}}})
         else:
-            spec = spec_from_args(args, YosinskiSpec, json.loads(json.dumps(PRESETS[args.preset])),
+            spec = spec_from_args(args, parse_study, PRESETS[args.preset].spec_dict(quick=args.quick),
                                   {"seeds": _ints(args.seeds, "--seeds"), "n": _ints(args.n, "--n"),
                                    "treatments": args.treatments and args.treatments.split(",")})
         if args.print_spec:
@@ -88,9 +93,10 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
                    help="any spec field, e.g. train.optimizer=adamw or data.classes.half=A")
 
 
-def spec_from_args(args: argparse.Namespace, cls: type, base: dict[str, Any],
+def spec_from_args(args: argparse.Namespace, validate: type | Callable[[dict], Spec], base: dict[str, Any],
                    extra: dict[str, Any] | None = None):
-    """`base` (or --spec's file), then the flags, then --set overrides, validated as `cls`."""
+    """`base` (or --spec's file), then the flags, then --set overrides, validated by `validate` (a spec
+    class, or a function of the dict such as `parse_study`)."""
     spec: dict[str, Any] = _read_spec_file(args.spec) if args.spec else base
     if args.data:
         spec.setdefault("data", {})["source"] = data_source(args.data, args.root)
@@ -109,7 +115,7 @@ def spec_from_args(args: argparse.Namespace, cls: type, base: dict[str, Any],
         if not sep:
             raise SpecError(f"expected PATH=VALUE, got {item!r}", field="--set")
         set_field(spec, path.strip(), _value(raw))
-    return parse(cls, spec)
+    return parse(validate, spec) if isinstance(validate, type) else validate(spec)
 
 
 def data_source(name: str, root: str | None) -> dict[str, Any]:
@@ -142,6 +148,7 @@ def run_train(job: TrainJobSpec, device: str, save: str | None) -> int:
     from tqdm import tqdm
 
     from backend.checkpoints import save_checkpoint
+    from backend.runners import checkpoint_meta
     from backend.train import Progress, train_job
 
     bar: tqdm | None = None
@@ -168,17 +175,19 @@ def run_train(job: TrainJobSpec, device: str, save: str | None) -> int:
     print(f"final test accuracy {100 * result.final_accuracy:.2f}%, best-10 mean "
           f"{100 * result.best_mean(10):.2f}%, {result.images_seen / result.train_seconds:,.0f} images/s")
     if save:
-        path = save_checkpoint(save, trained.model, {
-            "spec": json.loads(canonical_json(job)), "spec_hash": spec_hash(job),
-            "data_fingerprint": data.fingerprint, "units": trained.model.unit_names,
-            "normalization": {"mean": trained.normalization.mean, "std": trained.normalization.std},
-            "metrics": result.to_dict(),
-        })
+        path = save_checkpoint(save, trained.model, checkpoint_meta(job, trained))
         print(f"saved {path}")
     return 0
 
 
-def run_submit(study: YosinskiSpec, args: argparse.Namespace) -> int:
+def list_presets() -> int:
+    width = max(map(len, PRESETS))
+    for name, preset in PRESETS.items():
+        print(f"{name:<{width}}  {preset.study:<10}  {preset.asks}")
+    return 0
+
+
+def run_submit(study: Spec, args: argparse.Namespace) -> int:
     from db.queue import Queue
     from db.session import database_url
     from db.submit import submit_study
@@ -205,31 +214,28 @@ def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_sweep(study: YosinskiSpec, name: str, device: str, out: str | None) -> int:
+def run_sweep(study: Spec, name: str, device: str, out: str | None) -> int:
     import time
+    from collections import Counter
 
     from backend import settings
     from backend.provenance import environment
-    from backend.studies import yosinski
+    from backend.studies import STUDY_KINDS, expand
     from backend.studies.local import JobOutcome, run_local
 
-    plan = yosinski.expand(study)
-    print(f"{name}: {len(plan)} jobs ({len(study.seeds)} seeds x (2 bases + {len(study.treatments)} "
-          f"treatments x {len(study.n_values)} n)), device {device}", flush=True)
+    kind = STUDY_KINDS[study.study]
+    plan = expand(study)
+    kinds = ", ".join(f"{n} {k}" for k, n in Counter(job.kind for job in plan).items())
+    print(f"{name}: {len(plan)} jobs ({kinds}), device {device}", flush=True)
     started = time.perf_counter()
 
     def done(i: int, o: JobOutcome) -> None:
-        labels = o.job.labels
-        print(f"[{i + 1:3d}/{len(plan)}] seed {labels['seed']} {labels['treatment']:>6} n={labels['n']}: "
-              f"final {100 * o.result['final_accuracy']:6.2f}%  best-10 {100 * o.result['best10_accuracy']:6.2f}%"
-              f"  {o.seconds:5.1f}s", flush=True)
+        labels = " ".join(f"{k} {v}" for k, v in o.job.labels.items())
+        values = "  ".join(f"{k} {v:.4g}" for k, v in list(o.output.scalars.items())[:3])
+        print(f"[{i + 1:3d}/{len(plan)}] {labels}: {values}  {o.seconds:5.1f}s", flush=True)
 
-    table = yosinski.rows(run_local(plan, device, on_done=done))
-    for score in ("final", "best10"):
-        print(f"\n{score} test accuracy (%), mean over seeds {study.seeds}; baseB at n = 0")
-        print(yosinski.summary(table, score).round(2).to_string(na_rep=""))
-    checks = yosinski.describe(table)
-    print("\n" + "  ".join(f"{k} {v:.2f}" for k, v in checks.items()))
+    table, text, checks = kind.summarise(run_local(plan, device, on_done=done))
+    print(text)
     folder = Path(out) if out else settings.var_dir() / "results"
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -255,7 +261,7 @@ def _read_spec_file(path: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise SpecError(f"{path!r} is not valid JSON or YAML: {exc}", field="--spec") from None
     if not isinstance(loaded, dict):
-        raise SpecError(f"{path!r} must hold a mapping (a TrainJobSpec)", field="--spec")
+        raise SpecError(f"{path!r} must hold a mapping (a spec's fields)", field="--spec")
     return loaded
 
 

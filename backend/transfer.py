@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from pydantic import TypeAdapter
 from torch import Tensor, nn
 
-from backend.checkpoints import load_checkpoint
+from backend.checkpoints import load_checkpoint, load_weights
 from backend.data import TaskData, load_task
 from backend.models import UnitNet, build_model
-from backend.specs import SpecError, TransferJobSpec
+from backend.specs import ModelSpec, SpecError, TransferJobSpec
 from backend.train import (
     Normalization, ProgressFn, Trained, TrainResult, eval_batch_size, fit, mixed_precision, resolve_device,
 )
@@ -28,15 +29,19 @@ PREFIX_CACHE_BYTES = 4 << 30
 
 @dataclass(frozen=True)
 class SourceNet:
-    """A trained base network's weights and the input normalisation it was trained with."""
+    """A trained network's weights, the input normalisation it was trained with, and what it takes
+    to rebuild it (architecture, input shape, classes) for probes that run it."""
 
     state: dict[str, Tensor]
     normalization: Normalization
+    model: ModelSpec | None = None  # type: ignore[valid-type]
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W)
+    n_classes: int | None = None
 
     @classmethod
-    def of(cls, trained: Trained) -> SourceNet:
+    def of(cls, trained: Trained, model: ModelSpec | None = None) -> SourceNet:  # type: ignore[valid-type]
         state = {k: v.detach().clone() for k, v in trained.model.state_dict().items()}
-        return cls(state, trained.normalization)
+        return cls(state, trained.normalization, model, trained.data.image_shape, trained.data.n_classes)
 
     @classmethod
     def load(cls, path: str) -> SourceNet:
@@ -44,7 +49,20 @@ class SourceNet:
         norm = meta.get("normalization")
         if not norm:
             raise SpecError(f"checkpoint {path!r} has no input normalisation in its sidecar", field="checkpoint")
-        return cls(state, Normalization(tuple(norm["mean"]), tuple(norm["std"])))
+        model = meta.get("spec", {}).get("model")
+        shape = meta.get("input_shape")
+        return cls(state, Normalization(tuple(norm["mean"]), tuple(norm["std"])),
+                   TypeAdapter(ModelSpec).validate_python(model) if model else None,
+                   tuple(shape) if shape else None, meta.get("n_classes"))
+
+    def build(self) -> UnitNet:
+        """The network itself, weights loaded, on the CPU."""
+        if self.model is None or self.image_shape is None or self.n_classes is None:
+            raise SpecError("this checkpoint does not record its architecture, input shape and classes "
+                            "(written before probes existed): run its job again", field="checkpoint")
+        net = build_model(self.model, self.image_shape, self.n_classes)
+        load_weights(net, self.state)
+        return net
 
 
 def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | torch.device = "auto",

@@ -9,7 +9,6 @@ run at the next step: cancelled jobs are marked so, and on SIGTERM the job goes 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -19,16 +18,18 @@ import time
 import traceback
 import uuid
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from backend import settings
 from backend.checkpoints import load_train_state, save_checkpoint, save_train_state
 from backend.provenance import environment
-from backend.specs import SpecError, TrainJobSpec, canonical_json, spec_hash
-from backend.studies.plan import parse_job
-from backend.train import Progress, Trained, resolve_device, train_job
-from backend.transfer import SourceNet, transfer_job
+from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
+from backend.runners import checkpoint_meta, epoch_metrics
+from backend.specs import SpecError, spec_hash
+from backend.train import resolve_device
+from backend.transfer import SourceNet
 from db.queue import ClaimedJob, Queue
 from db.session import StoreError
 
@@ -118,8 +119,11 @@ class Worker:
         beat = _Heartbeat(self, job)
         beat.start()
         try:
-            trained, resumed_from = self._train(job, spec, beat)
-            self._finish(job, spec, trained, resumed_from)
+            kind = JOB_KINDS[job.kind]
+            networks = {key: self._network(key) for key in kind.networks(spec)}
+            options = self._resume_options(job, spec, beat) if kind.trains else {}
+            output = runner(job.kind)(spec, networks, self.device, beat.progress, **options)
+            self._finish(job, spec, output, options)
             return "succeeded"
         except JobStopped as stop:
             if stop.reason == "cancelled":
@@ -138,8 +142,8 @@ class Worker:
         finally:
             beat.stop()
 
-    def _train(self, job: ClaimedJob, spec, beat: _Heartbeat) -> tuple[Trained, int]:
-        """The trained network, and the epoch it resumed after (0: from the start)."""
+    def _resume_options(self, job: ClaimedJob, spec, beat: _Heartbeat) -> dict[str, Any]:
+        """A training job saves its state after every epoch and resumes from the last one saved."""
         state_path = self._job_dir(job.id) / "state.safetensors"
         resume = load_train_state(state_path, job.spec_hash)
         if resume is not None:
@@ -147,48 +151,34 @@ class Worker:
 
         def on_epoch(state) -> None:
             save_train_state(state_path, state, job.spec_hash)
-            r = state.result.history[-1]
-            self.queue.add_metrics(job.id, _epoch_metrics(r))
+            self.queue.add_metrics(job.id, epoch_metrics(state.result.history[-1]))
 
-        options = {"progress": beat.progress, "on_epoch": on_epoch, "resume": resume}
-        if isinstance(spec, TrainJobSpec):
-            trained = train_job(spec, self.device, **options)
-        else:
-            trained = transfer_job(spec, self._source(spec), self.device, **options)
-        return trained, resume.epoch if resume else 0
+        return {"on_epoch": on_epoch, "resume": resume}
 
-    def _source(self, spec) -> SourceNet | None:
-        if not spec.copies_units:
-            return None
-        source_hash = spec_hash(spec.source)
-        relative = self.queue.checkpoint_of(source_hash)
+    def _network(self, key: str) -> SourceNet:
+        """The network a job reads, from the checkpoint of a finished run of the job `key`."""
+        relative = self.queue.checkpoint_of(key)
         if relative is None:
-            raise SpecError(f"no finished run of the source network {source_hash[:12]} has a checkpoint",
-                            field="source")
+            raise SpecError(f"no finished run of the network {key[:12]} has a checkpoint", field="source")
         path = self.artifacts / relative
         if not path.exists():
-            raise SpecError(f"the source checkpoint {str(path)!r} is missing from the artifacts folder",
-                            field="source")
+            raise SpecError(f"the checkpoint {str(path)!r} is missing from the artifacts folder", field="source")
         return SourceNet.load(str(path))
 
-    def _finish(self, job: ClaimedJob, spec, trained: Trained, resumed_from: int) -> None:
+    def _finish(self, job: ClaimedJob, spec, output: JobOutput, options: dict[str, Any]) -> None:
         folder = self._job_dir(job.id)
-        path = save_checkpoint(folder / "model", trained.model, {
-            "spec": json.loads(canonical_json(spec)), "spec_hash": job.spec_hash, "job": job.id,
-            "data_fingerprint": trained.data.fingerprint, "units": trained.model.unit_names,
-            "normalization": {"mean": trained.normalization.mean, "std": trained.normalization.std},
-            "metrics": trained.result.to_dict(), "device": str(self.device),
-        })
-        artifact = {"kind": "checkpoint", "path": str(path.relative_to(self.artifacts)),
-                    "sha256": _sha256(path), "bytes": path.stat().st_size}
-        r = trained.result
-        results = {"final_accuracy": r.final_accuracy, "best10_accuracy": r.best_mean(10),
-                   "train_seconds": r.train_seconds, "images_per_second": r.images_seen / max(r.train_seconds, 1e-9),
-                   "resumed_from_epoch": resumed_from}
-        metrics = [m for record in r.history for m in _epoch_metrics(record)]
-        tables = {"provenance": {**environment(), "device": str(self.device), "worker": self.worker_id,
-                                 "data_fingerprint": trained.data.fingerprint}}
-        if self.queue.complete(job.id, self.worker_id, results, metrics, [artifact], tables):
+        artifacts, scalars = [], dict(output.scalars)
+        if output.network is not None:
+            path = save_checkpoint(folder / "model", output.network.model, {
+                **checkpoint_meta(spec, output.network), "job": job.id, "device": str(self.device)})
+            artifacts.append({"kind": "checkpoint", "path": str(path.relative_to(self.artifacts)),
+                              "sha256": _sha256(path), "bytes": path.stat().st_size})
+            resume = options.get("resume")
+            scalars["resumed_from_epoch"] = resume.epoch if resume else 0
+        tables = {**output.tables, "provenance": {
+            **environment(), "device": str(self.device), "worker": self.worker_id,
+            "data_fingerprint": output.tables.get("data_fingerprint")}}
+        if self.queue.complete(job.id, self.worker_id, scalars, output.curves, artifacts, tables, output.arrays):
             (folder / "state.safetensors").unlink(missing_ok=True)
 
     def _job_dir(self, job_id: int) -> Path:
@@ -216,14 +206,9 @@ class _Heartbeat:
     def report(self, fraction: float, message: str) -> None:
         self.latest = (fraction, message)
 
-    def progress(self, p: Progress) -> None:
+    def progress(self, fraction: float, message: str) -> None:
         """The engine's progress callback: record, and stop here if asked to."""
-        done_steps = (p.epoch - 1) * p.steps + p.step
-        if p.phase == "eval":
-            message = f"epoch {p.epoch}/{p.epochs}: test accuracy {100 * p.accuracy:.2f}%"
-        else:
-            message = f"epoch {p.epoch}/{p.epochs}, step {p.step}/{p.steps}, loss {p.loss:.4f}"
-        self.report(done_steps / (p.epochs * p.steps), message)
+        self.report(fraction, message)
         if self.worker.stopping.is_set():
             raise JobStopped("stopping")
         if self.stop_reason:
@@ -241,12 +226,6 @@ class _Heartbeat:
                 self.stop_reason = "lease lost"
             elif lease.cancel_requested:
                 self.stop_reason = "cancelled"
-
-
-def _epoch_metrics(r) -> list[tuple[str, int, float]]:
-    return [("train_loss", r.epoch, r.train_loss), ("train_accuracy", r.epoch, r.train_accuracy),
-            ("test_loss", r.epoch, r.test_loss), ("test_accuracy", r.epoch, r.test_accuracy),
-            ("lr", r.epoch, r.lr)]
 
 
 def _sha256(path: Path) -> str:

@@ -139,7 +139,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seeds", default="0")
     args = parser.parse_args()
-    preset = copy.deepcopy(PRESETS["yosinski-mnist"])
+    preset = PRESETS["yosinski-mnist"].spec_dict()
+    preset["probes"] = {"sharpness": None, "similarity": None}  # training speed only
     preset["data"]["source"]["root"] = args.datasets
     preset["data"]["per_class"] = args.per_class
     preset["train"]["epochs"] = args.epochs
@@ -152,10 +153,11 @@ def main() -> None:
     started = time.perf_counter()
     outcomes = run_local(plan, "cpu")
     engine_wall = time.perf_counter() - started
-    engine_acc = {o.job.key: o.result["final_accuracy"] for o in outcomes}
-    engine_seconds = sum(o.result["train_seconds"] for o in outcomes)
-    engine_images = sum(o.result["images_seen"] for o in outcomes)
-    flops = sum(train_flops_per_image(o.job) * o.result["images_seen"] for o in outcomes)
+    results = {o.job.key: o.output.scalars for o in outcomes}
+    engine_acc = {k: r["final_accuracy"] for k, r in results.items()}
+    engine_seconds = sum(r["train_seconds"] for r in results.values())
+    engine_images = sum(r["images_seen"] for r in results.values())
+    flops = sum(train_flops_per_image(o.job) * results[o.job.key]["images_seen"] for o in outcomes)
 
     started = time.perf_counter()
     ref_acc, ref_seconds, ref_images = reference_sweep(plan, args.datasets)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+import numpy as np
 from sqlalchemy import Engine, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.schema import (
-    BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, Job, JobDependency, Metric,
-    Result, Study, Worker, db_time,
+    BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, ArrayRecord, Artifact, Job, JobDependency, Metric,
+    Result, Study, Worker, array_record, db_time,
 )
 from db.dag import GraphError, find_cycle, topological
 from db.session import get_engine, session_scope
@@ -131,9 +132,10 @@ class Queue:
 
     def complete(self, job_id: int, worker_id: str, results: dict[str, float],
                  metrics: Iterable[tuple[str, int, float]] = (), artifacts: Iterable[dict[str, Any]] = (),
-                 tables: dict[str, Any] | None = None) -> bool:
-        """Store the results and mark the job succeeded, all or nothing; False if the lease was lost
-        (another worker has the job now, and its results will be the ones kept)."""
+                 tables: dict[str, Any] | None = None, arrays: dict[str, np.ndarray] | None = None) -> bool:
+        """Store the results (scalars, small JSON tables, curves, arrays, artifacts) and mark the job
+        succeeded, all or nothing; False if the lease was lost (another worker has the job now, and
+        its results will be the ones kept)."""
         with session_scope(self.engine) as s:
             done = s.execute(update(Job).where(*_owned(job_id, worker_id)).values(
                 status=SUCCEEDED, progress=1.0, message="done", finished_at=db_time(),
@@ -141,7 +143,7 @@ class Queue:
             if not done:
                 return False
             # A retried attempt may have left rows: the finished job keeps exactly one set.
-            for table in (Result, Metric, Artifact):
+            for table in (Result, Metric, Artifact, ArrayRecord):
                 s.execute(delete(table).where(table.job_id == job_id))
             s.execute(insert(Result), [{"job_id": job_id, "name": k, "value": float(v)} for k, v in results.items()]
                       + [{"job_id": job_id, "name": k, "value": None, "table": v} for k, v in (tables or {}).items()])
@@ -149,6 +151,7 @@ class Queue:
             if rows:
                 s.execute(insert(Metric), rows)
             s.add_all(Artifact(job_id=job_id, **a) for a in artifacts)
+            s.add_all(array_record(job_id, name, a) for name, a in (arrays or {}).items())
         return True
 
     def fail(self, job_id: int, worker_id: str | None, error: str, retry: bool = False) -> str:

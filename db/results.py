@@ -6,13 +6,14 @@ Pages call these and nothing else of the store; no ORM row or session leaves thi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import aliased
 
-from db.schema import Artifact, Job, Metric, Result, Study, Worker, db_time
+from db.schema import ArrayRecord, Artifact, Job, Metric, Result, Study, Worker, db_time
 from db.session import get_engine, session_scope
 
 
@@ -29,6 +30,14 @@ class StudySummary:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class StoredArray:
+    job: int
+    labels: dict[str, Any]
+    name: str
+    value: np.ndarray
 
 
 class Results:
@@ -67,13 +76,15 @@ class Results:
                                            "error", "attempts", "worker", "created_at", "started_at",
                                            "finished_at", "result_of"])
 
-    def study_scores(self, study_id: int) -> pd.DataFrame:
-        """One row per succeeded job of a study: its labels and named scalar results (for linked
-        jobs, the results of the run they reuse)."""
+    def study_scores(self, study_id: int, kinds: Iterable[str] | None = None,
+                     labels: dict[str, Any] | None = None) -> pd.DataFrame:
+        """One row per succeeded job of a study (of the given kinds, with the given labels): its
+        labels and named scalar results (for linked jobs, the results of the run they reuse)."""
         source = func.coalesce(Job.result_of, Job.id)
         query = (select(Job.id, Job.labels, Job.spec_hash, Result.name, Result.value)
                  .join(Result, Result.job_id == source)
-                 .where(Job.study_id == study_id, Job.status == "succeeded", Result.value.is_not(None)))
+                 .where(Job.study_id == study_id, Job.status == "succeeded", Result.value.is_not(None),
+                        *_job_filters(kinds, labels)))
         with session_scope(self.engine) as s:
             rows = s.execute(query).all()
         if not rows:
@@ -83,6 +94,27 @@ class Results:
         first = long.drop_duplicates("job")
         labels = pd.DataFrame(first["labels"].tolist(), index=first["job"]).reset_index(names="job")
         return labels.merge(wide, on="job")
+
+    def arrays(self, study_id: int, name: str, kinds: Iterable[str] | None = None,
+               labels: dict[str, Any] | None = None, jobs: Iterable[int] | None = None) -> list[StoredArray]:
+        """The arrays called `name` of a study's succeeded jobs (of the given kinds, with the given
+        labels, among `jobs`), oldest job first, each with its job's labels; filtered in SQL."""
+        query = (select(Job.id, Job.labels, ArrayRecord)
+                 .join(ArrayRecord, ArrayRecord.job_id == func.coalesce(Job.result_of, Job.id))
+                 .where(Job.study_id == study_id, Job.status == "succeeded", ArrayRecord.name == name,
+                        *_job_filters(kinds, labels)).order_by(Job.id))
+        if jobs is not None:
+            query = query.where(Job.id.in_(list(jobs)))
+        with session_scope(self.engine) as s:
+            return [StoredArray(job, dict(job_labels), name, record.to_numpy())
+                    for job, job_labels, record in s.execute(query).all()]
+
+    def job_tables(self, job_id: int) -> dict[str, Any]:
+        """A finished job's small JSON tables: estimator settings, units, provenance."""
+        query = (select(Result.name, Result.table).join(Job, Result.job_id == func.coalesce(Job.result_of, Job.id))
+                 .where(Job.id == job_id, Result.table.is_not(None)))
+        with session_scope(self.engine) as s:
+            return dict(s.execute(query).all())
 
     def curves(self, job_ids: list[int], key: str = "test_accuracy") -> pd.DataFrame:
         """Per-epoch points of `key` for the given jobs (following links to reused runs)."""
@@ -125,3 +157,17 @@ class Results:
                  .where(Worker.last_seen_at > db_time() - seen_within).order_by(Worker.id))
         with session_scope(self.engine) as s:
             return pd.DataFrame(s.execute(query).all(), columns=["id", "host", "device", "last_seen_at"])
+
+
+def _job_filters(kinds: Iterable[str] | None, labels: dict[str, Any] | None) -> list:
+    """SQL conditions on a job's kind and on values of its JSON labels (a None value: label absent)."""
+    conditions = [Job.kind.in_(list(kinds))] if kinds is not None else []
+    for key, value in (labels or {}).items():
+        field = Job.labels[key]
+        if value is None:
+            conditions.append(field.as_string().is_(None))
+        elif isinstance(value, bool) or not isinstance(value, int):
+            conditions.append(field.as_string() == str(value))
+        else:
+            conditions.append(field.as_integer() == value)
+    return conditions

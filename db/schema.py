@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -119,7 +120,7 @@ class Result(Base):
 
 
 class ArrayRecord(Base):
-    """A small array (a CKA matrix, an interpolation curve) as raw little-endian bytes."""
+    """A small array (a CKA matrix, a spectral density) as raw little-endian bytes."""
 
     __tablename__ = "arrays"
     __table_args__ = (Index("ix_arrays_job_name", "job_id", "name", unique=True),)
@@ -127,9 +128,18 @@ class ArrayRecord(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
-    dtype: Mapped[str] = mapped_column(String(16))
+    dtype: Mapped[str] = mapped_column(String(16))  # numpy's name, little-endian: "<f8"
     shape: Mapped[list[Any]]
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    def to_numpy(self) -> np.ndarray:
+        return np.frombuffer(self.data, dtype=np.dtype(self.dtype)).reshape(self.shape)
+
+
+def array_record(job_id: int, name: str, array: np.ndarray) -> ArrayRecord:
+    a = np.ascontiguousarray(array)
+    a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+    return ArrayRecord(job_id=job_id, name=name, dtype=a.dtype.str, shape=list(a.shape), data=a.tobytes())
 
 
 class Artifact(Base):

@@ -6,21 +6,21 @@ import json
 from collections import Counter
 from typing import Any
 
-from backend.specs import YosinskiSpec, canonical_json, set_field, spec_hash
+from backend.jobs import parse_job
+from backend.specs import Spec, canonical_json, set_field, spec_hash
 from backend.studies import expand
-from backend.studies.plan import parse_job
 from db.queue import NewJob, Queue
 
 
-def plan_size(study: YosinskiSpec) -> dict[str, int]:
+def plan_size(study: Spec) -> dict[str, int]:
     """How many jobs of each kind submitting `study` would create."""
     kinds = {job.key: job.kind for job in expand(study)}  # identical jobs are queued once
     return dict(sorted(Counter(kinds.values()).items()))
 
 
-def submit_study(queue: Queue, study: YosinskiSpec, name: str | None = None, preset: str | None = None,
+def submit_study(queue: Queue, study: Spec, name: str | None = None, preset: str | None = None,
                  priority: int = 0) -> int:
-    """Queue every job of `study`; returns the study id. Identical jobs are queued once."""
+    """Queue every job of `study` (any study kind); returns the study id. Identical jobs are queued once."""
     jobs: dict[str, NewJob] = {}
     for job in expand(study):
         jobs.setdefault(job.key, NewJob(job.key, job.kind, canonical_json(job.spec), job.key, job.labels,

@@ -4,7 +4,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from backend.specs import SpecError, YosinskiSpec, parse, unit_names
+from backend.jobs import NETWORK_KINDS
+from backend.specs import SpecError
+from backend.studies import STUDY_KINDS, parse_study
 from ui import store
 from ui.charts import SCORES, gain_table
 from ui.state import PageState, ints, joined
@@ -26,14 +28,10 @@ METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)"}
 def study_axes(spec: dict) -> dict:
     """Study-level values of the explorer's axes (None where the study does not set one)."""
     try:
-        study = parse(YosinskiSpec, spec)
+        study = parse_study(spec)
     except SpecError:
         return {}
-    data = study.data
-    blocks = [s.block for s in data.shifts if s.kind == "block_shuffle"]
-    return {"per_class": data.per_class, "class_fraction": data.classes.fraction or 1.0,
-            "domain_gap": getattr(data.source, "gap", None), "block": blocks[0] if blocks else 0,
-            "depth": len(unit_names(study.model)) - 1}
+    return STUDY_KINDS[study.study].axes(study)
 
 
 state = PageState("explorer")
@@ -56,7 +54,7 @@ state.report()
 
 frames = []
 for study_id in chosen:
-    scores = store.results().study_scores(study_id)
+    scores = store.results().study_scores(study_id, kinds=NETWORK_KINDS)
     if scores.empty:
         continue
     axes = study_axes(store.results().study_spec(study_id) or {})

@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 
+from backend.jobs import JOB_KINDS
 from backend.specs import SpecError
 from db.queue import QueueError
 from db.schema import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
@@ -13,7 +14,7 @@ from ui.widgets import study_picker
 from ui.state import PageState
 
 STATUSES = ["any", QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, BLOCKED]
-KINDS = ["any", "train", "transfer"]
+KINDS = ["any", *JOB_KINDS]
 PAGE_SIZE = 50
 
 state = PageState("jobs")

@@ -1,35 +1,26 @@
 """Layer transfer: Yosinski's figure for a study, accuracy against the number of units transferred."""
 
-import datetime
-
 import pandas as pd
 import streamlit as st
 
+from backend.jobs import NETWORK_KINDS
 from backend.specs import TREATMENTS
 from ui import store
-from ui.charts import SCORES, layer_figure, layer_summary
+from ui.charts import SCORES, SHARPNESS, layer_figure, layer_summary
 from ui.state import PageState, joined, strs
-from ui.widgets import absolute_link, study_picker
+from ui.share import open_snapshot, share_button
+from ui.widgets import study_picker
 
 state = PageState("layers")
 st.title("Layer transfer")
 
-share_id = st.query_params.get("share")
-if share_id is not None:
-    snapshot = store.shares().get(share_id)
-    if snapshot is None or snapshot.page != "layers":
-        st.warning("This share link is unknown or damaged; showing the live view instead.")
-        st.query_params.pop("share", None)
-    else:
-        taken = datetime.datetime.fromtimestamp(snapshot.created_at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        st.info(f"Snapshot `{snapshot.id}` of study #{snapshot.params['study']}, taken {taken}: it stays as it was "
-                "when shared. [Open the live view](layers?" + "&".join(f"{k}={v}" for k, v in snapshot.params.items())
-                + ")")
-        summary = pd.DataFrame(snapshot.rows)
-        score, chosen = snapshot.params["score"], strs(snapshot.params["treatments"])
-        st.plotly_chart(layer_figure(summary, score, chosen), key="layers.chart")
-        st.dataframe(summary, hide_index=True)
-        st.stop()
+snapshot = open_snapshot("layers")
+if snapshot is not None:
+    summary = pd.DataFrame(snapshot.rows)
+    score, chosen = snapshot.params["score"], strs(snapshot.params["treatments"])
+    st.plotly_chart(layer_figure(summary, score, chosen), key="layers.chart")
+    st.dataframe(summary, hide_index=True)
+    st.stop()
 
 top = st.columns([3, 2, 3])
 with top[0]:
@@ -41,7 +32,7 @@ chosen = top[2].multiselect("Treatments", TREATMENTS, key=state.bind(
 state.report()
 
 if study is not None:
-    scores = store.results().study_scores(study)
+    scores = store.results().study_scores(study, kinds=NETWORK_KINDS)
     summary = layer_summary(scores, score)
     if summary.empty:
         st.info("No finished job in this study yet: the figure fills in as jobs land.")
@@ -52,11 +43,17 @@ if study is not None:
                    "trained from scratch. The score is " + SCORES[score] + ".")
         st.plotly_chart(layer_figure(summary, score, chosen), key="layers.chart")
         st.dataframe(summary.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), hide_index=True)
-        if st.button("Share this view", key="layers.share"):
-            params = {"study": study, "score": score, "treatments": joined(chosen)}
-            link_id = store.shares().create("layers", params, summary.to_dict(orient="records"))
-            st.success("A snapshot that will not change as more jobs land:")
-            st.code(absolute_link(f"layers?share={link_id}"), language=None)
+        share_button("layers", {"study": study, "score": score, "treatments": joined(chosen)},
+                     summary.to_dict(orient="records"))
         st.download_button("Download the table (CSV)", summary.to_csv(index=False), file_name=f"study{study}-layers.csv")
+
+    sharpness = store.results().study_scores(study, kinds=["sharpness"])
+    if not sharpness.empty:
+        st.subheader("Sharpness")
+        st.caption("Hessian of the training loss on the probe images, every network in eval mode; mean and 95% band "
+                   "over seeds. Spectral densities and the split at the transfer cut: the Sharpness page.")
+        for column, (name, label) in zip(st.columns(len(SHARPNESS)), SHARPNESS.items()):
+            panel = layer_summary(sharpness, name, scale=1.0)
+            column.plotly_chart(layer_figure(panel, name, chosen, y_title=label, height=360), key=f"layers.{name}")
 
 state.sync()

@@ -1,24 +1,26 @@
 """New study: a preset from the literature or a custom grid, validated before anything is queued."""
 
-import copy
 import json
 from pathlib import Path
 
 import streamlit as st
 import yaml
 
-from backend.specs import PRESETS, TORCHVISION_SETS, TREATMENTS, SpecError, YosinskiSpec, parse, unit_names
+from backend.jobs import JOB_KINDS
+from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, StudyProbes, unit_names
+from backend.studies import STUDY_KINDS, parse_study
 from db.submit import plan_size, submit_study
 from ui import store
 from ui.state import PageState, ints
 
 state = PageState("new")
 st.title("New study")
-st.caption("Yosinski et al. 2014: per seed, split the classes into halves A and B, train baseA and baseB, "
-           "then retrain on B with the first n units from A or B, frozen or fine-tuned (+), or random and frozen.")
 
-preset_name = st.selectbox("Preset", list(PRESETS), key=state.bind("preset", "yosinski-digits", valid=PRESETS.__contains__))
-preset = copy.deepcopy(PRESETS[preset_name])
+preset_name = st.selectbox("Preset", list(PRESETS), key=state.bind("preset", "yosinski-digits", valid=PRESETS.__contains__),
+                           format_func=lambda name: f"{name}: {PRESETS[name].asks}")
+preset = PRESETS[preset_name].spec_dict()
+kind = STUDY_KINDS[PRESETS[preset_name].study]
+st.caption(kind.description)
 state.report()
 slots: dict[str, st.delta_generator.DeltaGenerator] = {}
 
@@ -88,12 +90,26 @@ with model_col:
 
 with grid_col:
     st.subheader("Grid")
-    seeds = st.text_input("Seeds (one class split each)", ",".join(map(str, preset["seeds"])), key="new.seeds")
-    slots["seeds"] = st.empty()
-    treatments = st.multiselect("Treatments", TREATMENTS, default=list(TREATMENTS), key="new.treatments")
-    slots["treatments"] = st.empty()
-    n_text = st.text_input("Units transferred n (empty = all)", "", key="new.n")
-    slots["n"] = st.empty()
+    grid = {}
+    for field in kind.grid:
+        preset_value = preset.get(field.path)
+        if field.choices:
+            grid[field.path] = st.multiselect(field.label, field.choices, default=list(preset_value or field.choices),
+                                              key=f"new.{field.path}")
+        else:
+            grid[field.path] = st.text_input(field.label, ",".join(map(str, preset_value or [])), key=f"new.{field.path}")
+        slots[field.path] = st.empty()
+    probes = {}
+    if "probes" in kind.spec.model_fields:
+        st.subheader("Probes")
+        preset_probes = preset.get("probes", {})
+        defaults = StudyProbes.model_validate(preset_probes)
+        for name, info in StudyProbes.model_fields.items():
+            if name != "treatments":
+                on = st.checkbox(f"{name.capitalize()}: {info.description}", getattr(defaults, name) is not None,
+                                 key=f"new.probe_{name}")
+                probes[name] = (preset_probes.get(name) or {}) if on else None
+        slots["probes"] = st.empty()
 
 
 def numbers(text: str, field: str) -> list[int]:
@@ -103,19 +119,21 @@ def numbers(text: str, field: str) -> list[int]:
         raise SpecError(f"expected comma-separated whole numbers, got {text!r}", field=field) from None
 
 
-def build() -> YosinskiSpec:
+def build():
     if imported is not None:
-        return parse(YosinskiSpec, imported)
+        return parse_study(imported)
     if source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
         raise SpecError(f"{source['root']!r} is not a readable folder", field="data.source.root")
-    spec = {"study": "yosinski", "seeds": numbers(seeds, "seeds"), "treatments": treatments,
+    spec = {**preset, **{f.path: grid[f.path] if f.choices else numbers(grid[f.path], f.path) or None for f in kind.grid},
             "data": {**preset["data"], "source": source, "per_class": per_class or None,
                      "size": size or None, "classes": {"fraction": fraction} if fraction < 1 else {},
                      "shifts": ([{"kind": "block_shuffle", "block": block}] if block else [])
                      + ([{"kind": "noise", "std": noise}] if noise else [])},
             "model": {k: numbers(v, f"model.{k}") if k in ("channels", "hidden") else v for k, v in model.items()},
-            "train": train, "n": numbers(n_text, "n") or None}
-    return parse(YosinskiSpec, spec)
+            "train": train}
+    if probes:
+        spec["probes"] = {**preset.get("probes", {}), **probes}
+    return parse_study(spec)
 
 
 st.divider()
@@ -136,8 +154,8 @@ if study is not None:
     units = ", ".join(unit_names(study.model)[:-1])
     estimate = (f"about {sum(timings.get(k, 0) * n for k, n in jobs.items()) / 60:.1f} min on one worker "
                 "(from past runs of this preset)" if timings else "no past runs of this preset to estimate from")
-    st.markdown(f"**{sum(jobs.values())} jobs** ({jobs.get('train', 0)} base trainings, "
-                f"{jobs.get('transfer', 0)} transfers over units {units}); {estimate}.")
+    what = "; ".join(f"{n} × {JOB_KINDS[k].description}" for k, n in jobs.items())
+    st.markdown(f"**{sum(jobs.values())} jobs** ({what}; transfer units {units}); {estimate}.")
     text = json.dumps(study.model_dump(mode="json"), indent=2)
     left, mid, right = st.columns([2, 1, 1])
     name = left.text_input("Study name", preset_name, key="new.name")

@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 
+from backend.jobs import NETWORK_KINDS
 from ui import store
 from ui.charts import layer_summary
 from ui.state import PageState
@@ -35,11 +36,12 @@ if study is not None:
         st.json(spec, expanded=False)
         st.download_button("Spec (JSON)", json.dumps(spec, indent=2), file_name=f"study{study}-spec.json")
 
-    scores = store.results().study_scores(study)
+    scores = store.results().study_scores(study)  # every job's scalars, probes included
     jobs = store.results().jobs(study_id=study, limit=100_000)
     artifacts = store.results().artifacts(study)
     st.subheader("Tables")
-    tables = {"scores": scores, "layer summary": layer_summary(scores, "final_accuracy"), "jobs": jobs,
+    networks = store.results().study_scores(study, kinds=NETWORK_KINDS)
+    tables = {"scores": scores, "layer summary": layer_summary(networks, "final_accuracy"), "jobs": jobs,
               "artifacts": artifacts}
     for name, table in tables.items():
         cols = st.columns([3, 1, 1])

@@ -28,3 +28,9 @@ def absolute_link(path_and_query: str) -> str:
     url = getattr(st.context, "url", None) or ""
     base = url.split("?", 1)[0].rsplit("/", 1)[0] if url.startswith("http") else ""
     return f"{base}/{path_and_query}" if base else path_and_query
+
+
+def job_role(labels: dict) -> str:
+    """A job's place in its study, in words: 'AnB n=3 seed 0 vs baseB'."""
+    words = {"treatment": "{}", "n": "n={}", "seed": "seed {}", "against": "vs {}"}
+    return " ".join(form.format(labels[key]) for key, form in words.items() if key in labels)

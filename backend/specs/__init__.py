@@ -14,7 +14,10 @@ from backend.specs.data import (
 from backend.specs.models import ConvNetSpec, MLPSpec, ModelSpec, ResNetSpec, unit_names
 from backend.specs.training import TrainJobSpec, TrainSpec
 from backend.specs.transfer import TREATMENTS, TransferJobSpec, TransferSpec
-from backend.specs.studies import PRESETS, YosinskiSpec
+from backend.specs.probes import (
+    SCOPES, ProbeImages, SharpnessJobSpec, SharpnessSettings, SimilarityJobSpec, SimilaritySettings, StudyProbes,
+)
+from backend.specs.studies import PRESETS, Preset, YosinskiSpec
 
 UNIONS = (Source, Shift, ModelSpec)  # discriminated unions, for error messages
 
@@ -24,5 +27,7 @@ __all__ = [
     "FolderSource", "GaussianNoise", "Inversion", "PixelShuffle", "Rotation", "Shift", "Source",
     "SyntheticSource", "TorchvisionSource", "check_block_sizes",
     "ConvNetSpec", "MLPSpec", "ModelSpec", "ResNetSpec", "unit_names",
-    "TrainJobSpec", "TrainSpec", "TREATMENTS", "TransferJobSpec", "TransferSpec", "PRESETS", "YosinskiSpec",
+    "TrainJobSpec", "TrainSpec", "TREATMENTS", "TransferJobSpec", "TransferSpec", "PRESETS", "Preset", "YosinskiSpec",
+    "SCOPES", "ProbeImages", "SharpnessJobSpec", "SharpnessSettings", "SimilarityJobSpec", "SimilaritySettings",
+    "StudyProbes",
 ]

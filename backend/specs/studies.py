@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -9,6 +11,7 @@ from pydantic import Field, model_validator
 from backend.specs.base import Spec, SpecError
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
+from backend.specs.probes import StudyProbes
 from backend.specs.training import TrainSpec
 from backend.specs.transfer import TREATMENTS
 
@@ -25,6 +28,8 @@ class YosinskiSpec(Spec):
     seeds: list[int] = Field([0], min_length=1, description="one class split and one training seed each")
     n: list[int] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
     treatments: list[Literal[TREATMENTS]] = Field(list(TREATMENTS), min_length=1)  # type: ignore[valid-type]
+    probes: StudyProbes = Field(StudyProbes(), description="sharpness of every network; CKA of each transfer "
+                                "against baseB and against its source network")
 
     @model_validator(mode="after")
     def _valid_grid(self) -> YosinskiSpec:
@@ -43,23 +48,39 @@ class YosinskiSpec(Spec):
         return sorted(set(self.n)) if self.n else list(range(1, len(unit_names(self.model))))
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A ready-made study: its spec as a plain dict (so the CLI and the UI can show and edit it), and
+    the overrides of its quick size, which finishes in a few minutes on a laptop CPU."""
+
+    study: str  # the study kind, a key of backend.studies.STUDY_KINDS
+    asks: str  # one line: the question it answers
+    spec: dict[str, Any]
+    quick: dict[str, Any] = field(default_factory=dict)  # dotted field paths -> values
+
+    def spec_dict(self, quick: bool = False) -> dict[str, Any]:
+        """A fresh copy of the spec to edit, at its quick size when asked."""
+        from backend.specs.base import set_field
+
+        spec = json.loads(json.dumps(self.spec))
+        for path, value in (self.quick.items() if quick else ()):
+            set_field(spec, path, value)
+        return spec
+
+
 _DIGITS_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [64, 64]}
 
-# Ready-made studies. Each is a plain dict so the CLI and the UI can show and edit it.
-PRESETS: dict[str, dict[str, Any]] = {
-    "yosinski-digits": {
-        "study": "yosinski",
-        "data": {"source": {"kind": "digits"}},
-        "model": _DIGITS_NET,
-        "train": {"epochs": 12, "batch_size": 64, "lr": 0.05},
-        "seeds": [0, 1, 2],
-    },
-    "yosinski-mnist": {
-        "study": "yosinski",
-        "data": {"source": {"kind": "torchvision", "name": "MNIST", "root": "../shared/datasets"},
-                 "per_class": 500},
-        "model": {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]},
-        "train": {"epochs": 6, "batch_size": 128, "lr": 0.05},
-        "seeds": [0, 1],
-    },
+PRESETS: dict[str, Preset] = {
+    "yosinski-digits": Preset(
+        "yosinski", "Which layers of a digits net transfer between two halves of the classes? (offline)",
+        {"study": "yosinski", "data": {"source": {"kind": "digits"}}, "model": _DIGITS_NET,
+         "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2]},
+        quick={"seeds": [0]}),
+    "yosinski-mnist": Preset(
+        "yosinski", "The same layer sweep on MNIST halves, 500 images per class (needs MNIST on disk)",
+        {"study": "yosinski",
+         "data": {"source": {"kind": "torchvision", "name": "MNIST", "root": "../shared/datasets"}, "per_class": 500},
+         "model": {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]},
+         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1]},
+        quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3}),
 }

@@ -1,12 +1,60 @@
-"""Studies from the literature, each expanded into a plan of jobs (torch-free)."""
+"""Study kinds: protocols from the literature, each a spec expanded into a plan of jobs (torch-free).
+
+The submit path, the CLI and the pages go through `STUDY_KINDS`; adding a study is its module
+(spec, `expand`, `axes`) and one entry here.
+"""
 
 from __future__ import annotations
 
-from backend.specs import YosinskiSpec
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from backend.specs import TREATMENTS, Spec, SpecError, YosinskiSpec, parse
 from backend.studies import yosinski
 from backend.studies.plan import PlannedJob
 
 
-def expand(study: YosinskiSpec) -> list[PlannedJob]:
+@dataclass(frozen=True)
+class GridField:
+    """One field of a study's grid as the New study page edits it."""
+
+    path: str  # dotted path in the study spec
+    label: str
+    choices: tuple[str, ...] = ()  # a multiselect when given, else comma-separated integers
+
+
+@dataclass(frozen=True)
+class StudyKind:
+    spec: type[Spec]
+    expand: Callable[[Any], list[PlannedJob]]
+    labels: tuple[str, ...]  # the labels its jobs carry, the dimensions its figures group by
+    description: str  # a paragraph for the New study page
+    axes: Callable[[Any], dict[str, Any]]  # study-level values of the explorer's axes
+    summarise: Callable[[list], tuple[Any, str, dict[str, Any]]]  # local outcomes -> (table, text, checks)
+    grid: tuple[GridField, ...] = ()
+
+
+STUDY_KINDS: dict[str, StudyKind] = {
+    "yosinski": StudyKind(
+        YosinskiSpec, yosinski.expand, ("seed", "treatment", "n", "probe", "against"),
+        "Yosinski et al. 2014: per seed, split the classes into halves A and B, train baseA and baseB, then "
+        "retrain on B with the first n units from A or B, frozen or fine-tuned (+), or random and frozen. "
+        "Probes: the Hessian sharpness of every network, and CKA of each transfer against baseB and its source.",
+        yosinski.axes, yosinski.summarise,
+        (GridField("seeds", "Seeds (one class split each)"), GridField("treatments", "Treatments", TREATMENTS),
+         GridField("n", "Units transferred n (empty = all)")),
+    ),
+}
+
+
+def parse_study(obj: Any) -> Spec:
+    """A study spec of any kind (its `study` field names the kind), validated."""
+    kind = obj.get("study", "yosinski") if isinstance(obj, dict) else None
+    if kind not in STUDY_KINDS:
+        raise SpecError(f"unknown study kind {kind!r} (known: {', '.join(STUDY_KINDS)})", field="study")
+    return parse(STUDY_KINDS[kind].spec, obj)
+
+
+def expand(study: Spec) -> list[PlannedJob]:
     """A study's jobs, every job after the jobs it depends on."""
-    return yosinski.expand(study)
+    return STUDY_KINDS[study.study].expand(study)

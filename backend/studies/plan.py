@@ -7,38 +7,27 @@ runs one in this process.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from backend.specs import SpecError, TrainJobSpec, TransferJobSpec, parse, spec_hash
-
-JobSpec = TrainJobSpec | TransferJobSpec
+from backend.jobs import JOB_KINDS, kind_of
+from backend.specs import Spec, spec_hash
 
 
 @dataclass(frozen=True)
 class PlannedJob:
-    spec: JobSpec
-    labels: dict[str, Any]  # what the job is in the study: seed, treatment, n
-    depends_on: tuple[str, ...] = ()  # keys of the jobs whose networks it starts from
+    spec: Spec  # one of the job kinds' specs
+    labels: dict[str, Any]  # what the job is in the study: seed, treatment, n, probe, ...
 
-    @property
+    @cached_property
     def key(self) -> str:
         return spec_hash(self.spec)
 
-    @property
+    @cached_property
     def kind(self) -> str:
-        return "train" if isinstance(self.spec, TrainJobSpec) else "transfer"
+        return kind_of(self.spec)
 
-
-def transfer_source_key(spec: TransferJobSpec) -> tuple[str, ...]:
-    """The job a transfer depends on: its source network's training, when it copies units."""
-    return (spec_hash(spec.source),) if spec.copies_units else ()
-
-
-JOB_KINDS: dict[str, type] = {"train": TrainJobSpec, "transfer": TransferJobSpec}
-
-
-def parse_job(kind: str, spec_json: str) -> JobSpec:
-    """A stored job's spec, validated; an unknown kind or a malformed spec is a SpecError."""
-    if kind not in JOB_KINDS:
-        raise SpecError(f"unknown job kind {kind!r} (known: {', '.join(JOB_KINDS)})", field="kind")
-    return parse(JOB_KINDS[kind], spec_json)
+    @cached_property
+    def depends_on(self) -> tuple[str, ...]:
+        """Keys of the jobs whose networks it reads: a transfer's source, a probe's networks."""
+        return JOB_KINDS[self.kind].networks(self.spec)

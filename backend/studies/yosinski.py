@@ -3,7 +3,8 @@
 Per seed: split the classes into random halves A and B, train baseA and baseB, then train on B with
 the first n units copied from baseA (AnB) or baseB (BnB), frozen or fine-tuned (+), or left random
 and frozen (the control), for every n. The score is the mean of the 10 best test evaluations; the
-final accuracy is kept too.
+final accuracy is kept too. Probes, when the study asks for them: the Hessian sharpness of every
+network, and CKA of each transfer against baseB and against the network its units came from.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from backend.specs import DataSpec, TrainJobSpec, TransferJobSpec, YosinskiSpec
-from backend.studies.plan import PlannedJob, transfer_source_key
+from backend.specs import (
+    DataSpec, ProbeImages, SharpnessJobSpec, SimilarityJobSpec, TrainJobSpec, TransferJobSpec, YosinskiSpec,
+    spec_hash, unit_names,
+)
+from backend.studies.plan import PlannedJob
 
 if TYPE_CHECKING:
     from backend.studies.local import JobOutcome
@@ -24,14 +28,13 @@ TRANSFER_SEED_OFFSET = 1000
 
 
 def expand(study: YosinskiSpec) -> list[PlannedJob]:
-    """The study's jobs, bases before the transfers that depend on them."""
+    """The study's jobs, bases before the transfers that depend on them, probes last."""
     plan: list[PlannedJob] = []
     for seed in study.seeds:
         base = {half: TrainJobSpec(data=_half(study.data, half, seed), model=study.model,
                                    train=study.train.model_copy(update={"seed": seed}))
                 for half in ("A", "B")}
-        for half, spec in base.items():
-            plan.append(PlannedJob(spec, {"seed": seed, "treatment": f"base{half}", "n": 0}))
+        networks = [PlannedJob(spec, {"seed": seed, "treatment": f"base{half}", "n": 0}) for half, spec in base.items()]
         target_train = study.train.model_copy(update={"seed": seed + TRANSFER_SEED_OFFSET})
         for treatment in study.treatments:
             for n in study.n_values:
@@ -41,9 +44,44 @@ def expand(study: YosinskiSpec) -> list[PlannedJob]:
                     transfer={"n": n, "init": "random" if treatment == "random" else "source",
                               "fine_tune": treatment.endswith("+")},
                 )
-                plan.append(PlannedJob(spec, {"seed": seed, "treatment": treatment, "n": n},
-                                       transfer_source_key(spec)))
+                networks.append(PlannedJob(spec, {"seed": seed, "treatment": treatment, "n": n}))
+        plan += networks + probes(study, networks, base)
     return plan
+
+
+def probes(study: YosinskiSpec, networks: list[PlannedJob], base: dict[str, TrainJobSpec]) -> list[PlannedJob]:
+    """Sharpness of every network; CKA of every transfer against baseB and against the base network
+    its units came from (for BnB that is baseB itself, one job), and of baseA against baseB."""
+    settings, jobs = study.probes, []
+    probed = [job for job in networks if settings.treatments is None or job.labels["treatment"] in settings.treatments]
+    if settings.sharpness is not None:
+        s = settings.sharpness
+        for job in probed:
+            images = ProbeImages(data=job.spec.data, split=s.split, images=s.images, seed=s.seed)
+            spec = SharpnessJobSpec(network=job.key, cut=job.labels["n"], images=images, settings=s)
+            jobs.append(PlannedJob(spec, {**job.labels, "probe": "sharpness"}))
+    if settings.similarity is not None:
+        s = settings.similarity
+        base_key = {f"base{half}": spec_hash(spec) for half, spec in base.items()}
+        images = ProbeImages(data=base["B"].data, split=s.split, images=s.images, seed=s.seed)
+        for job in probed:
+            treatment = job.labels["treatment"]
+            against = {"baseB"} if treatment == "baseA" else set()
+            if treatment not in ("baseA", "baseB"):
+                against |= {"baseB"} | ({f"base{treatment[0]}"} if treatment[0] in "AB" else set())
+            for other in sorted(against):
+                spec = SimilarityJobSpec(a=job.key, b=base_key[other], images=images, settings=s)
+                jobs.append(PlannedJob(spec, {**job.labels, "probe": "similarity", "against": other}))
+    return jobs
+
+
+def axes(study: YosinskiSpec) -> dict[str, Any]:
+    """Study-level values of the explorer's axes (None where the study does not set one)."""
+    data = study.data
+    blocks = [s.block for s in data.shifts if s.kind == "block_shuffle"]
+    return {"per_class": data.per_class, "class_fraction": data.classes.fraction or 1.0,
+            "domain_gap": getattr(data.source, "gap", None), "block": blocks[0] if blocks else 0,
+            "depth": len(unit_names(study.model)) - 1}
 
 
 def _half(data: DataSpec, half: str, seed: int) -> DataSpec:
@@ -52,14 +90,21 @@ def _half(data: DataSpec, half: str, seed: int) -> DataSpec:
 
 
 def rows(outcomes: list[JobOutcome]) -> pd.DataFrame:
-    """One row per job: its labels, final and best-10 test accuracy (%), seconds, spec hash."""
-    return pd.DataFrame([{
-        **o.job.labels,
-        "final": 100 * o.result["final_accuracy"],
-        "best10": 100 * o.result["best10_accuracy"],
-        "seconds": o.seconds,
-        "job": o.job.key[:16],
-    } for o in outcomes])
+    """One row per network: its labels, final and best-10 test accuracy (%), seconds, spec hash, and
+    its probes' summaries (Hessian top eigenvalue and trace; mean CKA diagonal against each base)."""
+    table: dict[tuple, dict[str, Any]] = {}
+    for o in outcomes:
+        labels, scalars = o.job.labels, o.output.scalars
+        row = table.setdefault((labels["seed"], labels["treatment"], labels["n"]), {
+            "seed": labels["seed"], "treatment": labels["treatment"], "n": labels["n"]})
+        if "probe" not in labels:
+            row.update(final=100 * scalars["final_accuracy"], best10=100 * scalars["best10_accuracy"],
+                       seconds=o.seconds, job=o.job.key[:16])
+        elif labels["probe"] == "sharpness":
+            row.update(top_eigenvalue=scalars["top_eigenvalue"], trace=scalars["trace"])
+        else:
+            row[f"cka_vs_{labels['against']}"] = scalars["cka_diagonal_mean"]
+    return pd.DataFrame(list(table.values()))
 
 
 def summary(table: pd.DataFrame, score: str = "final") -> pd.DataFrame:
@@ -75,3 +120,19 @@ def describe(table: pd.DataFrame) -> dict[str, Any]:
     means = table[table.n > 0].groupby("treatment")["final"].mean()
     return {"baseB": base_b, **{f"{t}_mean": v for t, v in means.items()},
             **({"AnB+_minus_baseB": means["AnB+"] - base_b} if "AnB+" in means else {})}
+
+
+def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, Any]]:
+    """What the CLI prints after a sweep: the per-job table, the n x treatment tables, the checks."""
+    table = rows(outcomes)
+    seeds = sorted(table.seed.unique())
+    parts = []
+    for score, what in (("final", "final test accuracy (%)"), ("best10", "mean of the 10 best evaluations (%)"),
+                        ("top_eigenvalue", "Hessian top eigenvalue"), ("trace", "Hessian trace"),
+                        ("cka_vs_baseB", "mean CKA diagonal against baseB")):
+        if score in table and table[score].notna().any():
+            parts.append(f"\n{what}, mean over seeds {seeds}; baseB at n = 0\n"
+                         + summary(table, score).round(3 if score.startswith("cka") else 2).to_string(na_rep=""))
+    checks = describe(table)
+    parts.append("\n" + "  ".join(f"{k} {v:.2f}" for k, v in checks.items()))
+    return table, "\n".join(parts), checks

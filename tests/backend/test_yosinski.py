@@ -4,7 +4,7 @@ import pytest
 
 from backend.cli import main
 from backend.specs import PRESETS, SpecError, TrainJobSpec, YosinskiSpec, parse, spec_hash
-from backend.studies import yosinski
+from backend.studies import expand, parse_study, yosinski
 from backend.studies.local import run_local
 
 TINY = {
@@ -12,6 +12,7 @@ TINY = {
     "model": {"arch": "convnet", "channels": [4, 8], "hidden": [8]},
     "train": {"epochs": 2, "batch_size": 32},
     "seeds": [0, 1],
+    "probes": {"sharpness": None, "similarity": None},
 }
 
 
@@ -51,10 +52,11 @@ def test_small_study_runs_and_summarises():
     assert table["final"].between(0, 100).all() and (table["best10"] >= 0).all()
 
 
-def test_presets_are_valid_studies():
+def test_presets_are_valid_studies_at_both_sizes():
     for name, preset in PRESETS.items():
-        study = parse(YosinskiSpec, preset)
-        assert len(yosinski.expand(study)) > 10, name
+        full, quick = (parse_study(preset.spec_dict(quick=q)) for q in (False, True))
+        assert full.study == preset.study and preset.asks, name
+        assert 10 < len(expand(quick)) <= len(expand(full)), name
 
 
 @pytest.mark.parametrize("bad, field", [
@@ -86,3 +88,29 @@ def test_cli_sweep_prints_the_table_and_writes_results(tmp_path, capsys):
 def test_cli_sweep_rejects_impossible_layer_counts(capsys):
     assert main(["sweep", "--preset", "yosinski-digits", "--n", "9"]) == 2
     assert "n: [9] out of range" in capsys.readouterr().err
+
+
+def test_cli_sweep_runs_the_probes_in_process(tmp_path, capsys):
+    spec = tmp_path / "probed.json"
+    spec.write_text(json.dumps({**TINY, "probes": {
+        "sharpness": {"images": 16, "trace_samples": 6, "density": False, "max_iterations": 20},
+        "similarity": {"images": 16, "batch_size": 8}}}))
+    code = main(["sweep", "--spec", str(spec), "--seeds", "0", "--n", "2", "--treatments", "AnB",
+                 "--epochs", "1", "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "Hessian top eigenvalue" in printed and "mean CKA diagonal against baseB" in printed
+    rows = {r["treatment"]: r for r in json.loads(next((tmp_path / "out").glob("*.json")).read_text())["rows"]}
+    assert set(rows) == {"baseA", "baseB", "AnB"} and all(r["top_eigenvalue"] > 0 for r in rows.values())
+    assert 0 <= rows["AnB"]["cka_vs_baseB"] <= 1
+    # AnB's first 2 of 4 units are baseA's, frozen: two diagonal entries are exactly 1
+    assert rows["AnB"]["cka_vs_baseA"] >= 0.5 - 1e-6
+
+
+def test_cli_lists_presets_and_sizes_them(capsys):
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == list(PRESETS)
+    assert all(line.split()[1] == PRESETS[line.split()[0]].study for line in listed)
+    assert main(["sweep", "--preset", "yosinski-mnist", "--quick", "--print-spec"]) == 0
+    quick = json.loads(capsys.readouterr().out)
+    assert quick["seeds"] == [0] and quick["data"]["per_class"] == 100

@@ -10,7 +10,7 @@ from db.submit import submit_study
 STUDY = {"data": {"source": {"kind": "synthetic", "n_classes": 4, "train_per_class": 8, "test_per_class": 4,
                              "size": 8}},
          "model": {"arch": "mlp", "hidden": [8, 8]}, "train": {"epochs": 3, "batch_size": 8},
-         "treatments": ["AnB", "random"]}
+         "treatments": ["AnB", "random"], "probes": {"sharpness": None, "similarity": None}}
 
 
 @pytest.fixture

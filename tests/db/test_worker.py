@@ -20,6 +20,7 @@ from db.session import get_engine, session_scope
 from db.submit import submit_study
 
 ROOT = Path(__file__).resolve().parents[2]
+NO_PROBES = {"sharpness": None, "similarity": None}
 TINY_DATA = {"source": {"kind": "synthetic", "n_classes": 4, "train_per_class": 8, "test_per_class": 4, "size": 8}}
 
 
@@ -46,7 +47,8 @@ def artifacts(tmp_path):
 
 def test_worker_runs_a_study_and_stores_everything(queue, artifacts):
     study = parse(YosinskiSpec, {"data": TINY_DATA, "model": {"arch": "convnet", "channels": [4], "hidden": [4]},
-                                 "train": {"epochs": 2, "batch_size": 8}, "treatments": ["AnB", "BnB+"]})
+                                 "train": {"epochs": 2, "batch_size": 8}, "treatments": ["AnB", "BnB+"],
+                                 "probes": NO_PROBES})
     study_id = submit_study(queue, study, preset="tiny")
     ran = Worker(queue, "cpu", artifacts=artifacts).serve(idle_exit=0)
     assert ran == 2 + 2 * 2 and queue.counts(study_id) == {"succeeded": 6}
@@ -78,7 +80,8 @@ def test_bad_jobs_fail_clearly_and_the_worker_serves_the_rest(queue, artifacts):
 
 def test_missing_source_checkpoint_fails_the_transfer_only(queue, artifacts):
     study = parse(YosinskiSpec, {"data": TINY_DATA, "model": {"arch": "mlp", "hidden": [8, 8]},
-                                 "train": {"epochs": 1, "batch_size": 8}, "treatments": ["AnB"], "n": [1]})
+                                 "train": {"epochs": 1, "batch_size": 8}, "treatments": ["AnB"], "n": [1],
+                                 "probes": NO_PROBES})
     submit_study(queue, study)
     worker = Worker(queue, "cpu", artifacts=artifacts)
     worker.serve(max_jobs=2)  # the two base networks

@@ -1,0 +1,80 @@
+"""Job kinds: what each kind of job is, which engine function runs it and what it writes.
+
+Torch-free: the dashboard and the submit path read this registry; only the worker and the local
+runner import the engine functions, by name, when they run a job. Adding a probe is its engine
+module, a spec, a runner and one entry here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from backend.specs import (
+    SharpnessJobSpec, SimilarityJobSpec, Spec, SpecError, TrainJobSpec, TransferJobSpec, parse, spec_hash,
+)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    spec: type[Spec]
+    runner: str  # "module:function", imported when a job of this kind runs
+    writes: tuple[str, ...]  # what its results hold: checkpoint, scalars, curves, matrices
+    description: str
+    networks: Callable[[Any], tuple[str, ...]]  # spec hashes of the networks it reads
+
+    @property
+    def trains(self) -> bool:
+        """Whether it trains a network (saved as a checkpoint, resumed per epoch)."""
+        return "checkpoint" in self.writes
+
+
+def _source_network(spec: TransferJobSpec) -> tuple[str, ...]:
+    return (spec_hash(spec.source),) if spec.copies_units else ()
+
+
+JOB_KINDS: dict[str, JobKind] = {
+    "train": JobKind(TrainJobSpec, "backend.runners:run_train", ("checkpoint", "scalars", "curves"),
+                     "a network trained from scratch", lambda spec: ()),
+    "transfer": JobKind(TransferJobSpec, "backend.runners:run_transfer", ("checkpoint", "scalars", "curves"),
+                        "a network whose first n units come from a source network", _source_network),
+    "similarity": JobKind(SimilarityJobSpec, "backend.runners:run_similarity", ("scalars", "matrices"),
+                          "CKA between every unit of two networks", lambda spec: spec.networks),
+    "sharpness": JobKind(SharpnessJobSpec, "backend.runners:run_sharpness", ("scalars", "curves", "matrices"),
+                         "Hessian top eigenvalues, trace and spectral density", lambda spec: spec.networks),
+}
+# Kinds whose jobs train a network: the accuracy figures read these; probes read the networks.
+NETWORK_KINDS = tuple(name for name, kind in JOB_KINDS.items() if kind.trains)
+
+
+def kind_of(spec: Spec) -> str:
+    """The job kind whose spec class `spec` is."""
+    for name, kind in JOB_KINDS.items():
+        if type(spec) is kind.spec:
+            return name
+    raise SpecError(f"{type(spec).__name__} is not a job spec", field="kind")
+
+
+def parse_job(kind: str, spec_json: str | dict) -> Spec:
+    """A stored job's spec, validated; an unknown kind or a malformed spec is a SpecError."""
+    if kind not in JOB_KINDS:
+        raise SpecError(f"unknown job kind {kind!r} (known: {', '.join(JOB_KINDS)})", field="kind")
+    return parse(JOB_KINDS[kind].spec, spec_json)
+
+
+def runner(kind: str) -> Callable[..., JobOutput]:
+    """The engine function that runs jobs of `kind` (imports torch)."""
+    module, _, name = JOB_KINDS[kind].runner.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass
+class JobOutput:
+    """What a finished job hands to whoever stores it (the worker) or keeps it (the local runner)."""
+
+    scalars: dict[str, float] = field(default_factory=dict)  # -> the results table
+    curves: list[tuple[str, int, float]] = field(default_factory=list)  # (key, step, value) -> metrics
+    arrays: dict[str, Any] = field(default_factory=dict)  # name -> numpy array -> the arrays table
+    tables: dict[str, Any] = field(default_factory=dict)  # small JSON: estimator settings, provenance
+    network: Any = None  # backend.train.Trained, for kinds that train one

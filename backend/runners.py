@@ -1,0 +1,184 @@
+"""The engine function behind each job kind (named in `backend.jobs.JOB_KINDS`).
+
+Every runner takes the job's spec, the networks it reads (spec hash -> SourceNet), a device and a
+`report(fraction, message)` callback (which may raise to stop the run), and returns a JobOutput:
+scalars, curves, arrays and the estimator settings that produced them. No database here: the
+worker stores the output, the local runner keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from backend.data import Images, TaskData, load_task
+from backend.jobs import JobOutput
+# TEMP from backend.probes.curvature import sharpness
+# TEMP from backend.probes.similarity import cka_matrix
+from backend.specs import (
+    DataSpec, ProbeImages, SharpnessJobSpec, SimilarityJobSpec, SpecError, TrainJobSpec, TransferJobSpec,
+    canonical_json, spec_hash,
+)
+from backend.train import Normalization, Progress, ProgressFn, Trained, train_job
+from backend.transfer import SourceNet, transfer_job
+
+Report = Callable[[float, str], None]
+Networks = Mapping[str, SourceNet]
+LoadTask = Callable[[DataSpec], TaskData]
+
+
+# ---------------------------------------------------------------- networks
+
+def run_train(spec: TrainJobSpec, networks: Networks, device: torch.device, report: Report,
+              load: LoadTask = load_task, **fit_options: Any) -> JobOutput:
+    trained = train_job(spec, device, training_progress(report), load(spec.data), **fit_options)
+    return network_output(trained)
+
+
+def run_transfer(spec: TransferJobSpec, networks: Networks, device: torch.device, report: Report,
+                 load: LoadTask = load_task, **fit_options: Any) -> JobOutput:
+    source = None
+    if spec.copies_units:
+        source = networks.get(spec_hash(spec.source))
+        if source is None:
+            raise SpecError("the source network is not available", field="source")
+    trained = transfer_job(spec, source, device, training_progress(report), load(spec.data), **fit_options)
+    return network_output(trained)
+
+
+def training_progress(report: Report) -> ProgressFn:
+    """The trainer's per-step progress as a fraction and a message."""
+    def progress(p: Progress) -> None:
+        done = (p.epoch - 1) * p.steps + p.step
+        if p.phase == "eval":
+            message = f"epoch {p.epoch}/{p.epochs}: test accuracy {100 * p.accuracy:.2f}%"
+        else:
+            message = f"epoch {p.epoch}/{p.epochs}, step {p.step}/{p.steps}, loss {p.loss:.4f}"
+        report(done / (p.epochs * p.steps), message)
+
+    return progress
+
+
+def network_output(trained: Trained) -> JobOutput:
+    r = trained.result
+    return JobOutput(
+        scalars={"final_accuracy": r.final_accuracy, "best10_accuracy": r.best_mean(10),
+                 "train_seconds": r.train_seconds, "images_seen": r.images_seen,
+                 "images_per_second": r.images_seen / max(r.train_seconds, 1e-9)},
+        curves=[m for record in r.history for m in epoch_metrics(record)],
+        tables={"data_fingerprint": trained.data.fingerprint},
+        network=trained)
+
+
+def epoch_metrics(r) -> list[tuple[str, int, float]]:
+    """One epoch's points of the training curves."""
+    return [("train_loss", r.epoch, r.train_loss), ("train_accuracy", r.epoch, r.train_accuracy),
+            ("test_loss", r.epoch, r.test_loss), ("test_accuracy", r.epoch, r.test_accuracy),
+            ("lr", r.epoch, r.lr)]
+
+
+def checkpoint_meta(spec: TrainJobSpec | TransferJobSpec, trained: Trained) -> dict[str, Any]:
+    """A network checkpoint's sidecar: enough to trace it and to rebuild it without its job."""
+    return {"spec": json.loads(canonical_json(spec)), "spec_hash": spec_hash(spec),
+            "data_fingerprint": trained.data.fingerprint, "units": trained.model.unit_names,
+            "input_shape": list(trained.data.image_shape), "n_classes": trained.data.n_classes,
+            "normalization": {"mean": trained.normalization.mean, "std": trained.normalization.std},
+            "metrics": trained.result.to_dict()}
+
+
+# ---------------------------------------------------------------- probes
+
+def probe_images(images: ProbeImages, load: LoadTask = load_task) -> tuple[Images, str]:
+    """The probe set: a seeded draw of `images.images` images of the split (all when there are
+    fewer), and the task's data fingerprint."""
+    task = load(images.data)
+    split = task.train if images.split == "train" else task.test
+    g = torch.Generator().manual_seed(images.seed)
+    chosen = torch.randperm(len(split), generator=g)[: images.images]
+    return split.take(chosen), task.fingerprint
+
+
+def _inputs(net: SourceNet, images: Images, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Images normalised the way `net` saw its training data; contiguous, as the probes expect."""
+    return net.normalization.apply(images, device, channels_last=False)
+
+
+def _network(networks: Networks, key: str, device: torch.device):
+    if key not in networks:
+        raise SpecError(f"network {key[:12]} is not available", field="networks")
+    return networks[key].build().to(device).eval()
+
+
+def run_similarity(spec: SimilarityJobSpec, networks: Networks, device: torch.device, report: Report,
+                   load: LoadTask = load_task, **_: Any) -> JobOutput:
+    s = spec.settings
+    images, fingerprint = probe_images(spec.images, load)
+    net_a = _network(networks, spec.a, device)
+    x_a, _ = _inputs(networks[spec.a], images, device)
+    net_b, x_b = None, None
+    if spec.b != spec.a:
+        net_b = _network(networks, spec.b, device)
+        x_b, _ = _inputs(networks[spec.b], images, device)
+    started = time.perf_counter()
+    result = cka_matrix(net_a, x_a, net_b, x_b, kernel=s.kernel, estimator=s.estimator, batch_size=s.batch_size,
+                        pool=s.pool, rbf_width=s.rbf_width, progress=report)
+    matrix = result.matrix.numpy()
+    depth = min(matrix.shape)
+    return JobOutput(
+        scalars={"cka_diagonal_mean": float(np.diag(matrix[:depth, :depth]).mean()),
+                 "cka_mean": float(matrix.mean()), "seconds": time.perf_counter() - started},
+        arrays={"cka": matrix},
+        tables={"units": {"a": result.units_a, "b": result.units_b},
+                "constant_units": {"a": result.constant_a, "b": result.constant_b},
+                "estimator": {**s.model_dump(mode="json"), "images": result.images, "batches": result.batches},
+                "data_fingerprint": fingerprint})
+
+
+def run_sharpness(spec: SharpnessJobSpec, networks: Networks, device: torch.device, report: Report,
+                  load: LoadTask = load_task, **_: Any) -> JobOutput:
+    s = spec.settings
+    images, fingerprint = probe_images(spec.images, load)
+    model = _network(networks, spec.network, device)
+    x, y = _inputs(networks[spec.network], images, device)
+    scopes = parameter_scopes(model.unit_names, spec.cut, s.scopes, s.units)
+    out = JobOutput(tables={"data_fingerprint": fingerprint, "scopes": scopes, "estimator": {}})
+    for i, (scope, units) in enumerate(scopes.items()):
+        def scoped(fraction: float, message: str, i: int = i, scope: str = scope) -> None:
+            report((i + fraction) / len(scopes), f"{scope}: {message}")
+
+        r = sharpness(model, x, y, units=units, top_k=s.top_k, eig_method=s.eig_method,
+                      max_iterations=s.max_iterations, tol=s.tol, trace_method=s.trace_method,
+                      trace_samples=s.trace_samples, density=s.density, density_runs=s.density_runs,
+                      density_iterations=s.density_iterations, batch_size=s.batch_size, seed=s.seed,
+                      progress=scoped)
+        suffix = "" if scope == "all" else f".{scope}"
+        out.scalars.update({f"top_eigenvalue{suffix}": r.top_eigenvalues[0], f"trace{suffix}": r.trace,
+                            f"hvps{suffix}": r.hvps, f"parameters{suffix}": r.parameters})
+        out.arrays[f"eigenvalues{suffix}"] = np.asarray(r.top_eigenvalues, dtype=np.float64)
+        if r.density is not None:
+            out.arrays[f"density{suffix}"] = np.asarray([r.density_grid, r.density], dtype=np.float64)
+        out.curves += [(f"{name}{suffix}", step, value) for name, trace in r.convergence.items()
+                       for step, value in enumerate(trace, 1)]
+        out.tables["estimator"][scope] = {
+            **s.model_dump(mode="json", exclude={"scopes", "units"}), "parameters": r.parameters, "hvps": r.hvps,
+            "trace_std_error": r.trace_std_error, "seconds": r.seconds,
+            "convergence": [f"{name}{suffix}" for name in r.convergence]}
+    return out
+
+
+def parameter_scopes(unit_names: list[str], cut: int, scopes: list[str], subsets: list[list[str]]) -> dict[str, list[str]]:
+    """Scope name -> the units whose parameters it measures. An empty scope (nothing transferred at
+    n = 0) is left out; a unit the network lacks is an error."""
+    named = {"all": list(unit_names), "transferred": list(unit_names[:cut]), "new": list(unit_names[cut:])}
+    out = {scope: named[scope] for scope in scopes if named[scope]}
+    for subset in subsets:
+        unknown = [u for u in subset if u not in unit_names]
+        if unknown:
+            raise SpecError(f"no unit {unknown[0]!r} in this network ({', '.join(unit_names)})", field="settings.units")
+        out["+".join(subset)] = list(subset)
+    return out

@@ -1,0 +1,102 @@
+"""Sharpness: the Hessian of each network's training loss, split at the transfer cut, and its spectrum."""
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from backend.specs import SCOPES
+from ui import store
+from ui.charts import SHARPNESS
+from ui.share import open_snapshot, share_button
+from ui.state import PageState, ints, joined
+from ui.widgets import job_role, study_picker
+
+state = PageState("sharpness")
+st.title("Sharpness")
+st.caption("Hessian of the training loss on a fixed, seeded probe set, networks in eval mode (Liu et al. 2019): "
+           "top eigenvalue (Lanczos or power iteration), trace (Hutchinson or Hutch++), spectral density "
+           "(stochastic Lanczos quadrature), over all parameters, the transferred units (the first n) or the "
+           "units trained anew.")
+
+
+def split_figure(points: pd.DataFrame, metric: str) -> go.Figure:
+    fig = px.line(points.sort_values("n"), x="n", y="mean", color="treatment", line_dash="scope", error_y="sem",
+                  markers=True, hover_data=["seeds"], labels={"n": "units transferred (n)", "mean": SHARPNESS[metric]})
+    fig.update_layout(xaxis={"dtick": 1}, height=420, margin={"t": 30})
+    return fig
+
+
+def density_figure(densities: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    for d in densities:
+        fig.add_trace(go.Scatter(x=d["grid"], y=d["density"], mode="lines", name=d["title"]))
+    fig.update_layout(xaxis_title="eigenvalue", yaxis_title="density", yaxis_type="log", height=380,
+                      margin={"t": 30}, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+snapshot = open_snapshot("sharpness")
+if snapshot is not None:
+    rows = snapshot.rows[0]
+    st.plotly_chart(split_figure(pd.DataFrame(rows["split"]), snapshot.params["metric"]), key="sharpness.split")
+    if rows["densities"]:
+        st.plotly_chart(density_figure(rows["densities"]), key="sharpness.density")
+    st.stop()
+
+top = st.columns([3, 2, 2])
+with top[0]:
+    study = study_picker(state)
+metric = top[1].radio("Measure", list(SHARPNESS), format_func=SHARPNESS.get,
+                      key=state.bind("metric", "top_eigenvalue", valid=SHARPNESS.__contains__))
+scope = top[2].radio("Density over", SCOPES, key=state.bind("scope", "all", valid=SCOPES.__contains__))
+if study is None:
+    st.stop()
+probes = store.results().study_scores(study, kinds=["sharpness"])
+if probes.empty:
+    state.report()
+    st.info("No sharpness result in this study yet: they land after the networks they measure (turn the "
+            "sharpness probe on in a study's Probes on the New study page).")
+    state.sync()
+    st.stop()
+
+# Long form: one row per (network, scope), then mean and standard error over seeds.
+columns = {s: f"{metric}{'' if s == 'all' else '.' + s}" for s in SCOPES}
+long = pd.concat([probes.assign(scope=s, value=probes[c]) for s, c in columns.items() if c in probes])
+long = long.dropna(subset=["value"])
+split = (long.groupby(["treatment", "n", "scope"])["value"].agg(["mean", "sem", "size"]).reset_index()
+         .rename(columns={"size": "seeds"}).fillna({"sem": 0.0}))
+st.subheader(f"{SHARPNESS[metric]} against n, split at the cut")
+st.plotly_chart(split_figure(split, metric), key="sharpness.split")
+st.caption("Solid: every parameter; the other dashes: the transferred units only, the new units only. "
+           "Error bars: standard error over seeds.")
+
+names = {int(r.job): job_role(r._asdict()) for r in probes.drop(columns="spec_hash").itertuples(index=False)}
+bases = probes[probes.treatment == "baseB"].job.tolist()[:1]
+deepest = probes[probes.n == probes.n.max()].job.tolist()[:1]
+chosen = st.multiselect("Spectral density of", list(names), format_func=names.get, key=state.bind(
+    "jobs", [int(j) for j in dict.fromkeys(bases + deepest)], ints, lambda v: set(v) <= set(names), show=joined))
+state.report()
+suffix = "" if scope == "all" else f".{scope}"
+densities = [{"title": names[a.job], "job": a.job, "grid": a.value[0].tolist(), "density": a.value[1].tolist()}
+             for a in store.results().arrays(study, f"density{suffix}", kinds=["sharpness"], jobs=chosen)]
+if chosen and not densities:
+    st.info(f"No spectral density over '{scope}' for these networks (density off, or nothing transferred at n = 0).")
+elif densities:
+    st.plotly_chart(density_figure(densities), key="sharpness.density")
+    estimator = store.results().job_tables(densities[0]["job"]).get("estimator", {}).get(scope, {})
+    with st.expander("Estimator settings and convergence"):
+        st.json(estimator, expanded=False)
+        curves = store.results().curves([d["job"] for d in densities], key=f"lanczos{suffix}")
+        if not curves.empty:
+            st.plotly_chart(px.line(curves, x="step", y="value", color=curves.job.map(names),
+                                    labels={"step": "Lanczos iteration", "value": "top eigenvalue estimate"}),
+                            key="sharpness.convergence")
+
+share_button("sharpness", {"study": study, "metric": metric, "scope": scope, "jobs": joined(chosen)},
+             [{"split": split.to_dict(orient="records"), "densities": densities}])
+left, right = st.columns(2)
+left.download_button("Download the split (CSV)", split.to_csv(index=False), file_name=f"study{study}-sharpness.csv")
+right.download_button("Download every network's values (CSV)", probes.to_csv(index=False),
+                      file_name=f"study{study}-sharpness-jobs.csv")
+state.sync()

@@ -1,0 +1,38 @@
+"""Share links: an immutable snapshot of what a page shows, behind `?share=<id>`."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import streamlit as st
+
+from db.shares import Snapshot
+from ui import store
+from ui.widgets import absolute_link
+
+
+def open_snapshot(page: str) -> Snapshot | None:
+    """The snapshot the URL's `share` names, announced with a link to the live view; None (with a
+    warning for an unknown or tampered id) when the page should show the live view."""
+    share_id = st.query_params.get("share")
+    if share_id is None:
+        return None
+    snapshot = store.shares().get(share_id)
+    if snapshot is None or snapshot.page != page:
+        st.warning("This share link is unknown or damaged; showing the live view instead.")
+        st.query_params.pop("share", None)
+        return None
+    taken = datetime.datetime.fromtimestamp(snapshot.created_at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    live = f"{page}?" + "&".join(f"{k}={v}" for k, v in snapshot.params.items())
+    st.info(f"Snapshot `{snapshot.id}` of study #{snapshot.params.get('study')}, taken {taken}: it stays as it was "
+            f"when shared. [Open the live view]({live})")
+    return snapshot
+
+
+def share_button(page: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """A button that stores the view and shows its link."""
+    if st.button("Share this view", key=f"{page}.share"):
+        link_id = store.shares().create(page, params, rows)
+        st.success("A snapshot that will not change as more jobs land:")
+        st.code(absolute_link(f"{page}?share={link_id}"), language=None)
