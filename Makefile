@@ -22,9 +22,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r bench/requirements.txt
 	$(PY) bench/train.py
 	$(PY) bench/sweep.py
 	$(PY) bench/store.py
+	$(PY) bench/probes.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

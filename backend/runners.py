@@ -18,8 +18,8 @@ from torch import Tensor
 
 from backend.data import Images, TaskData, load_task
 from backend.jobs import JobOutput
-# TEMP from backend.probes.curvature import sharpness
-# TEMP from backend.probes.similarity import cka_matrix
+from backend.probes.curvature import sharpness
+from backend.probes.similarity import cka_matrix
 from backend.specs import (
     DataSpec, ProbeImages, SharpnessJobSpec, SimilarityJobSpec, SpecError, TrainJobSpec, TransferJobSpec,
     canonical_json, spec_hash,

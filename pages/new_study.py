@@ -16,11 +16,11 @@ from ui.state import PageState, ints
 state = PageState("new")
 st.title("New study")
 
-preset_name = st.selectbox("Preset", list(PRESETS), key=state.bind("preset", "yosinski-digits", valid=PRESETS.__contains__),
-                           format_func=lambda name: f"{name}: {PRESETS[name].asks}")
+preset_name = st.selectbox("Preset", list(PRESETS), format_func=lambda name: f"{name}: {PRESETS[name].asks}",
+                           key=state.bind("preset", "yosinski-digits", valid=PRESETS.__contains__))
 preset = PRESETS[preset_name].spec_dict()
-kind = STUDY_KINDS[PRESETS[preset_name].study]
-st.caption(kind.description)
+study_kind = STUDY_KINDS[PRESETS[preset_name].study]
+st.caption(study_kind.description)
 state.report()
 slots: dict[str, st.delta_generator.DeltaGenerator] = {}
 
@@ -91,16 +91,15 @@ with model_col:
 with grid_col:
     st.subheader("Grid")
     grid = {}
-    for field in kind.grid:
-        preset_value = preset.get(field.path)
+    for field in study_kind.grid:
+        value, key = preset.get(field.path), f"new.{field.path}"
         if field.choices:
-            grid[field.path] = st.multiselect(field.label, field.choices, default=list(preset_value or field.choices),
-                                              key=f"new.{field.path}")
+            grid[field.path] = st.multiselect(field.label, field.choices, default=list(value or field.choices), key=key)
         else:
-            grid[field.path] = st.text_input(field.label, ",".join(map(str, preset_value or [])), key=f"new.{field.path}")
+            grid[field.path] = st.text_input(field.label, ",".join(map(str, value or [])), key=key)
         slots[field.path] = st.empty()
     probes = {}
-    if "probes" in kind.spec.model_fields:
+    if "probes" in study_kind.spec.model_fields:
         st.subheader("Probes")
         preset_probes = preset.get("probes", {})
         defaults = StudyProbes.model_validate(preset_probes)
@@ -124,7 +123,8 @@ def build():
         return parse_study(imported)
     if source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
         raise SpecError(f"{source['root']!r} is not a readable folder", field="data.source.root")
-    spec = {**preset, **{f.path: grid[f.path] if f.choices else numbers(grid[f.path], f.path) or None for f in kind.grid},
+    spec = {**preset, **{f.path: grid[f.path] if f.choices else numbers(grid[f.path], f.path) or None
+                         for f in study_kind.grid},
             "data": {**preset["data"], "source": source, "per_class": per_class or None,
                      "size": size or None, "classes": {"fraction": fraction} if fraction < 1 else {},
                      "shifts": ([{"kind": "block_shuffle", "block": block}] if block else [])

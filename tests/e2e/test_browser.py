@@ -1,6 +1,6 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run app.py`
 with its embedded worker: queue the digits preset, watch it finish, open the layer chart, share it,
-and open the share link in a fresh browser context. Screenshots go to var/screenshots/."""
+open the share link in a fresh browser context, and open the Similarity page of the study it ran. Screenshots go to var/screenshots/."""
 
 import os
 import shutil
@@ -77,12 +77,12 @@ def test_queue_watch_chart_share(server, tmp_path):
         seeds = page.get_by_label("Seeds (one class split each)")
         seeds.fill("0")
         seeds.press("Enter")
-        page.get_by_text("27 jobs").first.wait_for(timeout=60_000)
+        page.get_by_text("63 jobs").first.wait_for(timeout=60_000)
         page.screenshot(path=SHOTS / "new-study.png", full_page=True)
         page.get_by_role("button", name="Queue study").click()
         link = page.get_by_role("link", name="Watch study #1 on the Jobs page")
         page.goto(f"{server}/{link.get_attribute('href').lstrip('/')}")  # markdown links open a new tab
-        page.get_by_text("27 of 27 succeeded").wait_for(timeout=600_000)
+        page.get_by_text("63 of 63 succeeded").wait_for(timeout=600_000)
         page.screenshot(path=SHOTS / "jobs.png", full_page=True)
 
         page.goto(f"{server}/layers?study=1")
@@ -99,7 +99,15 @@ def test_queue_watch_chart_share(server, tmp_path):
         assert _chart_values(fresh) == live
         fresh.screenshot(path=SHOTS / "shared.png", full_page=True)
 
-        for name in ("explorer", "study"):
+        page.goto(f"{server}/similarity?study=1")
+        page.wait_for_selector(".js-plotly-plot .heatmaplayer .hm", timeout=60_000)
+        heatmaps = page.evaluate("() => document.querySelector('.js-plotly-plot').data.filter(t => t.type == 'heatmap')"
+                                 ".map(t => t.x)")
+        assert heatmaps and heatmaps[0][0] == "conv1"
+        assert page.locator("[data-testid=stException]").count() == 0
+        page.screenshot(path=SHOTS / "similarity.png", full_page=True)
+
+        for name in ("sharpness", "explorer", "study"):
             page.goto(f"{server}/{name}?study=1&studies=1")
             page.wait_for_timeout(3000)
             assert page.locator("[data-testid=stException]").count() == 0

@@ -8,7 +8,11 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDY = {"data": {"source": {"kind": "synthetic", "n_classes": 4, "train_per_class": 10, "test_per_class": 5,
                              "size": 8}},
          "model": {"arch": "convnet", "channels": [4, 8], "hidden": [8]}, "train": {"epochs": 2, "batch_size": 8},
-         "seeds": [0, 1], "treatments": ["AnB", "AnB+", "random"]}
+         "seeds": [0, 1], "treatments": ["AnB", "AnB+", "random"],
+         "probes": {"sharpness": {"images": 16, "trace_samples": 6, "density_iterations": 8, "max_iterations": 20},
+                    "similarity": {"images": 16, "batch_size": 8}}}
+NETWORKS = 2 * (2 + 3 * 3)
+JOBS = 2 * NETWORKS + 2 * (3 * 2 + 3 * 2 + 3 + 1)  # networks, their sharpness, their CKA comparisons
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,8 @@ import os, sys
 os.environ["TRANSFERLAB_DATABASE_URL"] = {url!r}
 os.environ["TRANSFERLAB_EMBEDDED_WORKER"] = "0"
 from streamlit.testing.v1 import AppTest
-for page in ["app.py", "pages/new_study.py", "pages/jobs.py", "pages/layers.py", "pages/explorer.py", "pages/study.py"]:
+for page in ["app.py", "pages/new_study.py", "pages/jobs.py", "pages/layers.py", "pages/explorer.py", "pages/study.py",
+             "pages/similarity.py", "pages/sharpness.py"]:
     at = AppTest.from_file(page, default_timeout=60)
     at.query_params.update({{"study": "{study_id}", "live": "0"}})
     at.run()

@@ -2,17 +2,28 @@ from sqlalchemy import select
 
 from db.schema import Share
 from db.session import get_engine, session_scope
+from tests.pages.conftest import JOBS, NETWORKS
 
 
 def test_jobs_page_lists_the_study(app, seeded_store):
     _, study_id = seeded_store
     at = app("jobs.py")
-    at.query_params.update({"study": str(study_id), "live": "0"})
+    at.query_params.update({"study": str(study_id), "live": "0", "kind": "transfer"})
     at.run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert len(table) == 2 * (2 + 3 * 3) and set(table.status) == {"succeeded"}
-    assert "22 of 22 succeeded" in at.get("progress")[0].proto.text
+    assert len(table) == 2 * 3 * 3 and set(table.status) == {"succeeded"}
+    assert f"{JOBS} of {JOBS} succeeded" in at.get("progress")[0].proto.text
+
+
+def test_jobs_page_shows_probe_jobs(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("jobs.py")
+    at.query_params.update({"study": str(study_id), "live": "0", "kind": "sharpness"})
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == NETWORKS and set(table.kind) == {"sharpness"} and (table.progress == 1).all()
 
 
 def test_jobs_filters_and_bad_parameters(app, seeded_store):
@@ -80,3 +91,13 @@ def test_unknown_study_falls_back(app, seeded_store):
     at.run()
     assert not at.exception
     assert len(at.warning) == 2
+
+
+def test_layer_page_shows_the_sharpness_panel(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("layers.py")
+    at.query_params["study"] = str(study_id)
+    at.run()
+    assert not at.exception
+    assert any(h.value == "Sharpness" for h in at.subheader)
+    assert len(at.get("plotly_chart")) == 3  # the layer figure, top eigenvalue, trace

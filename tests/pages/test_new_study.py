@@ -12,7 +12,7 @@ def job_count(url):
 def test_default_preset_is_valid_and_counts_its_jobs(app):
     at = app("new_study.py").run()
     assert not at.exception
-    assert any("81 jobs" in m.value for m in at.markdown)
+    assert any("189 jobs" in m.value for m in at.markdown)
     assert at.query_params["preset"] == "yosinski-digits"
 
 
@@ -37,8 +37,8 @@ def test_queueing_a_study(app, seeded_store):
     at.text_input(key="new.seeds").input("5").run()
     at.button(key="new.submit").click().run()
     assert not at.exception
-    assert at.success and "27 jobs" in at.success[0].value
-    assert job_count(url) == before + 27
+    assert at.success and "63 jobs" in at.success[0].value
+    assert job_count(url) == before + 63
 
 
 def test_a_tampered_preset_falls_back_with_a_message(app):
