@@ -87,11 +87,11 @@ elif densities:
     estimator = store.results().job_tables(densities[0]["job"]).get("estimator", {}).get(scope, {})
     with st.expander("Estimator settings and convergence"):
         st.json(estimator, expanded=False)
-        curves = store.results().curves([d["job"] for d in densities], key=f"lanczos{suffix}")
-        if not curves.empty:
-            st.plotly_chart(px.line(curves, x="step", y="value", color=curves.job.map(names),
-                                    labels={"step": "Lanczos iteration", "value": "top eigenvalue estimate"}),
-                            key="sharpness.convergence")
+        for key in estimator.get("convergence", []):  # the eigen-solver's and the trace's running estimates
+            curves = store.results().curves([d["job"] for d in densities], key=key)
+            st.plotly_chart(px.line(curves, x="step", y="value", color=curves.job.map(names), height=300,
+                                    labels={"step": "Hessian-vector products", "value": key}),
+                            key=f"sharpness.convergence.{key}")
 
 share_button("sharpness", {"study": study, "metric": metric, "scope": scope, "jobs": joined(chosen)},
              [{"split": split.to_dict(orient="records"), "densities": densities}])

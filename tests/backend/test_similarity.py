@@ -62,8 +62,7 @@ def test_network_against_itself_has_unit_diagonal_and_is_symmetric(digits, estim
 
 def test_cka_invariant_to_orthogonal_maps_and_isotropic_scaling():
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(60, 12, generator=g, dtype=torch.float64)
-    w, noise = torch.randn(12, 7, generator=g, dtype=torch.float64), torch.randn(60, 7, generator=g, dtype=torch.float64)
+    x, w, noise = (torch.randn(*shape, generator=g, dtype=torch.float64) for shape in [(60, 12), (12, 7), (60, 7)])
     y = torch.tanh(x @ w) + 0.3 * noise  # a nonlinear, noisy function of x
     q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g, dtype=torch.float64))
     for cka in (linear_cka, rbf_cka):
