@@ -10,10 +10,13 @@ Last line: RESULT eig_speedup=.. eig_err=.. trace_speedup=.. trace_err=.. cka_sp
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import torch
+os.environ.setdefault("TQDM_DISABLE", "1")  # torch-cka's progress bars
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

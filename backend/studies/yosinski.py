@@ -125,7 +125,7 @@ def describe(table: pd.DataFrame) -> dict[str, Any]:
 def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, Any]]:
     """What the CLI prints after a sweep: the per-job table, the n x treatment tables, the checks."""
     table = rows(outcomes)
-    seeds = sorted(table.seed.unique())
+    seeds = sorted(int(s) for s in table.seed.unique())
     parts = []
     for score, what in (("final", "final test accuracy (%)"), ("best10", "mean of the 10 best evaluations (%)"),
                         ("top_eigenvalue", "Hessian top eigenvalue"), ("trace", "Hessian trace"),
