@@ -53,7 +53,8 @@ def probes(study: YosinskiSpec, networks: list[PlannedJob], base: dict[str, Trai
     """Sharpness of every network; CKA of every transfer against baseB and against the base network
     its units came from (for BnB that is baseB itself, one job), and of baseA against baseB."""
     settings, jobs = study.probes, []
-    probed = [job for job in networks if settings.treatments is None or job.labels["treatment"] in settings.treatments]
+    chosen = settings.treatments
+    probed = [job for job in networks if chosen is None or job.labels["treatment"] in chosen]
     if settings.sharpness is not None:
         s = settings.sharpness
         for job in probed:
@@ -65,14 +66,19 @@ def probes(study: YosinskiSpec, networks: list[PlannedJob], base: dict[str, Trai
         base_key = {f"base{half}": spec_hash(spec) for half, spec in base.items()}
         images = ProbeImages(data=base["B"].data, split=s.split, images=s.images, seed=s.seed)
         for job in probed:
-            treatment = job.labels["treatment"]
-            against = {"baseB"} if treatment == "baseA" else set()
-            if treatment not in ("baseA", "baseB"):
-                against |= {"baseB"} | ({f"base{treatment[0]}"} if treatment[0] in "AB" else set())
-            for other in sorted(against):
+            for other in compared_with(job.labels["treatment"]):
                 spec = SimilarityJobSpec(a=job.key, b=base_key[other], images=images, settings=s)
                 jobs.append(PlannedJob(spec, {**job.labels, "probe": "similarity", "against": other}))
     return jobs
+
+
+def compared_with(treatment: str) -> list[str]:
+    """The base networks a network's CKA is measured against: baseB, the target trained from
+    scratch, and the base its units came from (baseB too for BnB: one job)."""
+    if treatment == "baseB":
+        return []
+    source = {"AnB": "baseA", "AnB+": "baseA"}.get(treatment)
+    return sorted({"baseB", source} - {None})
 
 
 def axes(study: YosinskiSpec) -> dict[str, Any]:
