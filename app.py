@@ -1,11 +1,14 @@
 """Transfer Lab in the browser: navigation, the shared sidebar, and the embedded worker."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from db.session import StoreError, database_url
 from ui import embedded_worker, store
 
-st.set_page_config(page_title="Transfer Lab", page_icon=":material/layers:", layout="wide")
+# A local icon: a :material/...: favicon is fetched from a font host, which fails offline.
+st.set_page_config(page_title="Transfer Lab", page_icon=str(Path(__file__).parent / "ui" / "icon.png"), layout="wide")
 
 pages = [
     st.Page("pages/new_study.py", title="New study", icon=":material/add_circle:", url_path="new", default=True),
@@ -29,7 +32,8 @@ with st.sidebar:
         st.stop()
     url = database_url()
     st.markdown(f"**Database** `{url.split('@')[-1] if '@' in url else url.removeprefix('sqlite:///')}`")
-    live = ", ".join(f"{r.device} ({r.host})" for r in workers.itertuples()) or "none seen in 2 minutes"
+    starting = "the embedded worker is starting" if worker is not None else "none seen in 2 minutes"
+    live = ", ".join(f"{r.device} ({r.host})" for r in workers.itertuples()) or starting
     st.markdown(f"**Workers** {live}")
     if worker is not None:
         st.caption(f"embedded worker pid {worker.pid}; log `{embedded_worker.log_path()}`")

@@ -8,7 +8,7 @@ from backend.jobs import NETWORK_KINDS
 from backend.specs import SpecError
 from backend.studies import STUDY_KINDS, parse_study
 from ui import store
-from ui.charts import SCORES, gain_table
+from ui.charts import COLOURS, SCORES, ci95, gain_table
 from ui.state import PageState, ints, joined
 
 # Axes a study varies, read from its spec: what a researcher compares across studies.
@@ -20,7 +20,7 @@ AXES = {
     "block": "block-shuffle block size (0 = none)",
     "depth": "network depth (transferable units)",
 }
-COLOURS = {"treatment": "treatment", "study": "study", "seed": "seed"}
+COLOUR_BY = {"treatment": "treatment", "study": "study", "seed": "seed"}
 FACETS = ["none", "treatment", "study"]
 METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)"}
 
@@ -46,7 +46,8 @@ cols = st.columns(5)
 x = cols[0].selectbox("x axis", list(AXES), format_func=AXES.get, key=state.bind("x", "n", valid=AXES.__contains__))
 y = cols[1].selectbox("y axis", list(METRICS), format_func=METRICS.get,
                       key=state.bind("y", "gain", valid=METRICS.__contains__))
-colour = cols[2].selectbox("Colour by", list(COLOURS), key=state.bind("colour", "treatment", valid=COLOURS.__contains__))
+colour = cols[2].selectbox("Colour by", list(COLOUR_BY),
+                           key=state.bind("colour", "treatment", valid=COLOUR_BY.__contains__))
 facet = cols[3].selectbox("Facet by", FACETS, key=state.bind("facet", "none", valid=FACETS.__contains__))
 score = cols[4].selectbox("Score", list(SCORES), format_func=SCORES.get,
                           key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))
@@ -68,10 +69,12 @@ else:
         st.info(f"None of these studies sets {AXES[x]}: pick another axis.")
     else:
         groups = list(dict.fromkeys([x, colour] + ([facet] if facet != "none" else [])))
-        means = (rows.groupby(groups)[y].agg(["mean", "sem", "size"]).reset_index()
-                 .rename(columns={"mean": y, "size": "jobs"}).fillna({"sem": 0.0}))
-        fig = px.line(means.sort_values(x), x=x, y=y, color=colour, markers=True, error_y="sem",
+        means = rows.groupby(groups)[y].agg(["mean", "std", "size"]).reset_index().rename(
+            columns={"mean": y, "size": "jobs"})
+        means["ci95"] = ci95(means.pop("std"), means["jobs"])
+        fig = px.line(means.sort_values(x), x=x, y=y, color=colour, markers=True, error_y="ci95",
                       facet_col=None if facet == "none" else facet, hover_data=["jobs"],
+                      color_discrete_map=COLOURS if colour == "treatment" else None,
                       labels={x: AXES[x], y: METRICS[y]})
         if facet == "none":
             fig.add_scatter(x=rows[x], y=rows[y], mode="markers", marker={"size": 5, "color": "rgba(0,0,0,0.25)"},
@@ -80,7 +83,8 @@ else:
         if y == "gain":
             fig.add_hline(y=0, line_dash="dot", line_color="grey")  # no gain over training from scratch
         st.plotly_chart(fig, key="explorer.chart")
-        st.caption("Lines: mean ± standard error over seeds and the other axes; dots (unfaceted): single jobs. "
+        st.caption("Lines: mean and 95% confidence interval (Student t) over seeds and the other axes; dots "
+                   "(unfaceted): single jobs. "
                    "Gain: a transfer's score minus baseB's, same study and seed.")
         st.dataframe(means, hide_index=True)
         st.download_button("Download the points (CSV)", rows.to_csv(index=False), file_name="explorer.csv")

@@ -11,7 +11,7 @@ from db.schema import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from db.submit import clone_job
 from ui import store
 from ui.widgets import study_picker
-from ui.state import PageState
+from ui.state import PageState, flag, shown
 
 STATUSES = ["any", QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, BLOCKED]
 KINDS = ["any", *JOB_KINDS]
@@ -25,7 +25,7 @@ with filters[0]:
 status = filters[1].selectbox("Status", STATUSES, key=state.bind("status", "any", valid=STATUSES.__contains__))
 kind = filters[2].selectbox("Kind", KINDS, key=state.bind("kind", "any", valid=KINDS.__contains__))
 page = filters[3].number_input("Page", 1, 10_000, key=state.bind("page", 1, int, lambda v: v >= 1))
-live = filters[4].toggle("Live", key=state.bind("live", True, lambda v: v == "1", show=lambda v: "1" if v else "0"))
+live = filters[4].toggle("Live", key=state.bind("live", True, flag, show=shown))
 state.report()
 
 

@@ -7,7 +7,7 @@ from backend.jobs import NETWORK_KINDS
 from backend.specs import TREATMENTS
 from ui import store
 from ui.charts import SCORES, SHARPNESS, layer_figure, layer_summary
-from ui.state import PageState, joined, strs
+from ui.state import PageState, flag, joined, shown, strs
 from ui.share import open_snapshot, share_button
 from ui.widgets import study_picker
 
@@ -29,6 +29,10 @@ score = top[1].radio("Score", list(SCORES), format_func=SCORES.get, horizontal=F
                      key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))
 chosen = top[2].multiselect("Treatments", TREATMENTS, key=state.bind(
     "treatments", list(TREATMENTS), strs, lambda v: set(v) <= set(TREATMENTS), show=joined))
+toggles = st.columns(4)
+dots = toggles[0].toggle("One dot per network", key=state.bind("dots", False, flag, show=shown))
+zoom = toggles[1].toggle("Zoom to the top", key=state.bind("zoom", False, flag, show=shown),
+                         help="Fit the axis to every curve but the random control's")
 state.report()
 
 if study is not None:
@@ -37,11 +41,13 @@ if study is not None:
     if summary.empty:
         st.info("No finished job in this study yet: the figure fills in as jobs land.")
     else:
-        spec = store.results().study_spec(study) or {}
-        seeds = len(spec.get("seeds", []))
-        st.caption(f"Mean over {seeds} seed(s), band = 95% confidence (Student t). baseB is the target network "
-                   "trained from scratch. The score is " + SCORES[score] + ".")
-        st.plotly_chart(layer_figure(summary, score, chosen), key="layers.chart")
+        seeds = int(summary.seeds.max())
+        band = ("one seed: no band (queue more seeds for a 95% interval)" if seeds == 1 else
+                f"mean over {seeds} seeds, band = 95% confidence interval of the mean (Student t)")
+        st.caption(f"{band.capitalize()}. baseB is the target network trained from scratch. The score is "
+                   f"{SCORES[score]}.")
+        points = scores.assign(value=100 * scores[score])[["treatment", "n", "value", "job"]] if dots else None
+        st.plotly_chart(layer_figure(summary, score, chosen, points=points, zoom=zoom), key="layers.chart")
         st.dataframe(summary.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), hide_index=True)
         share_button("layers", {"study": study, "score": score, "treatments": joined(chosen)},
                      summary.to_dict(orient="records"))
@@ -54,6 +60,7 @@ if study is not None:
                    "over seeds. Spectral densities and the split at the transfer cut: the Sharpness page.")
         for column, (name, label) in zip(st.columns(len(SHARPNESS)), SHARPNESS.items()):
             panel = layer_summary(sharpness, name, scale=1.0)
-            column.plotly_chart(layer_figure(panel, name, chosen, y_title=label, height=360), key=f"layers.{name}")
+            column.plotly_chart(layer_figure(panel, name, chosen, y_title=label, height=360, bounds=None),
+                                key=f"layers.{name}")
 
 state.sync()

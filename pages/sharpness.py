@@ -7,7 +7,7 @@ import streamlit as st
 
 from backend.specs import SCOPES
 from ui import store
-from ui.charts import SHARPNESS
+from ui.charts import COLOURS, SHARPNESS, ci95
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, ints, joined
 from ui.widgets import job_role, study_picker
@@ -21,8 +21,9 @@ st.caption("Hessian of the training loss on a fixed, seeded probe set, networks 
 
 
 def split_figure(points: pd.DataFrame, metric: str) -> go.Figure:
-    fig = px.line(points.sort_values("n"), x="n", y="mean", color="treatment", line_dash="scope", error_y="sem",
-                  markers=True, hover_data=["seeds"], labels={"n": "units transferred (n)", "mean": SHARPNESS[metric]})
+    fig = px.line(points.sort_values("n"), x="n", y="mean", color="treatment", line_dash="scope", error_y="ci95",
+                  markers=True, hover_data=["seeds"], color_discrete_map=COLOURS,
+                  labels={"n": "units transferred (n)", "mean": SHARPNESS[metric]})
     fig.update_layout(xaxis={"dtick": 1}, height=420, margin={"t": 30})
     return fig
 
@@ -64,12 +65,13 @@ if probes.empty:
 columns = {s: f"{metric}{'' if s == 'all' else '.' + s}" for s in SCOPES}
 long = pd.concat([probes.assign(scope=s, value=probes[c]) for s, c in columns.items() if c in probes])
 long = long.dropna(subset=["value"])
-split = (long.groupby(["treatment", "n", "scope"])["value"].agg(["mean", "sem", "size"]).reset_index()
-         .rename(columns={"size": "seeds"}).fillna({"sem": 0.0}))
+split = long.groupby(["treatment", "n", "scope"])["value"].agg(["mean", "std", "size"]).reset_index().rename(
+    columns={"size": "seeds"})
+split["ci95"] = ci95(split.pop("std"), split["seeds"])
 st.subheader(f"{SHARPNESS[metric]} against n, split at the cut")
 st.plotly_chart(split_figure(split, metric), key="sharpness.split")
 st.caption("Solid: every parameter; the other dashes: the transferred units only, the new units only. "
-           "Error bars: standard error over seeds.")
+           "Error bars: 95% confidence interval of the mean over seeds (Student t).")
 
 names = {int(r.job): job_role(r._asdict()) for r in probes.drop(columns="spec_hash").itertuples(index=False)}
 bases = probes[probes.treatment == "baseB"].job.tolist()[:1]

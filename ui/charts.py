@@ -7,13 +7,18 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from scipy.stats import t as t_dist
 
 SCORES = {"final_accuracy": "final test accuracy", "best10_accuracy": "mean of the 10 best evaluations"}
 SHARPNESS = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace"}
 COLOURS = {"baseB": "#444444", "baseA": "#999999", "BnB": "#1f77b4", "BnB+": "#17becf", "AnB": "#d62728",
            "AnB+": "#ff7f0e", "random": "#7f7f7f", "scratch": "#444444"}
-# Two-sided 95% Student t quantiles by degrees of freedom: bands over few seeds must be wide.
-_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}
+
+
+def ci95(std: pd.Series, k: pd.Series) -> pd.Series:
+    """Half-width of the two-sided 95% Student t interval of a mean of k values (0 where k = 1: no band)."""
+    half = t_dist.ppf(0.975, (k - 1).clip(lower=1)) * std / k.pow(0.5)
+    return half.where(k > 1, 0.0).fillna(0.0)
 
 
 def layer_summary(scores: pd.DataFrame, score: str, scale: float = 100.0) -> pd.DataFrame:
@@ -24,28 +29,27 @@ def layer_summary(scores: pd.DataFrame, score: str, scale: float = 100.0) -> pd.
     grouped = scores.dropna(subset=[score]).assign(value=scale * scores[score]).groupby(["treatment", "n"])
     table = grouped.agg(mean=("value", "mean"), std=("value", "std"), seeds=("value", "size"),
                         jobs=("job", lambda j: ",".join(map(str, sorted(j))))).reset_index()
-    table["ci95"] = [_t95(k) * s / math.sqrt(k) if k > 1 else 0.0 for k, s in zip(table.seeds, table["std"])]
+    table["ci95"] = ci95(table["std"], table["seeds"])
     return table.drop(columns="std")
 
 
-def _t95(k: int) -> float:
-    return _T95.get(k - 1, 1.96)
-
-
 def layer_figure(summary: pd.DataFrame, score: str, treatments: list[str], y_title: str | None = None,
-                 height: int = 460) -> go.Figure:
+                 height: int = 460, bounds: tuple[float, float] | None = (0.0, 100.0),
+                 points: pd.DataFrame | None = None, zoom: bool = False) -> go.Figure:
     """Yosinski's figure: accuracy (or any per-network value) against units transferred, one line and
-    band per treatment, baseB (the target trained from scratch) as the reference line."""
+    band per treatment, baseB (the target trained from scratch) as the reference line.
+
+    Bands are lines only (no vertex markers) and clipped to `bounds`, the range the value can take;
+    `points` (treatment, n, value, job) adds one dot per network; `zoom` fits the axis to the lines
+    of the chosen treatments other than the random control, up to the upper bound."""
     fig = go.Figure()
     ns = sorted(summary.loc[summary.n > 0, "n"].unique()) or [1]
     base = summary[summary.treatment == "baseB"]
     if not base.empty:
         row = base.iloc[0]
         x = [0, max(ns)]
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=[row["mean"] + row.ci95] * 2 + [row["mean"] - row.ci95] * 2,
-                                 fill="toself", line={"width": 0}, fillcolor="rgba(68,68,68,0.12)",
-                                 hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=x, y=[row["mean"]] * 2, mode="lines", name="baseB",
+        fig.add_trace(_band(x, [row["mean"]] * 2, [row.ci95] * 2, bounds, "rgba(68,68,68,0.12)", "baseB"))
+        fig.add_trace(go.Scatter(x=x, y=[row["mean"]] * 2, mode="lines", name="baseB", legendgroup="baseB",
                                  line={"color": COLOURS["baseB"], "dash": "dash"},
                                  hovertemplate=f"baseB: %{{y:.4g}} ± {row.ci95:.2g} (jobs {row.jobs})<extra></extra>"))
     for treatment in treatments:
@@ -53,19 +57,43 @@ def layer_figure(summary: pd.DataFrame, score: str, treatments: list[str], y_tit
         if part.empty:
             continue
         colour = COLOURS.get(treatment, "#2ca02c")
-        upper, lower = part["mean"] + part.ci95, part["mean"] - part.ci95
-        fig.add_trace(go.Scatter(x=list(part.n) + list(part.n)[::-1], y=list(upper) + list(lower)[::-1],
-                                 fill="toself", line={"width": 0}, fillcolor=_translucent(colour),
-                                 hoverinfo="skip", showlegend=False, legendgroup=treatment))
+        fig.add_trace(_band(list(part.n), list(part["mean"]), list(part.ci95), bounds, _translucent(colour),
+                            treatment))
         fig.add_trace(go.Scatter(
             x=part.n, y=part["mean"], mode="lines+markers", name=treatment, legendgroup=treatment,
             line={"color": colour}, customdata=part[["ci95", "seeds", "jobs"]].values,
             hovertemplate=(f"{treatment}, n=%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}}"
                            "<br>%{customdata[1]} seeds, jobs %{customdata[2]}<extra></extra>")))
+    if points is not None:
+        for treatment, part in points[points.treatment.isin(treatments + ["baseB"])].groupby("treatment"):
+            fig.add_trace(go.Scatter(
+                x=part.n.tolist(), y=part.value.tolist(), mode="markers", name=f"{treatment} (one network each)",
+                legendgroup=treatment, showlegend=False, customdata=part[["job"]].values.tolist(),
+                marker={"color": COLOURS.get(treatment, "#2ca02c"), "size": 6, "opacity": 0.5},
+                hovertemplate=f"{treatment}, n=%{{x}}: %{{y:.4g}} (job %{{customdata[0]}})<extra></extra>"))
+    y_axis: dict = {}
+    if zoom:
+        top = summary[summary.treatment.isin([t for t in treatments if t != "random"] + ["baseB"])]
+        if not top.empty:
+            low = float((top["mean"] - top.ci95).min())
+            high = bounds[1] if bounds else float((top["mean"] + top.ci95).max())
+            y_axis["range"] = [low - 0.05 * (high - low + 1e-9), high]
+    elif bounds is not None:
+        lowest = float((summary["mean"] - summary.ci95).min()) if not summary.empty else bounds[0]
+        y_axis["range"] = [max(bounds[0], lowest - 2), bounds[1] + 1]
     fig.update_layout(xaxis_title="units transferred (n)", yaxis_title=y_title or f"{SCORES.get(score, score)} (%)",
-                      xaxis={"dtick": 1}, legend={"orientation": "h", "y": -0.2}, margin={"t": 30},
+                      xaxis={"dtick": 1}, yaxis=y_axis, legend={"orientation": "h", "y": -0.2}, margin={"t": 30},
                       height=height, hovermode="closest")
     return fig
+
+
+def _band(x: list, mean: list, half: list, bounds: tuple[float, float] | None, fill: str, group: str) -> go.Scatter:
+    """A filled confidence band, clipped to the range the value can take; a line trace, no markers."""
+    low, high = bounds if bounds else (-math.inf, math.inf)
+    upper = [min(m + h, high) for m, h in zip(mean, half)]
+    lower = [max(m - h, low) for m, h in zip(mean, half)]
+    return go.Scatter(x=list(x) + list(x)[::-1], y=upper + lower[::-1], mode="lines", fill="toself",
+                      line={"width": 0}, fillcolor=fill, hoverinfo="skip", showlegend=False, legendgroup=group)
 
 
 def _translucent(hex_colour: str, alpha: float = 0.15) -> str:

@@ -76,3 +76,14 @@ def strs(raw: str) -> list[str]:
 
 def joined(values: list[Any]) -> str:
     return ",".join(map(str, values))
+
+
+def flag(raw: str) -> bool:
+    """A toggle in the URL: 1 or 0."""
+    if raw not in ("0", "1"):
+        raise ValueError("expected 0 or 1")
+    return raw == "1"
+
+
+def shown(value: bool) -> str:
+    return "1" if value else "0"

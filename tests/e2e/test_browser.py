@@ -88,6 +88,9 @@ def test_queue_watch_chart_share(server, tmp_path):
         page.goto(f"{server}/layers?study=1")
         live = _chart_values(page)
         assert {"baseB", "AnB", "AnB+", "BnB", "BnB+", "random"} <= {name for name, _ in live}
+        bands = page.evaluate("() => document.querySelector('.js-plotly-plot').data"
+                              ".filter(t => t.fill == 'toself').map(t => [t.mode, Array.from(t.y)])")
+        assert bands and all(mode == "lines" and all(0 <= y <= 100 for y in ys) for mode, ys in bands)
         page.get_by_role("button", name="Share this view").click()
         link = page.locator("code").filter(has_text="share=").first.inner_text().strip()
         assert link.startswith(server) and "share=" in link

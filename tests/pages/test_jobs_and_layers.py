@@ -101,3 +101,44 @@ def test_layer_page_shows_the_sharpness_panel(app, seeded_store):
     assert not at.exception
     assert any(h.value == "Sharpness" for h in at.subheader)
     assert len(at.get("plotly_chart")) == 3  # the layer figure, top eigenvalue, trace
+
+
+def layer_traces(at):
+    import json
+
+    return json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+
+
+def test_layer_bands_are_lines_within_0_100_and_dots_are_networks(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("layers.py")
+    at.query_params.update({"study": str(study_id), "dots": "1", "zoom": "1"})
+    at.run()
+    assert not at.exception
+    traces = layer_traces(at)
+    bands = [t for t in traces if t.get("fill") == "toself"]
+    assert bands and all(t["mode"] == "lines" for t in bands)  # no vertex markers posing as results
+    assert all(0 <= y <= 100 for t in bands for y in t["y"])
+    dots = [t for t in traces if t.get("mode") == "markers"]
+    assert sum(len(t["x"]) for t in dots) == 2 * (1 + 3 * 3)  # baseB and every transfer, both seeds
+    assert "95% confidence interval" in at.caption[0].value
+
+
+def test_a_one_seed_study_says_it_has_no_band(app, tmp_path, monkeypatch):
+    from backend.specs import YosinskiSpec, parse
+    from backend.worker import Worker
+    from db.queue import Queue
+    from db.submit import submit_study
+    from tests.pages.conftest import STUDY
+
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    queue = Queue(get_engine(url))
+    study_id = submit_study(queue, parse(YosinskiSpec, {**STUDY, "seeds": [0], "n": [1], "treatments": ["AnB"],
+                                                        "probes": {"sharpness": None, "similarity": None}}))
+    Worker(queue, "cpu", artifacts=tmp_path / "artifacts").serve(idle_exit=0)
+    at = app("layers.py")
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
+    at.query_params["study"] = str(study_id)
+    at.run()
+    assert not at.exception
+    assert "no band" in at.caption[0].value.lower()
