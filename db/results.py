@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import aliased
 
 from db.schema import ArrayRecord, Artifact, Job, Metric, Result, Study, Worker, db_time
@@ -63,7 +63,8 @@ class Results:
 
     def jobs(self, study_id: int | None = None, status: str | None = None, kind: str | None = None,
              offset: int = 0, limit: int = 100) -> pd.DataFrame:
-        """One page of jobs, newest first, with progress, message and error."""
+        """One page of jobs, running first, then queued, then finished, newest first within each, with
+        progress, message and error."""
         query = select(Job.id, Job.study_id, Job.kind, Job.status, Job.labels, Job.progress, Job.message,
                        Job.error, Job.attempts, Job.worker_id, Job.created_at, Job.started_at, Job.finished_at,
                        Job.result_of)
@@ -71,7 +72,9 @@ class Results:
             if value is not None:
                 query = query.where(column == value)
         with session_scope(self.engine) as s:
-            rows = s.execute(query.order_by(Job.id.desc()).offset(offset).limit(limit)).all()
+            # Running jobs first, then queued ones, then the finished, newest first within each.
+            live_first = case((Job.status == "running", 0), (Job.status == "queued", 1), else_=2)
+            rows = s.execute(query.order_by(live_first, Job.id.desc()).offset(offset).limit(limit)).all()
         return pd.DataFrame(rows, columns=["id", "study_id", "kind", "status", "labels", "progress", "message",
                                            "error", "attempts", "worker", "created_at", "started_at",
                                            "finished_at", "result_of"])

@@ -10,7 +10,7 @@ from db.queue import QueueError
 from db.schema import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from db.submit import clone_job
 from ui import store
-from ui.widgets import study_picker
+from ui.widgets import job_role, study_picker
 from ui.state import PageState, flag, shown
 
 STATUSES = ["any", QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, BLOCKED]
@@ -43,10 +43,10 @@ def board(live_view: bool = False) -> None:
     if jobs.empty:
         st.info("No job matches these filters.")
         return
-    jobs["role"] = [", ".join(f"{k} {v}" for k, v in labels.items()) for labels in jobs.labels]
+    jobs["role"] = [job_role(labels) for labels in jobs.labels]
     jobs["took (s)"] = (jobs.finished_at - jobs.started_at).round(1)
-    st.dataframe(jobs[["id", "kind", "role", "status", "progress", "message", "attempts", "worker", "took (s)",
-                       "error"]], hide_index=True, width="stretch",
+    shown_jobs = jobs[["id", "kind", "role", "status", "progress", "message", "attempts", "worker", "took (s)", "error"]]
+    st.dataframe(shown_jobs.astype(object).where(shown_jobs.notna(), ""), hide_index=True, width="stretch",
                  column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
                                 "error": st.column_config.TextColumn("error", width="large")})
 

@@ -164,7 +164,8 @@ if study is not None:
     if st.button("Queue study", type="primary", key="new.submit"):
         study_id = submit_study(store.queue(), study, name=name, preset=preset_name)
         st.success(f"Queued study #{study_id}: {sum(jobs.values())} jobs.")
-        st.markdown(f"[Watch study #{study_id} on the Jobs page](jobs?study={study_id})")
+        # A page link, not a markdown one: it opens in this tab and keeps the session.
+        st.page_link("pages/jobs.py", label=f"Watch study #{study_id} on the Jobs page", query_params={"study": study_id})
     with st.expander("The validated spec"):
         st.code(text, language="json")
 

@@ -33,4 +33,5 @@ def absolute_link(path_and_query: str) -> str:
 def job_role(labels: dict) -> str:
     """A job's place in its study, in words: 'AnB n=3 seed 0 vs baseB'."""
     words = {"treatment": "{}", "n": "n={}", "seed": "seed {}", "against": "vs {}"}
-    return " ".join(form.format(labels[key]) for key, form in words.items() if key in labels)
+    known = [form.format(labels[key]) for key, form in words.items() if key in labels]
+    return " ".join(known + [f"{key} {value}" for key, value in labels.items() if key not in words])

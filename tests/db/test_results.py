@@ -59,3 +59,14 @@ def test_workers_seen_recently(seeded):
     workers = results.workers()
     assert len(workers) == 1 and workers["device"][0] == "cpu"
     assert results.workers(seen_within=-60).empty
+
+
+def test_jobs_list_running_then_queued_then_finished(queue):
+    from tests.db.test_worker import new_job, tiny
+
+    queue.submit("order", {}, "order", [new_job(tiny(seed)) for seed in range(4)])
+    claimed = queue.claim("w", 60)
+    queue.complete(queue.claim("w", 60).id, "w", {"final_accuracy": 0.5})
+    statuses = Results(queue.engine).jobs()["status"].tolist()
+    assert statuses == ["running", "queued", "queued", "succeeded"]
+    assert Results(queue.engine).jobs()["id"][0] == claimed.id

@@ -80,8 +80,8 @@ def test_queue_watch_chart_share(server, tmp_path):
         page.get_by_text("63 jobs").first.wait_for(timeout=60_000)
         page.screenshot(path=SHOTS / "new-study.png", full_page=True)
         page.get_by_role("button", name="Queue study").click()
-        link = page.get_by_role("link", name="Watch study #1 on the Jobs page")
-        page.goto(f"{server}/{link.get_attribute('href').lstrip('/')}")  # markdown links open a new tab
+        page.get_by_role("link", name="Watch study #1 on the Jobs page").click()  # same tab, same session
+        page.wait_for_url("**/jobs?study=1*", timeout=60_000)
         page.get_by_text("63 of 63 succeeded").wait_for(timeout=600_000)
         page.screenshot(path=SHOTS / "jobs.png", full_page=True)
 

@@ -33,12 +33,14 @@ def test_a_bad_field_shows_its_error_and_queues_nothing(app, seeded_store):
 def test_queueing_a_study(app, seeded_store):
     url, _ = seeded_store
     before = job_count(url)
-    at = app("new_study.py").run()
+    at = app("../app.py").run()  # the whole app: its link to the Jobs page needs the navigation
     at.text_input(key="new.seeds").input("5").run()
     at.button(key="new.submit").click().run()
     assert not at.exception
     assert at.success and "63 jobs" in at.success[0].value
     assert job_count(url) == before + 63
+    [link] = at.get("page_link")
+    assert link.proto.page == "jobs" and link.proto.query_string.startswith("study=")
 
 
 def test_a_tampered_preset_falls_back_with_a_message(app):
