@@ -5,6 +5,7 @@ Pages call these and nothing else of the store; no ORM row or session leaves thi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -13,7 +14,7 @@ import pandas as pd
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import aliased
 
-from db.schema import ArrayRecord, Artifact, Job, Metric, Result, Study, Worker, db_time
+from db.schema import ArrayRecord, Artifact, Job, JobDependency, Metric, Result, Study, Worker, db_time
 from db.session import get_engine, session_scope
 
 
@@ -38,6 +39,35 @@ class StoredArray:
     labels: dict[str, Any]
     name: str
     value: np.ndarray
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """Everything the job page shows about one job (results are those of the run it reuses, if linked)."""
+
+    id: int
+    study_id: int | None
+    kind: str
+    spec: dict[str, Any]
+    spec_hash: str
+    labels: dict[str, Any]
+    status: str
+    attempts: int
+    max_attempts: int
+    worker: str | None
+    device: str | None
+    versions: dict[str, Any]
+    progress: float
+    message: str
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    result_of: int | None
+    depends_on: list[int]
+    dependants: list[int]
+    scalars: dict[str, float]
+    curve_keys: list[str]
 
 
 class Results:
@@ -118,6 +148,33 @@ class Results:
                  .where(Job.id == job_id, Result.table.is_not(None)))
         with session_scope(self.engine) as s:
             return dict(s.execute(query).all())
+
+    def job(self, job_id: int) -> JobDetail | None:
+        """One job in full, or None when there is no such job."""
+        with session_scope(self.engine) as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                return None
+            source = job.result_of or job.id
+            worker = s.get(Worker, job.worker_id) if job.worker_id else None
+            parents = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == job_id)).all()
+            children = s.scalars(select(JobDependency.job_id).where(JobDependency.depends_on == job_id)).all()
+            scalars = dict(s.execute(select(Result.name, Result.value).where(
+                Result.job_id == source, Result.value.is_not(None))).all())
+            keys = s.scalars(select(Metric.key).where(Metric.job_id == source).distinct()).all()
+            return JobDetail(job.id, job.study_id, job.kind, json.loads(job.spec), job.spec_hash, dict(job.labels),
+                             job.status, job.attempts, job.max_attempts, job.worker_id,
+                             worker.device if worker else None, dict(worker.versions) if worker else {},
+                             job.progress, job.message, job.error, job.created_at, job.started_at,
+                             job.finished_at, job.result_of, sorted(parents), sorted(children), scalars,
+                             sorted(keys))
+
+    def job_artifacts(self, job_id: int) -> pd.DataFrame:
+        """Files a job wrote (or the run it reuses): kind, path under the artifacts folder, sha256, bytes."""
+        query = (select(Artifact.kind, Artifact.path, Artifact.sha256, Artifact.bytes)
+                 .join(Job, Artifact.job_id == func.coalesce(Job.result_of, Job.id)).where(Job.id == job_id))
+        with session_scope(self.engine) as s:
+            return pd.DataFrame(s.execute(query).all(), columns=["kind", "path", "sha256", "bytes"])
 
     def curves(self, job_ids: list[int], key: str = "test_accuracy") -> pd.DataFrame:
         """Per-epoch points of `key` for the given jobs (following links to reused runs)."""

@@ -62,7 +62,9 @@ left, right = st.columns([1, 3])
 job_id = left.number_input("Job id", 1, key="jobs.act_id")
 edits = right.text_input("Edits for a clone (JSON: spec field paths to new values)", '{"train.epochs": 20}',
                          key="jobs.edits")
-cancel, retry, clone = st.columns(3)
+cancel, retry, clone, detail = st.columns(4)
+with detail:
+    st.page_link("pages/job.py", label=f"Open job {job_id}: spec, curves, artifacts", query_params={"job": job_id})
 try:
     if cancel.button("Cancel", key="jobs.cancel"):
         st.success(f"Job {job_id}: {store.queue().cancel(job_id)}")

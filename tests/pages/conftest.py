@@ -34,7 +34,7 @@ def seeded_store(tmp_path_factory):
 
 @pytest.fixture
 def app(seeded_store, monkeypatch):
-    """An AppTest factory for one page, wired to the seeded store, no embedded worker."""
+    """An AppTest factory for a page, wired to the seeded store, no embedded worker."""
     from streamlit.testing.v1 import AppTest
 
     url, _ = seeded_store
@@ -42,6 +42,9 @@ def app(seeded_store, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_EMBEDDED_WORKER", "0")
 
     def make(page: str) -> AppTest:
-        return AppTest.from_file(str(ROOT / "pages" / page), default_timeout=60)
+        """The whole app (its navigation and sidebar) switched to `page`, as a browser sees it: the
+        pages link to each other, which needs the navigation."""
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        return at.switch_page(f"pages/{page}") if page != "../app.py" else at
 
     return make

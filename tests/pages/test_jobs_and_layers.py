@@ -121,7 +121,7 @@ def test_layer_bands_are_lines_within_0_100_and_dots_are_networks(app, seeded_st
     assert all(0 <= y <= 100 for t in bands for y in t["y"])
     dots = [t for t in traces if t.get("mode") == "markers"]
     assert sum(len(t["x"]) for t in dots) == 2 * (1 + 3 * 3)  # baseB and every transfer, both seeds
-    assert "95% confidence interval" in at.caption[0].value
+    assert "95% confidence interval" in at.main.caption[0].value
 
 
 def test_a_one_seed_study_says_it_has_no_band(app, tmp_path, monkeypatch):
@@ -141,4 +141,31 @@ def test_a_one_seed_study_says_it_has_no_band(app, tmp_path, monkeypatch):
     at.query_params["study"] = str(study_id)
     at.run()
     assert not at.exception
-    assert "no band" in at.caption[0].value.lower()
+    assert "no band" in at.main.caption[0].value.lower()
+
+
+def test_job_detail_shows_the_job_its_neighbours_and_curves(app, seeded_store):
+    import json
+
+    from db.results import Results
+
+    url, study_id = seeded_store
+    results = Results(get_engine(url))
+    jobs = results.jobs(study_id=study_id, kind="transfer", limit=1000)
+    transfer = int(jobs[jobs.labels.map(lambda labels: labels["treatment"] == "AnB")].id.iloc[0])
+    at = app("job.py")
+    at.query_params["job"] = str(transfer)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Job" and any("transfer" in m.value and "AnB" in m.value for m in at.markdown)
+    detail = results.job(transfer)
+    assert len(detail.depends_on) == 1 and len(detail.dependants) >= 2  # its source; its probes
+    links = [link.proto.query_string for link in at.get("page_link")]
+    assert f"job={detail.depends_on[0]}" in links and all(f"job={d}" in links for d in detail.dependants)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 2 and {t["name"] for t in charts[0]["data"]} == {"train_loss", "test_loss"}
+    assert at.dataframe[1].value["path"].str.endswith("model.safetensors").all()  # its checkpoint
+    missing = app("job.py")
+    missing.query_params["job"] = "999999"
+    missing.run()
+    assert not missing.exception and "no job 999999" in missing.info[0].value

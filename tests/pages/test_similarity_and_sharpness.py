@@ -22,7 +22,7 @@ def test_similarity_heatmaps_on_one_scale_with_unit_names(app, seeded_store):
     assert all(t["coloraxis"] == "coloraxis" for t in heatmaps)  # one shared colour scale
     assert heatmaps[0]["x"] == ["conv1", "conv2", "fc1", "classifier"]
     assert all(0 <= v <= 1 for t in heatmaps for row in t["z"] for v in row)
-    assert "CKA" in at.caption[0].value and at.query_params["jobs"]
+    assert "CKA" in at.main.caption[0].value and at.query_params["jobs"]
 
 
 def test_similarity_share_round_trip_and_bad_parameters(app, seeded_store):
