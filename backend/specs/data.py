@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from backend.specs.base import Spec, SpecError
 
@@ -13,6 +13,17 @@ TORCHVISION_SETS = (
     "MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST", "USPS",
     "SVHN", "CIFAR10", "CIFAR100", "STL10",
 )
+
+
+def _non_empty_path(value: str) -> str:
+    """An empty path would silently mean the working directory."""
+    if not value.strip():
+        raise SpecError("no folder given: type the path of the data set's folder")
+    return value
+
+
+# A folder a user typed; never empty.
+FolderPath = Annotated[str, AfterValidator(_non_empty_path)]
 
 
 class DigitsSource(Spec):
@@ -41,7 +52,7 @@ class TorchvisionSource(Spec):
 
     kind: Literal["torchvision"] = "torchvision"
     name: Literal[TORCHVISION_SETS]  # type: ignore[valid-type]
-    root: str = Field(description="folder torchvision reads, e.g. ../shared/datasets for MNIST")
+    root: FolderPath = Field(description="folder torchvision reads, e.g. ../shared/datasets for MNIST")
     download: bool = Field(False, description="fetch when missing; needs a network")
     split: str = Field("balanced", description="EMNIST split (balanced, byclass, digits, ...)")
 
@@ -50,7 +61,7 @@ class FolderSource(Spec):
     """An ImageFolder tree: `root/train/<class>/*` and `root/test/<class>/*`, or one tree split here."""
 
     kind: Literal["folder"] = "folder"
-    root: str = Field(description="folder with train/ and test/, or with one sub-folder per class")
+    root: FolderPath = Field(description="folder with train/ and test/, or with one sub-folder per class")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share when there is no test/")
 
 

@@ -75,3 +75,11 @@ def test_specs_module_does_not_import_torch():
 
     code = "import sys, backend.specs; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("source", [{"kind": "folder", "root": ""}, {"kind": "folder", "root": "  "},
+                                    {"kind": "torchvision", "name": "MNIST", "root": ""}])
+def test_an_empty_root_is_not_the_working_directory(source):
+    with pytest.raises(SpecError) as info:
+        parse(DataSpec, {"source": source})
+    assert info.value.field == "source.root" and "no folder given" in str(info.value)

@@ -50,3 +50,13 @@ def test_a_tampered_preset_falls_back_with_a_message(app):
     assert not at.exception
     assert any("Ignored" in w.value for w in at.warning)
     assert at.selectbox(key="new.preset").value == "yosinski-digits"
+
+
+def test_an_empty_folder_path_is_refused_where_it_was_typed(app, seeded_store):
+    url, _ = seeded_store
+    before = job_count(url)
+    at = app("new_study.py").run()
+    at.radio(key="new.kind").set_value("folder").run()
+    assert not at.exception
+    assert any("no folder given" in e.value for e in at.error)  # not the working directory
+    assert not [b for b in at.button if b.key == "new.submit"] and job_count(url) == before
