@@ -42,8 +42,11 @@ if not available:
     st.stop()
 chosen = st.multiselect("Studies (overlaid)", list(available), format_func=available.get, key=state.bind(
     "studies", [next(iter(available))], ints, lambda v: set(v) <= set(available), show=joined))
+spec_axes = {study_id: study_axes(store.results().study_spec(study_id) or {}) for study_id in chosen}
+# n varies within every study; the other axes are per study, so they vary only across chosen studies.
+varying = ["n"] + [a for a in AXES if a != "n" and len({v.get(a) for v in spec_axes.values()} - {None}) > 1]
 cols = st.columns(5)
-x = cols[0].selectbox("x axis", list(AXES), format_func=AXES.get, key=state.bind("x", "n", valid=AXES.__contains__))
+x = cols[0].selectbox("x axis", varying, format_func=AXES.get, key=state.bind("x", "n", valid=varying.__contains__))
 y = cols[1].selectbox("y axis", list(METRICS), format_func=METRICS.get,
                       key=state.bind("y", "gain", valid=METRICS.__contains__))
 colour = cols[2].selectbox("Colour by", list(COLOUR_BY),
@@ -52,14 +55,18 @@ facet = cols[3].selectbox("Facet by", FACETS, key=state.bind("facet", "none", va
 score = cols[4].selectbox("Score", list(SCORES), format_func=SCORES.get,
                           key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))
 state.report()
+if len(varying) == 1:
+    st.caption("These studies differ only in n. Overlay studies that differ in data amount, class diversity, "
+               "domain gap, block size or depth to compare along those axes.")
+if colour != "treatment" and facet == "none":
+    facet = "treatment"  # never average different treatments together into one line
 
 frames = []
 for study_id in chosen:
     scores = store.results().study_scores(study_id, kinds=NETWORK_KINDS)
     if scores.empty:
         continue
-    axes = study_axes(store.results().study_spec(study_id) or {})
-    frames.append(scores.assign(study=available[study_id], **{k: v for k, v in axes.items()}))
+    frames.append(scores.assign(study=available[study_id], **spec_axes[study_id]))
 if not frames:
     st.info("The chosen studies have no finished jobs yet.")
 else:
@@ -80,6 +87,7 @@ else:
             fig.add_scatter(x=rows[x], y=rows[y], mode="markers", marker={"size": 5, "color": "rgba(0,0,0,0.25)"},
                             name="single jobs", customdata=rows[["job", "study"]].values,
                             hovertemplate="job %{customdata[0]} (%{customdata[1]}): %{y:.2f}<extra></extra>")
+        fig.update_xaxes(tickformat="d", **({"dtick": 1} if x in ("n", "depth") else {}))  # integer axes
         if y == "gain":
             fig.add_hline(y=0, line_dash="dot", line_color="grey")  # no gain over training from scratch
         st.plotly_chart(fig, key="explorer.chart")

@@ -37,3 +37,15 @@ def test_study_overview_edits_notes_and_offers_tables(app, seeded_store):
     assert again.text_area[0].value == "AnB falls at the top"
     assert again.text_input[0].value == "mnist, pilot"
     assert len(again.dataframe[0].value) == 22  # one checkpoint per job
+
+
+def test_explorer_offers_only_axes_the_studies_vary(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("explorer.py")
+    at.query_params.update({"studies": str(study_id), "x": "per_class", "colour": "seed"})
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="explorer.x").options == ["units transferred (n)"]
+    assert any("x=per_class" in w.value for w in at.warning)
+    assert "differ only in n" in at.main.caption[0].value
+    assert set(at.dataframe[0].value.treatment) == {"AnB", "AnB+", "random"}  # faceted, not averaged
