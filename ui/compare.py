@@ -1,0 +1,112 @@
+"""Comparing studies: where their specs differ, and their layer curves on one figure. Pure functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui.charts import COLOURS, SCORES, _band, _translucent
+
+# One look per study, in the order the studies are given: line dash and marker symbol.
+STUDY_DASHES = ("solid", "dot", "dashdot", "longdashdot", "longdash")
+STUDY_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
+
+
+def spec_fields(spec: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """A spec flattened to dotted paths, each value as one string: {"train.epochs": "2", "seeds": "0,1"}."""
+    fields: dict[str, str] = {}
+    for name, value in spec.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, dict) and value:
+            fields.update(spec_fields(value, f"{path}."))
+        else:
+            fields[path] = _shown(value)
+    return fields
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list) and value and all(isinstance(v, (str, int, float, bool)) for v in value):
+        return ",".join(map(str, value))
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)  # [] and {} stay visible, unlike a missing field
+    return str(value)
+
+
+def spec_difference(specs: dict[Any, dict[str, Any]], every: bool = False) -> pd.DataFrame:
+    """One row per dotted field path (the index, "field"), one column per study (the keys of `specs`);
+    a field a spec lacks is blank. Only the fields whose values differ, unless `every`."""
+    flat = {study: spec_fields(spec) for study, spec in specs.items()}
+    paths = sorted({path for fields in flat.values() for path in fields})
+    table = pd.DataFrame({study: [fields.get(path, "") for path in paths] for study, fields in flat.items()},
+                         index=pd.Index(paths, name="field"), dtype=object)
+    return table if every else table[differing(table)]
+
+
+def differing(table: pd.DataFrame) -> pd.Series:
+    """Per row of a spec_difference table: do the studies disagree?"""
+    return table.nunique(axis=1, dropna=False) > 1
+
+
+def highlight_differences(table: pd.DataFrame, colour: str = "#fff3b0") -> pd.DataFrame:
+    """CSS per cell for `Styler.apply(..., axis=None)`: a background on every cell of a differing row."""
+    rows = differing(table)
+    return pd.DataFrame([[f"background-color: {colour}" if rows[i] else "" for _ in table.columns]
+                         for i in table.index], index=table.index, columns=table.columns)
+
+
+def compare_figure(summaries: dict[str, pd.DataFrame], score: str, treatments: list[str],
+                   height: int = 520) -> go.Figure:
+    """Layer curves of several studies on one figure: accuracy (%) against units transferred, colour =
+    treatment (the colours of every page), line dash and marker = study, a 95% band (lines only,
+    clipped to 0..100) per curve, and each study's baseB as a dashed grey reference.
+
+    `summaries`: study label -> its ui.charts.layer_summary table (treatment, n, mean, ci95, seeds, jobs)."""
+    fig = go.Figure()
+    bounds = (0.0, 100.0)
+    ns = sorted({n for s in summaries.values() for n in s.loc[s.n > 0, "n"]}) or [1]
+    for i, (study, summary) in enumerate(summaries.items()):
+        dash, symbol = STUDY_DASHES[i % len(STUDY_DASHES)], STUDY_SYMBOLS[i % len(STUDY_SYMBOLS)]
+        base = summary[summary.treatment == "baseB"]
+        if not base.empty:
+            row, group = base.iloc[0], f"{study} · baseB"
+            x = [0, max(ns)]
+            fig.add_trace(_band(x, [row["mean"]] * 2, [row.ci95] * 2, bounds, "rgba(68,68,68,0.08)", group))
+            fig.add_trace(go.Scatter(
+                x=x, y=[row["mean"]] * 2, mode="lines+markers", name=group, legendgroup=group,
+                line={"color": COLOURS["baseB"], "dash": "dash", "width": 1.5}, marker={"symbol": symbol},
+                hovertemplate=(f"{study}, baseB: %{{y:.4g}} ± {row.ci95:.2g}<br>{row.seeds} seeds, "
+                               f"jobs {row.jobs}<extra></extra>")))
+        for treatment in treatments:
+            part = summary[(summary.treatment == treatment) & (summary.n > 0)].sort_values("n")
+            if part.empty:
+                continue
+            colour, group = COLOURS.get(treatment, "#2ca02c"), f"{study} · {treatment}"
+            fig.add_trace(_band(list(part.n), list(part["mean"]), list(part.ci95), bounds,
+                                _translucent(colour, 0.10), group))
+            fig.add_trace(go.Scatter(
+                x=part.n, y=part["mean"], mode="lines+markers", name=group, legendgroup=group,
+                line={"color": colour, "dash": dash}, marker={"color": colour, "symbol": symbol},
+                customdata=part[["ci95", "seeds", "jobs"]].values,
+                hovertemplate=(f"{study}, {treatment}, n=%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}}"
+                               "<br>%{customdata[1]} seeds, jobs %{customdata[2]}<extra></extra>")))
+    frames = [s for s in summaries.values() if not s.empty]
+    lowest = min(float((s["mean"] - s.ci95).min()) for s in frames) if frames else bounds[0]
+    fig.update_layout(xaxis_title="units transferred (n)", yaxis_title=f"{SCORES.get(score, score)} (%)",
+                      xaxis={"dtick": 1}, yaxis={"range": [max(bounds[0], lowest - 2), bounds[1] + 1]},
+                      legend={"orientation": "h", "y": -0.2}, margin={"t": 30}, height=height,
+                      hovermode="closest")
+    return fig
+
+
+def compare_table(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The summaries one under the other, with a leading study column."""
+    frames = [s.assign(study=study) for study, s in summaries.items() if not s.empty]
+    if not frames:
+        return pd.DataFrame(columns=["study", "treatment", "n", "mean", "ci95", "seeds", "jobs"])
+    table = pd.concat(frames, ignore_index=True)
+    return table[["study"] + [c for c in table.columns if c != "study"]]
