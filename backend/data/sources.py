@@ -25,8 +25,7 @@ from backend.data.synthetic import synthetic_task
 from backend.specs import (
     DigitsSource, FolderSource, Source, SpecError, SyntheticSource, TorchvisionSource, canonical_json,
 )
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+from backend.specs.folders import ImageFolder, image_folder
 
 
 def load_source(source: Source, size: int | None, channels: int | None) -> TaskData:
@@ -92,45 +91,21 @@ def torchvision_task(source: TorchvisionSource, size: int | None, channels: int 
 
 # ---------------------------------------------------------------- folders
 
-def folder_task(source: FolderSource, size: int | None, channels: int | None) -> TaskData:
-    root = Path(source.root).expanduser()
-    if not root.is_dir():
-        raise SpecError(f"{str(root)!r} is not a readable folder", field="data.source.root")
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        classes = _class_dirs(root / "train")
-        test_classes = _class_dirs(root / "test")
-        if not set(test_classes) <= set(classes):
-            extra = sorted(set(test_classes) - set(classes))
-            raise SpecError(f"test/ has classes missing from train/: {extra}", field="data.source.root")
-        train = _read_tree(root / "train", classes, size, channels)
-        test = _read_tree(root / "test", classes, size, channels)
-        if channels is None and train.x.shape[1] != test.x.shape[1]:
-            test = convert(test, None, 3)
-            train = convert(train, None, 3)
-        return TaskData(train, test, classes)
-    classes = _class_dirs(root)
-    everything = _read_tree(root, classes, size, channels)
-    train_idx, test_idx = stratified_split(everything.y, source.test_fraction, seed=0)
-    return TaskData(everything.take(train_idx), everything.take(test_idx), classes)
+def folder_task(folder: ImageFolder, source: FolderSource, size: int | None, channels: int | None) -> TaskData:
+    """A checked ImageFolder (`image_folder`), decoded: its own train/test, or one tree split here."""
+    if "all" in folder.splits:
+        everything = _read_files(folder.files("all"), folder.root, size, channels)
+        train_idx, test_idx = stratified_split(everything.y, source.test_fraction, seed=0)
+        return TaskData(everything.take(train_idx), everything.take(test_idx), folder.classes)
+    train = _read_files(folder.files("train"), folder.root / "train", size, channels)
+    test = _read_files(folder.files("test"), folder.root / "test", size, channels)
+    if channels is None and train.x.shape[1] != test.x.shape[1]:
+        test = convert(test, None, 3)
+        train = convert(train, None, 3)
+    return TaskData(train, test, folder.classes)
 
 
-def _class_dirs(root: Path) -> tuple[str, ...]:
-    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
-    if not classes:
-        raise SpecError(f"{str(root)!r} has no class sub-folders (expected <root>/<class>/<image>)",
-                        field="data.source.root")
-    return classes
-
-
-def _image_files(root: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
-    return [(f, label) for label, name in enumerate(classes) if (root / name).is_dir()
-            for f in sorted((root / name).rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
-
-
-def _read_tree(root: Path, classes: tuple[str, ...], size: int | None, channels: int | None) -> Images:
-    files = _image_files(root, classes)
-    if not files:
-        raise SpecError(f"no images under {str(root)!r}", field="data.source.root")
+def _read_files(files: list[tuple[Path, int]], root: Path, size: int | None, channels: int | None) -> Images:
     arrays, grey = [], True
     for path, _ in files:
         try:
@@ -159,8 +134,10 @@ def _read_tree(root: Path, classes: tuple[str, ...], size: int | None, channels:
 
 def _cached(source: Source, size: int | None, channels: int | None) -> TaskData:
     key = {"source": json.loads(canonical_json(source)), "size": size, "channels": channels}
+    folder = None
     if isinstance(source, FolderSource):
-        key["listing"] = _listing_signature(Path(source.root).expanduser())
+        folder = image_folder(source.root)  # a malformed folder is refused as the New study page refuses it
+        key["listing"] = _listing_signature(folder)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
     path = settings.data_cache_dir() / f"{digest}.safetensors"
     if path.exists():
@@ -171,21 +148,18 @@ def _cached(source: Source, size: int | None, channels: int | None) -> TaskData:
     if isinstance(source, TorchvisionSource):
         task = torchvision_task(source, size, channels)
     else:
-        task = folder_task(source, size, channels)
+        task = folder_task(folder, source, size, channels)
     _write_cache(path, task)
     return task
 
 
-def _listing_signature(root: Path) -> str:
-    """Changes when any file under root is added, removed, resized or touched."""
-    if not root.is_dir():
-        raise SpecError(f"{str(root)!r} is not a readable folder", field="data.source.root")
+def _listing_signature(folder: ImageFolder) -> str:
+    """Changes when any image of the folder is added, removed, resized or touched."""
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in sorted(os.walk(root)):
-        dirnames.sort()
-        for name in sorted(filenames):
-            st = os.stat(os.path.join(dirpath, name))
-            h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    for split in folder.splits:
+        for path, label in folder.files(split):
+            st = path.stat()
+            h.update(f"{split}:{label}:{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
