@@ -14,6 +14,7 @@ from typing import Any, Callable
 from backend.specs import (
     SharpnessJobSpec, SimilarityJobSpec, Spec, SpecError, TrainJobSpec, TransferJobSpec, parse, spec_hash,
 )
+from backend.specs.preview import DataPreviewSpec
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ JOB_KINDS: dict[str, JobKind] = {
                           "CKA between every unit of two networks", lambda spec: spec.networks),
     "sharpness": JobKind(SharpnessJobSpec, "backend.runners:run_sharpness", ("scalars", "curves", "matrices"),
                          "Hessian top eigenvalues, trace and spectral density", lambda spec: spec.networks),
+    "preview": JobKind(DataPreviewSpec, "backend.runners:run_preview", ("scalars", "matrices"),
+                       "a look at the data: classes, images per split, samples, each seed's halves A/B",
+                       lambda spec: ()),
 }
 # Kinds whose jobs train a network: the accuracy figures read these; probes read the networks.
 NETWORK_KINDS = tuple(name for name, kind in JOB_KINDS.items() if kind.trains)

@@ -19,12 +19,14 @@ from torch import Tensor
 from backend.data import Images, TaskData, load_task
 from backend.jobs import JobOutput
 from backend.models import UnitNet
+from backend.data.preview import data_preview
 from backend.probes.curvature import sharpness
 from backend.probes.similarity import cka_matrix
 from backend.specs import (
     DataSpec, ProbeImages, SharpnessJobSpec, SimilarityJobSpec, SpecError, TrainJobSpec, TransferJobSpec,
     canonical_json, spec_hash,
 )
+from backend.specs.preview import DataPreviewSpec
 from backend.train import Progress, ProgressFn, Trained, train_job
 from backend.transfer import SourceNet, transfer_job
 
@@ -182,3 +184,19 @@ def parameter_scopes(unit_names: list[str], cut: int, scopes: list[str], subsets
             raise SpecError(f"no unit {unknown[0]!r} in this network ({', '.join(unit_names)})", field="settings.units")
         out["+".join(subset)] = list(subset)
     return out
+
+
+# ---------------------------------------------------------------- data
+
+def run_preview(spec: DataPreviewSpec, networks: Networks, device: torch.device, report: Report,
+                load: LoadTask = load_task, **_: Any) -> JobOutput:
+    report(0.0, "decoding the data")
+    p = data_preview(spec, load)
+    c, h, w = p.image_shape
+    return JobOutput(
+        scalars={"n_classes": len(p.classes), "train_images": sum(p.counts["train"]),
+                 "test_images": sum(p.counts["test"]), "channels": c, "height": h, "width": w},
+        arrays={"samples": p.samples},
+        tables={"classes": {"names": list(p.classes), **p.counts}, "sample_classes": list(p.sample_classes),
+                "halves": {str(seed): halves for seed, halves in p.halves.items()},
+                "data_fingerprint": p.fingerprint})
