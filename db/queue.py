@@ -8,6 +8,7 @@ has used its attempts, then fails with the reason, and everything depending on i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -15,6 +16,7 @@ import numpy as np
 from sqlalchemy import Engine, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from backend.specs.base import shape_hash
 from db.schema import (
     BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, ArrayRecord, Artifact, Job, JobDependency, Metric,
     Result, Study, Worker, array_record, db_time,
@@ -37,6 +39,7 @@ class NewJob:
     spec_hash: str
     labels: dict[str, Any]
     depends_on: tuple[str, ...] = ()
+    shape: str | None = None  # shape_hash of the spec; worked out from `spec` when not given
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,12 @@ class Queue:
             s.flush()
             done = _succeeded_by_hash(s, [j.spec_hash for j in jobs])
             ids: dict[str, int] = {}
+            shapes: dict[str, str] = {}  # spec hash -> shape, for the jobs a probe names
             for job in order:
+                shapes[job.spec_hash] = job.shape or shape_hash(json.loads(job.spec), shapes)
                 earlier = done.get(job.spec_hash)
                 row = Job(study_id=study.id, kind=job.kind, spec=job.spec, spec_hash=job.spec_hash,
-                          labels=job.labels, priority=priority,
+                          shape=shapes[job.spec_hash], labels=job.labels, priority=priority,
                           status=SUCCEEDED if earlier else QUEUED, result_of=earlier,
                           progress=1.0 if earlier else 0.0, message="reused an earlier result" if earlier else "")
                 s.add(row)
@@ -238,11 +243,14 @@ class Queue:
         """A new queued job like `job_id` (same study, dependencies, labels) with an edited spec."""
         with session_scope(self.engine) as s:
             job = _get(s, job_id)
+            deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == job_id)).all()
+            named = dict(s.execute(select(Job.spec_hash, Job.shape)
+                                   .where(Job.id.in_(deps), Job.shape.is_not(None))).all())  # a probe's networks
             new = Job(study_id=job.study_id, kind=job.kind, spec=spec, spec_hash=spec_hash,
+                      shape=shape_hash(json.loads(spec), named),
                       labels={**job.labels, "cloned_from": job.id}, priority=job.priority)
             s.add(new)
             s.flush()
-            deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == job_id)).all()
             s.add_all(JobDependency(job_id=new.id, depends_on=d) for d in deps)
             return new.id
 

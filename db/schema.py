@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, false
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
@@ -52,6 +52,7 @@ class Study(Base):
     created_at: Mapped[float] = mapped_column(server_default=db_time())
     tags: Mapped[list[Any]] = mapped_column(default=list)
     notes: Mapped[str] = mapped_column(Text, default="")
+    archived: Mapped[bool] = mapped_column(default=False, server_default=false())  # hidden from lists, kept
 
 
 class Job(Base):
@@ -66,6 +67,9 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(32))  # train | transfer
     spec: Mapped[str] = mapped_column(Text)  # canonical JSON, kept as text: parsed by the worker
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # The spec's hash without seeds and halves (backend.specs.base.shape_hash): jobs of one shape cost
+    # the same, so past runs of a shape estimate new ones. None on rows from before it was recorded.
+    shape: Mapped[str | None] = mapped_column(String(64), index=True)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)  # role in the study: seed, treatment, n
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     priority: Mapped[int] = mapped_column(default=0)

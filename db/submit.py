@@ -8,7 +8,9 @@ from typing import Any
 
 from backend.jobs import parse_job
 from backend.specs import Spec, canonical_json, set_field, spec_hash
+from backend.specs.base import shape_hash
 from backend.studies import expand
+from backend.studies.plan import PlannedJob
 from db.queue import NewJob, Queue
 
 
@@ -18,13 +20,29 @@ def plan_size(study: Spec) -> dict[str, int]:
     return dict(sorted(Counter(kinds.values()).items()))
 
 
+def planned_shapes(study: Spec) -> list[str]:
+    """The shape of each job submitting `study` would create (identical jobs once), for estimates."""
+    return list(_shapes(expand(study)).values())
+
+
+def _shapes(jobs: list[PlannedJob]) -> dict[str, str]:
+    """spec hash -> shape of each job; a job's dependencies come before it, so a probe naming its
+    networks by hash gets their shapes."""
+    shapes: dict[str, str] = {}
+    for job in jobs:
+        shapes.setdefault(job.key, shape_hash(job.spec, shapes))
+    return shapes
+
+
 def submit_study(queue: Queue, study: Spec, name: str | None = None, preset: str | None = None,
                  priority: int = 0) -> int:
     """Queue every job of `study` (any study kind); returns the study id. Identical jobs are queued once."""
     jobs: dict[str, NewJob] = {}
-    for job in expand(study):
+    planned = expand(study)
+    shapes = _shapes(planned)
+    for job in planned:
         jobs.setdefault(job.key, NewJob(job.key, job.kind, canonical_json(job.spec), job.key, job.labels,
-                                        job.depends_on))
+                                        job.depends_on, shapes[job.key]))
     return queue.submit(name or preset or study.study, json.loads(canonical_json(study)), spec_hash(study),
                         list(jobs.values()), preset=preset, priority=priority)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -88,3 +88,27 @@ def canonical_json(spec: BaseModel) -> str:
 
 def spec_hash(spec: BaseModel) -> str:
     return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+
+
+# Keys that change what a job computes but not what it costs: the seed, the class half.
+COST_FREE_KEYS = frozenset({"seed", "half"})
+
+
+def shape_hash(spec: BaseModel | dict[str, Any], shapes: Mapping[str, str] | None = None) -> str:
+    """The hash of a spec with every key in COST_FREE_KEYS removed, at any depth: jobs that differ
+    only in seed or half share a shape, so one's run time estimates the other's. `shapes` maps spec
+    hashes to shapes: a spec naming another job by its hash (a probe names its networks) counts that
+    job by its shape, so the seed-0 and seed-1 probes of one treatment share a shape too."""
+    tree = spec.model_dump(mode="json") if isinstance(spec, BaseModel) else spec
+    text = json.dumps(_cost_relevant(tree, shapes or {}), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cost_relevant(tree: Any, shapes: Mapping[str, str]) -> Any:
+    if isinstance(tree, dict):
+        return {k: _cost_relevant(v, shapes) for k, v in tree.items() if k not in COST_FREE_KEYS}
+    if isinstance(tree, list):
+        return [_cost_relevant(v, shapes) for v in tree]
+    if isinstance(tree, str):
+        return shapes.get(tree, tree)
+    return tree
