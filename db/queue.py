@@ -97,6 +97,22 @@ class Queue:
                 s.add_all(JobDependency(job_id=row.id, depends_on=ids[d]) for d in job.depends_on)
             return study.id
 
+    def enqueue(self, kind: str, spec: str, spec_hash: str, priority: int = 0,
+                labels: dict[str, Any] | None = None) -> int:
+        """One job outside any study (a data preview); returns its id. A run of the same spec that
+        succeeded, or one still queued or running, is returned instead of queuing it again."""
+        live = (select(Job.id).where(Job.spec_hash == spec_hash, Job.result_of.is_(None),
+                                     Job.status.in_((SUCCEEDED, RUNNING, QUEUED)))
+                .order_by((Job.status == SUCCEEDED).desc(), Job.id.desc()).limit(1))
+        with session_scope(self.engine) as s:
+            earlier = s.scalar(live)
+            if earlier is not None:
+                return earlier
+            job = Job(kind=kind, spec=spec, spec_hash=spec_hash, labels=labels or {}, priority=priority)
+            s.add(job)
+            s.flush()
+            return job.id
+
     # ------------------------------------------------------------ workers
 
     def claim(self, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
