@@ -1,0 +1,58 @@
+"""Compare studies: where their specs differ, and their layer curves overlaid on one figure."""
+
+import streamlit as st
+
+from backend.jobs import NETWORK_KINDS
+from backend.specs import TREATMENTS
+from ui import store
+from ui.charts import SCORES, layer_summary
+from ui.compare import compare_figure, compare_table, highlight_differences, spec_difference
+from ui.state import PageState, flag, ints, joined, shown, strs
+
+state = PageState("compare")
+st.title("Compare studies")
+available = {s.id: f"#{s.id} {s.name}" for s in store.results().studies()}
+if len(available) < 2:
+    st.info("Comparing needs two studies or more: queue another on the New study page.")
+    st.stop()
+chosen = st.multiselect("Studies (two or more)", list(available), format_func=available.get, key=state.bind(
+    "studies", list(available)[:2], ints, lambda v: set(v) <= set(available), show=joined))
+top = st.columns([2, 3, 2])
+score = top[0].radio("Score", list(SCORES), format_func=SCORES.get,
+                     key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))
+treatments = top[1].multiselect("Treatments", TREATMENTS, key=state.bind(
+    "treatments", list(TREATMENTS), strs, lambda v: set(v) <= set(TREATMENTS), show=joined))
+every = top[2].toggle("Show every field", key=state.bind("every", False, flag, show=shown),
+                      help="The whole spec of each study, differing fields highlighted")
+state.report()
+
+if len(chosen) < 2:
+    st.info("Choose two studies or more to compare them.")
+else:
+    labels = {study_id: available[study_id] for study_id in chosen}
+    st.subheader("Spec difference")
+    table = spec_difference({labels[i]: store.results().study_spec(i) or {} for i in chosen}, every=every)
+    if table.empty:
+        st.caption("The specs are identical: the studies differ only in when they ran.")
+    else:
+        st.caption("One row per spec field (dotted path); blank: the study's spec lacks the field. "
+                   "Highlighted: the fields whose values differ.")
+        st.dataframe(table.style.apply(highlight_differences, axis=None))
+
+    st.subheader("Layer transfer, overlaid")
+    summaries = {labels[i]: layer_summary(store.results().study_scores(i, kinds=NETWORK_KINDS), score)
+                 for i in chosen}
+    waiting = [label for label, summary in summaries.items() if summary.empty]
+    if waiting:
+        st.info(f"No finished job yet in {', '.join(waiting)}: its curves fill in as jobs land.")
+    if len(waiting) < len(summaries):
+        st.plotly_chart(compare_figure(summaries, score, treatments), key="compare.chart")
+        st.caption(f"Colour: treatment; line dash and marker: study; dashed grey: each study's baseB (the target "
+                   f"trained from scratch). Mean over seeds, band = 95% confidence interval of the mean (Student "
+                   f"t). The score is {SCORES[score]}.")
+        rows = compare_table(summaries)
+        st.dataframe(rows.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), hide_index=True)
+        st.download_button("Download the table (CSV)", rows.to_csv(index=False),
+                           file_name=f"compare-{joined(chosen).replace(',', '-')}.csv")
+
+state.sync()

@@ -1,0 +1,76 @@
+import copy
+import json
+import sqlite3
+
+import pytest
+
+from tests.pages.conftest import STUDY
+
+
+@pytest.fixture
+def three_studies(seeded_store, tmp_path, monkeypatch):
+    """A copy of the seeded store (study #1, finished) plus #2, the same study on seed 0 and two
+    treatments (every job reuses #1's results, so it is finished too), and #3, #1 with three epochs
+    (queued, never run). The copy keeps the shared store as the other page tests expect it."""
+    from backend.specs import YosinskiSpec, parse
+    from db.queue import Queue
+    from db.session import get_engine
+    from db.submit import submit_study
+
+    url, study_id = seeded_store
+    copy_path = tmp_path / "store.db"
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as source, sqlite3.connect(copy_path) as target:
+        source.backup(target)
+    copy_url = f"sqlite:///{copy_path}"
+    queue = Queue(get_engine(copy_url))
+    fewer = copy.deepcopy(STUDY) | {"seeds": [0], "treatments": ["AnB", "random"]}
+    reused = submit_study(queue, parse(YosinskiSpec, fewer), name="seed 0")
+    longer = copy.deepcopy(STUDY)
+    longer["train"]["epochs"] = 3
+    queued = submit_study(queue, parse(YosinskiSpec, longer), name="three epochs")
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", copy_url)
+    return study_id, reused, queued
+
+
+def test_compare_shows_the_spec_difference_and_overlays_the_curves(app, three_studies):
+    first, reused, _ = three_studies
+    at = app("compare.py")
+    at.query_params.update({"studies": f"{first},{reused}"})
+    at.run()
+    assert not at.exception
+    difference = at.dataframe[0].value
+    assert list(difference.index) == ["seeds", "treatments"]
+    assert difference.loc["seeds"].tolist() == ["0,1", "0"]
+    chart = at.get("plotly_chart")
+    assert chart
+    names = {trace.get("name") for trace in json.loads(chart[0].proto.spec)["data"]}
+    assert {f"#{reused} seed 0 · AnB", f"#{reused} seed 0 · baseB", f"#{first} tiny · AnB+"} <= names
+    rows = at.dataframe[1].value
+    assert set(rows.study) == {f"#{first} tiny", f"#{reused} seed 0"}
+    assert at.query_params["studies"] == f"{first},{reused}"
+
+
+def test_a_study_without_finished_jobs_is_named_and_every_field_can_be_shown(app, three_studies):
+    first, _, queued = three_studies
+    at = app("compare.py")
+    at.query_params.update({"studies": f"{first},{queued}", "every": "1"})
+    at.run()
+    assert not at.exception
+    difference = at.dataframe[0].value
+    assert len(difference) > 20 and difference.loc["train.epochs"].tolist() == ["2", "3"]
+    assert any("three epochs" in i.value and "No finished job" in i.value for i in at.info)
+    assert at.get("plotly_chart")  # the finished study's curves
+
+
+def test_a_bad_link_falls_back_and_one_study_is_not_a_comparison(app, three_studies):
+    first, reused, queued = three_studies
+    at = app("compare.py")
+    at.query_params.update({"studies": f"{first},999"})
+    at.run()
+    assert not at.exception
+    assert any("studies=" in w.value for w in at.warning)
+    assert at.query_params["studies"] == f"{queued},{reused}"  # the two newest
+    at.multiselect(key="compare.studies").set_value([first]).run()
+    assert not at.exception
+    assert any("two studies or more" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
