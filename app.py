@@ -13,6 +13,7 @@ st.set_page_config(page_title="Transfer Lab", page_icon=str(Path(__file__).paren
 pages = [
     st.Page("pages/new_study.py", title="New study", icon=":material/add_circle:", url_path="new", default=True),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/list:", url_path="jobs"),
+    st.Page("pages/studies.py", title="Studies", icon=":material/folder_open:", url_path="studies"),
     st.Page("pages/job.py", title="Job detail", icon=":material/info:", url_path="job"),
     st.Page("pages/layers.py", title="Layer transfer", icon=":material/stacked_line_chart:", url_path="layers"),
     st.Page("pages/similarity.py", title="Similarity", icon=":material/grid_on:", url_path="similarity"),

@@ -8,12 +8,13 @@ from db.queue import Queue
 from db.results import Results
 from db.session import database_url, get_engine
 from db.shares import Shares
+from db.studies import Studies
 
 
 @st.cache_resource(show_spinner=False)
-def _store(url: str) -> tuple[Queue, Results, Shares]:
+def _store(url: str) -> tuple[Queue, Results, Shares, Studies]:
     engine = get_engine(url)
-    return Queue(engine), Results(engine), Shares(engine)
+    return Queue(engine), Results(engine), Shares(engine), Studies(engine)
 
 
 def queue() -> Queue:
@@ -26,3 +27,7 @@ def results() -> Results:
 
 def shares() -> Shares:
     return _store(database_url())[2]
+
+
+def studies() -> Studies:
+    return _store(database_url())[3]

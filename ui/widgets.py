@@ -9,12 +9,15 @@ from ui.state import PageState
 
 
 def study_picker(state: PageState, label: str = "Study") -> int | None:
-    """A study select box bound to the URL's `study`; newest study by default."""
-    studies = store.results().studies()
+    """A study select box bound to the URL's `study`; newest study by default. Archived studies are
+    left out, except the one a link names."""
+    raw = str(st.query_params.get("study", ""))
+    studies = store.studies().listing(include=int(raw) if raw.isdigit() else None)
     if not studies:
         st.info("No study yet: queue one on the New study page.")
         return None
-    names = {s.id: f"#{s.id} {s.name} ({s.total} jobs: {_counts(s.counts)})" for s in studies}
+    names = {s.id: f"#{s.id} {s.name}{' (archived)' if s.archived else ''} ({s.total} jobs: {_counts(s.counts)})"
+             for s in studies}
     key = state.bind("study", studies[0].id, int, lambda v: v in names)
     return st.selectbox(label, list(names), format_func=names.get, key=key)
 
