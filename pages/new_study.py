@@ -10,7 +10,7 @@ from backend.jobs import JOB_KINDS
 from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, StudyProbes, unit_names
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import plan_size, submit_study
-from ui import store
+from ui import preview, store
 from ui.state import PageState, ints
 
 state = PageState("new")
@@ -64,6 +64,11 @@ with data_col:
     block = st.number_input("Block shuffle, block size (0 = off)", 0, 512, 0, key="new.block")
     noise = st.number_input("Gaussian noise std (0 = off)", 0.0, 1.0, 0.0, 0.05, key="new.noise")
     slots["data"] = st.empty()
+    data = {**preset["data"], "source": source, "per_class": per_class or None, "size": size or None,
+            "classes": {"fraction": fraction} if fraction < 1 else {},
+            "shifts": ([{"kind": "block_shuffle", "block": block}] if block else [])
+            + ([{"kind": "noise", "std": noise}] if noise else [])}
+    preview.data_preview(data, st.session_state.get("new.seeds", ",".join(map(str, preset.get("seeds", [])))))
 
 with model_col:
     st.subheader("Network and training")
@@ -121,14 +126,13 @@ def numbers(text: str, field: str) -> list[int]:
 def build():
     if imported is not None:
         return parse_study(imported)
-    if source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
+    if kind == "folder":
+        preview.folder_counts(source["root"])  # refuses an empty path, a missing or malformed folder
+    elif source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
         raise SpecError(f"{source['root']!r} is not a readable folder", field="data.source.root")
     spec = {**preset, **{f.path: grid[f.path] if f.choices else numbers(grid[f.path], f.path) or None
                          for f in study_kind.grid},
-            "data": {**preset["data"], "source": source, "per_class": per_class or None,
-                     "size": size or None, "classes": {"fraction": fraction} if fraction < 1 else {},
-                     "shifts": ([{"kind": "block_shuffle", "block": block}] if block else [])
-                     + ([{"kind": "noise", "std": noise}] if noise else [])},
+            "data": data,
             "model": {k: numbers(v, f"model.{k}") if k in ("channels", "hidden") else v for k, v in model.items()},
             "train": train}
     if probes:

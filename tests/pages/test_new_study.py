@@ -60,3 +60,54 @@ def test_an_empty_folder_path_is_refused_where_it_was_typed(app, seeded_store):
     assert not at.exception
     assert any("no folder given" in e.value for e in at.error)  # not the working directory
     assert not [b for b in at.button if b.key == "new.submit"] and job_count(url) == before
+
+
+def test_a_folder_without_class_folders_is_refused_under_the_field(app, seeded_store, tmp_path):
+    from PIL import Image
+
+    url, _ = seeded_store
+    before = job_count(url)
+    for i in range(2):
+        Image.new("L", (4, 4)).save(tmp_path / f"{i}.png")
+    at = app("new_study.py").run()
+    at.radio(key="new.kind").set_value("folder").run()
+    at.text_input(key="new.folder_root").input(str(tmp_path)).run()
+    assert not at.exception
+    data_column = at.columns[0]
+    assert any("holds 2 image(s) directly" in e.value for e in data_column.error)  # where it was typed
+    assert any("Not queued" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key in ("new.submit", "new.preview")] and job_count(url) == before
+
+
+def test_a_good_folder_shows_its_classes_at_once(app, tmp_path):
+    from tests.backend.files import write_image_folder
+
+    write_image_folder(tmp_path / "train", {"cat": 3, "dog": 2})
+    write_image_folder(tmp_path / "test", {"cat": 1, "dog": 1})
+    at = app("new_study.py").run()
+    at.radio(key="new.kind").set_value("folder").run()
+    at.text_input(key="new.folder_root").input(str(tmp_path)).run()
+    assert not at.exception and not at.columns[0].error
+    assert any("2 classes (train/ and test/): 5 train, 2 test images" in c.value for c in at.caption)
+    assert at.button(key="new.preview")
+
+
+def test_the_data_preview_is_queued_first_and_shown_when_a_worker_ran_it(app, seeded_store, tmp_path):
+    from backend.worker import Worker
+    from db.queue import Queue
+    from db.session import get_engine
+
+    url, _ = seeded_store
+    at = app("new_study.py").run()
+    at.number_input(key="new.per_class").set_value(20).run()  # a spec no earlier test previewed
+    at.button(key="new.preview").click().run()
+    assert not at.exception
+    assert any("Preview (job #" in i.value and "waiting for a worker" in i.value for i in at.info)
+    assert Worker(Queue(get_engine(url)), "cpu", artifacts=tmp_path).serve(max_jobs=1) == 1
+    at.run()
+    assert not at.exception
+    assert any("10 classes, 200 training" in c.value for c in at.caption)
+    [grid] = at.get("image")
+    assert grid.captions[0].startswith("one row per class, top to bottom: 0, 1, 2")
+    halves = at.dataframe[-1].value
+    assert list(halves["seed"]) == [0, 1, 2] and all(halves["A"].str.count(",") == 4)
