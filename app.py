@@ -6,15 +6,17 @@ import streamlit as st
 
 from db.session import StoreError, database_url
 from ui import embedded_worker, store
+from ui.widgets import FIGURE_FORMATS
 
 # A local icon: a :material/...: favicon is fetched from a font host, which fails offline.
 st.set_page_config(page_title="Transfer Lab", page_icon=str(Path(__file__).parent / "ui" / "icon.png"), layout="wide")
 
 pages = [
-    st.Page("pages/new_study.py", title="New study", icon=":material/add_circle:", url_path="new", default=True),
+    st.Page("pages/new_study.py", title="New study", icon=":material/add_circle:", default=True),
     st.Page("pages/jobs.py", title="Jobs", icon=":material/list:", url_path="jobs"),
     st.Page("pages/studies.py", title="Studies", icon=":material/folder_open:", url_path="studies"),
     st.Page("pages/job.py", title="Job detail", icon=":material/info:", url_path="job"),
+    st.Page("pages/curves.py", title="Training curves", icon=":material/show_chart:", url_path="curves"),
     st.Page("pages/layers.py", title="Layer transfer", icon=":material/stacked_line_chart:", url_path="layers"),
     st.Page("pages/similarity.py", title="Similarity", icon=":material/grid_on:", url_path="similarity"),
     st.Page("pages/sharpness.py", title="Sharpness", icon=":material/landscape:", url_path="sharpness"),
@@ -22,6 +24,8 @@ pages = [
     st.Page("pages/compare.py", title="Compare studies", icon=":material/compare:", url_path="compare"),
     st.Page("pages/study.py", title="Study overview", icon=":material/description:", url_path="study"),
 ]
+# The default page is served at the root; this hidden twin answers its own address, /new.
+pages.append(st.Page("pages/new_study.py", title="New study", url_path="new", visibility="hidden"))
 page = st.navigation(pages)
 
 with st.sidebar:
@@ -42,5 +46,7 @@ with st.sidebar:
         st.caption(f"embedded worker pid {worker.pid}; log `{embedded_worker.log_path()}`")
     if counts:
         st.markdown("**Jobs** " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    st.radio("Figures save as", FIGURE_FORMATS, horizontal=True, key="figures.format",
+             help="The camera button of a figure's toolbar saves it, caption included, in this format")
 
 page.run()

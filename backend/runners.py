@@ -82,7 +82,7 @@ def epoch_metrics(r) -> list[tuple[str, int, float]]:
     """One epoch's points of the training curves."""
     return [("train_loss", r.epoch, r.train_loss), ("train_accuracy", r.epoch, r.train_accuracy),
             ("test_loss", r.epoch, r.test_loss), ("test_accuracy", r.epoch, r.test_accuracy),
-            ("lr", r.epoch, r.lr)]
+            ("lr", r.epoch, r.lr), ("images_per_second", r.epoch, r.images_per_second)]
 
 
 def checkpoint_meta(spec: TrainJobSpec | TransferJobSpec, trained: Trained) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class EpochRecord:
     test_accuracy: float
     lr: float
     seconds: float
+    images_per_second: float = 0.0  # training throughput of the epoch, evaluation excluded
 
 
 @dataclass
@@ -200,7 +201,8 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
         seen = steps * batch
         test_loss, test_acc = evaluate(model, *test, batch_size=eval_batch_size(spec, device), amp=spec.amp)
         record = EpochRecord(epoch, loss_sum.item() / seen, correct.item() / seen, test_loss, test_acc,
-                             optimizer.param_groups[0]["lr"], time.perf_counter() - started)
+                             optimizer.param_groups[0]["lr"], time.perf_counter() - started,
+                             seen / max(train_seconds, 1e-9))
         result.history.append(record)
         result.images_seen += seen
         result.train_seconds += train_seconds

@@ -91,13 +91,17 @@ class Results:
             study = s.get(Study, study_id)
             return dict(study.spec) if study else None
 
+    def study_spec_hash(self, study_id: int) -> str | None:
+        with session_scope(self.engine) as s:
+            return s.scalar(select(Study.spec_hash).where(Study.id == study_id))
+
     def jobs(self, study_id: int | None = None, status: str | None = None, kind: str | None = None,
-             offset: int = 0, limit: int = 100) -> pd.DataFrame:
-        """One page of jobs, running first, then queued, then finished, newest first within each, with
-        progress, message and error."""
+             offset: int = 0, limit: int = 100, labels: dict[str, Any] | None = None) -> pd.DataFrame:
+        """One page of jobs (with the given labels), running first, then queued, then finished, newest
+        first within each, with progress, message and error."""
         query = select(Job.id, Job.study_id, Job.kind, Job.status, Job.labels, Job.progress, Job.message,
                        Job.error, Job.attempts, Job.worker_id, Job.created_at, Job.started_at, Job.finished_at,
-                       Job.result_of)
+                       Job.result_of).where(*_job_filters(None, labels))
         for column, value in ((Job.study_id, study_id), (Job.status, status), (Job.kind, kind)):
             if value is not None:
                 query = query.where(column == value)
@@ -108,6 +112,36 @@ class Results:
         return pd.DataFrame(rows, columns=["id", "study_id", "kind", "status", "labels", "progress", "message",
                                            "error", "attempts", "worker", "created_at", "started_at",
                                            "finished_at", "result_of"])
+
+    def label_values(self, study_id: int, keys: Iterable[str]) -> dict[str, list[Any]]:
+        """The distinct values each label takes among a study's jobs (sorted; absent labels left out)."""
+        out: dict[str, list[Any]] = {}
+        with session_scope(self.engine) as s:
+            for key in keys:
+                values = s.scalars(select(Job.labels[key].as_string()).where(Job.study_id == study_id).distinct())
+                found = [v for v in values if v is not None]
+                out[key] = sorted((int(v) for v in found), key=int) if all(v.lstrip("-").isdigit() for v in found) \
+                    else sorted(found)
+        return {key: values for key, values in out.items() if values}
+
+    def throughput(self, study_id: int) -> tuple[int, float]:
+        """(runs finished, seconds since the study's first start, by the database clock): the pace an
+        ETA extrapolates. Links to earlier results are not runs and are not counted."""
+        runs = select(func.count()).where(Job.study_id == study_id, Job.status == "succeeded",
+                                          Job.result_of.is_(None)).scalar_subquery()
+        query = select(runs, func.min(Job.started_at), db_time()).where(Job.study_id == study_id)
+        with session_scope(self.engine) as s:
+            done, started, now = s.execute(query).one()
+        return done, (now - started) if started else 0.0
+
+    def latest(self, job_ids: list[int], key: str) -> dict[int, float]:
+        """Each job's value of `key` at its latest step (e.g. a running job's images/s of its last epoch)."""
+        last = (select(Metric.job_id, func.max(Metric.step).label("step"))
+                .where(Metric.job_id.in_(job_ids), Metric.key == key).group_by(Metric.job_id).subquery())
+        query = select(Metric.job_id, Metric.value).join(
+            last, (Metric.job_id == last.c.job_id) & (Metric.step == last.c.step)).where(Metric.key == key)
+        with session_scope(self.engine) as s:
+            return dict(s.execute(query).all())
 
     def study_scores(self, study_id: int, kinds: Iterable[str] | None = None,
                      labels: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -200,16 +234,6 @@ class Results:
         with session_scope(self.engine) as s:
             first, last, total = s.execute(query).one()
         return {"wall": (last - first) if first and last else 0.0, "job_seconds": total or 0.0}
-
-    def mean_job_seconds(self, preset: str) -> dict[str, float]:
-        """Mean wall seconds per job kind over the runs (not links) of studies of `preset`."""
-        query = (select(Job.kind, func.avg(Job.finished_at - Job.started_at))
-                 .join(Study, Study.id == Job.study_id)
-                 .where(Study.preset == preset, Job.status == "succeeded", Job.result_of.is_(None),
-                        Job.started_at.is_not(None))
-                 .group_by(Job.kind))
-        with session_scope(self.engine) as s:
-            return {kind: float(seconds) for kind, seconds in s.execute(query).all() if seconds is not None}
 
     def workers(self, seen_within: float = 120.0) -> pd.DataFrame:
         """Workers seen in the last `seen_within` seconds, by the database clock."""

@@ -169,6 +169,9 @@ class Share(Base):
     page: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict[str, Any]]
     rows: Mapped[list[Any]]
+    caption: Mapped[str] = mapped_column(Text, default="")  # what the view shows: seeds, band, score
+    columns: Mapped[list[Any] | None]  # the rows' column names, in the order shown
+    spec_hash: Mapped[str | None] = mapped_column(String(64))  # of the study the view shows
     created_at: Mapped[float] = mapped_column(server_default=db_time())
 
 

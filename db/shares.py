@@ -22,16 +22,23 @@ class Snapshot:
     params: dict[str, Any]
     rows: list[dict[str, Any]]
     created_at: float
+    caption: str = ""
+    columns: list[str] | None = None
+    spec_hash: str | None = None
 
 
 class Shares:
     def __init__(self, engine: Engine | None = None):
         self.engine = engine or get_engine()
 
-    def create(self, page: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    def create(self, page: str, params: dict[str, Any], rows: list[dict[str, Any]], caption: str = "",
+               columns: list[str] | None = None, spec_hash: str | None = None) -> str:
+        """Store a view: its parameters, the rows it shows, its caption, column names and the hash of
+        the study spec, so the link explains itself after the study has changed or gone."""
         share_id = secrets.token_urlsafe(8)
         with session_scope(self.engine) as s:
-            s.add(Share(id=share_id, page=page, params=params, rows=rows))
+            s.add(Share(id=share_id, page=page, params=params, rows=rows, caption=caption,
+                        columns=columns or (list(rows[0]) if rows else []), spec_hash=spec_hash))
         return share_id
 
     def get(self, share_id: str) -> Snapshot | None:
@@ -42,4 +49,5 @@ class Shares:
             row = s.get(Share, share_id)
             if row is None:
                 return None
-            return Snapshot(row.id, row.page, dict(row.params), list(row.rows), row.created_at)
+            return Snapshot(row.id, row.page, dict(row.params), list(row.rows), row.created_at, row.caption,
+                            list(row.columns) if row.columns is not None else None, row.spec_hash)

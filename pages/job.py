@@ -69,4 +69,8 @@ if any(drawn.values()):
             frame = pd.concat([store.results().curves([job.id], key).assign(curve=key) for key in keys])
             column.plotly_chart(px.line(frame, x="step", y="value", color="curve", markers=True, height=340,
                                         labels={"step": "epoch", "value": name}), key=f"job.{name}")
+    if job.study_id is not None and "treatment" in job.labels:
+        st.page_link("pages/curves.py", label=f"Overlay the curves of every {job.labels['treatment']} job of "
+                     f"study #{job.study_id}", query_params={"study": job.study_id,
+                                                             "treatments": job.labels["treatment"]})
 state.sync()

@@ -1,4 +1,4 @@
-"""Jobs: live status of the queue, per-job progress and errors; cancel, retry, clone."""
+"""Jobs: live status of the queue, per-job progress, throughput and errors; cancel, retry, clone."""
 
 import json
 
@@ -10,48 +10,72 @@ from db.queue import QueueError
 from db.schema import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from db.submit import clone_job
 from ui import store
-from ui.widgets import job_role, study_picker
+from ui.widgets import eta_text, job_role, study_picker
 from ui.state import PageState, flag, shown
 
 STATUSES = ["any", QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, BLOCKED]
 KINDS = ["any", *JOB_KINDS]
+LABELS = {"treatment": "Treatment", "n": "n", "seed": "Seed"}  # label filters, when the study's jobs carry them
 PAGE_SIZE = 50
 
 state = PageState("jobs")
 st.title("Jobs")
-filters = st.columns([3, 1, 1, 1, 1])
+filters = st.columns([3, 1, 1, 1, 1, 1, 1, 1])
 with filters[0]:
     study = study_picker(state)
 status = filters[1].selectbox("Status", STATUSES, key=state.bind("status", "any", valid=STATUSES.__contains__))
 kind = filters[2].selectbox("Kind", KINDS, key=state.bind("kind", "any", valid=KINDS.__contains__))
-page = filters[3].number_input("Page", 1, 10_000, key=state.bind("page", 1, int, lambda v: v >= 1))
-live = filters[4].toggle("Live", key=state.bind("live", True, flag, show=shown))
+values = store.results().label_values(study, LABELS) if study is not None else {}
+labels = {}
+for column, (name, title) in zip(filters[3:6], LABELS.items()):
+    options = ["any", *values.get(name, [])]
+    parse = (lambda raw: raw if raw == "any" else int(raw)) if name != "treatment" else str
+    chosen = column.selectbox(title, options, key=state.bind(name, "any", parse, options.__contains__),
+                              disabled=len(options) == 1)
+    if chosen != "any":
+        labels[name] = chosen
+page = filters[6].number_input("Page", 1, 10_000, key=state.bind("page", 1, int, lambda v: v >= 1))
+live = filters[7].toggle("Live", key=state.bind("live", True, flag, show=shown))
 state.report()
 
 
 def board(live_view: bool = False) -> None:
     counts = store.queue().counts(study)
-    if live_view and not counts.get(RUNNING, 0) + counts.get(QUEUED, 0):
-        st.rerun(scope="app")  # all done: refresh the whole page (and stop refreshing)
+    if live_view and counts != st.session_state.get("jobs.counts_drawn"):
+        st.rerun(scope="app")  # a job changed state: refresh every count on the page, sidebar included
     total = sum(counts.values())
     if total:
         done = counts.get(SUCCEEDED, 0)
+        pending = counts.get(QUEUED, 0) + counts.get(RUNNING, 0)
+        eta = eta_text(*store.results().throughput(study), pending) if study is not None and pending else ""
         st.progress(done / total, text=f"{done} of {total} succeeded  ·  " +
-                    "  ·  ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != SUCCEEDED))
+                    "  ·  ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != SUCCEEDED) + eta)
     jobs = store.results().jobs(study_id=study, status=None if status == "any" else status,
-                                kind=None if kind == "any" else kind, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+                                kind=None if kind == "any" else kind, labels=labels,
+                                offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     if jobs.empty:
         st.info("No job matches these filters.")
         return
+    running = jobs.id[jobs.status == RUNNING].tolist()
+    rates = store.results().latest(running, "images_per_second") if running else {}
     jobs["role"] = [job_role(labels) for labels in jobs.labels]
+    jobs["images/s"] = jobs.id.map(rates).round(0)
     jobs["took (s)"] = (jobs.finished_at - jobs.started_at).round(1)
-    shown_jobs = jobs[["id", "kind", "role", "status", "progress", "message", "attempts", "worker", "took (s)", "error"]]
-    st.dataframe(shown_jobs.astype(object).where(shown_jobs.notna(), ""), hide_index=True, width="stretch",
-                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
-                                "error": st.column_config.TextColumn("error", width="large")})
+    shown_jobs = jobs[["id", "kind", "role", "status", "progress", "images/s", "message", "attempts", "worker",
+                       "took (s)", "error"]]
+    picked = st.dataframe(shown_jobs.astype(object).where(shown_jobs.notna(), ""), hide_index=True, width="stretch",
+                          on_select="rerun", selection_mode="single-row", key="jobs.table",
+                          column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0,
+                                                                                     max_value=1),
+                                         "error": st.column_config.TextColumn("error", width="large")})
+    st.caption("Select a row to open its job; click a column header to sort. images/s: the last epoch's "
+               "training throughput of a running job.")
+    if picked.selection.rows:
+        st.switch_page("pages/job.py", query_params={"job": int(shown_jobs.id.iloc[picked.selection.rows[0]])})
 
 
 counts_now = store.queue().counts(study)
+st.session_state["jobs.counts_drawn"] = counts_now
 if live and counts_now.get(RUNNING, 0) + counts_now.get(QUEUED, 0):
     st.fragment(board, run_every=2)(live_view=True)
 else:

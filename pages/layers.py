@@ -9,7 +9,7 @@ from ui import store
 from ui.charts import SCORES, SHARPNESS, layer_figure, layer_summary
 from ui.state import PageState, flag, joined, shown, strs
 from ui.share import open_snapshot, share_button
-from ui.widgets import study_picker
+from ui.widgets import figure, jobs_of_point, open_jobs, study_picker
 
 state = PageState("layers")
 st.title("Layer transfer")
@@ -18,8 +18,8 @@ snapshot = open_snapshot("layers")
 if snapshot is not None:
     summary = pd.DataFrame(snapshot.rows)
     score, chosen = snapshot.params["score"], strs(snapshot.params["treatments"])
-    st.plotly_chart(layer_figure(summary, score, chosen), key="layers.chart")
-    st.dataframe(summary, hide_index=True)
+    figure(layer_figure(summary, score, chosen), "layers.chart", snapshot.caption)
+    st.dataframe(summary[snapshot.columns or list(summary)], hide_index=True)
     st.stop()
 
 top = st.columns([3, 2, 3])
@@ -44,13 +44,16 @@ if study is not None:
         seeds = int(summary.seeds.max())
         band = ("one seed: no band (queue more seeds for a 95% interval)" if seeds == 1 else
                 f"mean over {seeds} seeds, band = 95% confidence interval of the mean (Student t)")
-        st.caption(f"{band.capitalize()}. baseB is the target network trained from scratch. The score is "
+        caption = (f"Study #{study}: {band}. baseB is the target network trained from scratch. The score is "
                    f"{SCORES[score]}.")
         points = scores.assign(value=100 * scores[score])[["treatment", "n", "value", "job"]] if dots else None
-        st.plotly_chart(layer_figure(summary, score, chosen, points=points, zoom=zoom), key="layers.chart")
+        event = figure(layer_figure(summary, score, chosen, points=points, zoom=zoom), "layers.chart", caption,
+                       clickable=True)
+        st.caption("Click a point to open its job (a mean over seeds opens the training curves of its jobs).")
+        open_jobs(study, jobs_of_point(event))
         st.dataframe(summary.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), hide_index=True)
         share_button("layers", {"study": study, "score": score, "treatments": joined(chosen)},
-                     summary.to_dict(orient="records"))
+                     summary.to_dict(orient="records"), caption)
         st.download_button("Download the table (CSV)", summary.to_csv(index=False), file_name=f"study{study}-layers.csv")
 
     sharpness = store.results().study_scores(study, kinds=["sharpness"])

@@ -10,14 +10,17 @@ from ui import store
 from ui.charts import COLOURS, SHARPNESS, ci95
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, ints, joined
-from ui.widgets import job_role, study_picker
+from ui.widgets import figure, job_role, study_picker
 
 state = PageState("sharpness")
 st.title("Sharpness")
-st.caption("Hessian of the training loss on a fixed, seeded probe set, networks in eval mode (Liu et al. 2019): "
-           "top eigenvalue (Lanczos or power iteration), trace (Hutchinson or Hutch++), spectral density "
-           "(stochastic Lanczos quadrature), over all parameters, the transferred units (the first n) or the "
-           "units trained anew.")
+ABOUT = ("Hessian of the training loss on a fixed, seeded probe set, networks in eval mode (Liu et al. 2019): "
+         "top eigenvalue (Lanczos or power iteration), trace (Hutchinson or Hutch++), spectral density "
+         "(stochastic Lanczos quadrature), over all parameters, the transferred units (the first n) or the "
+         "units trained anew.")
+SPLIT = ("Solid: every parameter; the other dashes: the transferred units only, the new units only. "
+         "Error bars: 95% confidence interval of the mean over seeds (Student t).")
+st.caption(ABOUT)
 
 
 def split_figure(points: pd.DataFrame, metric: str) -> go.Figure:
@@ -40,9 +43,9 @@ def density_figure(densities: list[dict]) -> go.Figure:
 snapshot = open_snapshot("sharpness")
 if snapshot is not None:
     rows = snapshot.rows[0]
-    st.plotly_chart(split_figure(pd.DataFrame(rows["split"]), snapshot.params["metric"]), key="sharpness.split")
+    figure(split_figure(pd.DataFrame(rows["split"]), snapshot.params["metric"]), "sharpness.split", snapshot.caption)
     if rows["densities"]:
-        st.plotly_chart(density_figure(rows["densities"]), key="sharpness.density")
+        figure(density_figure(rows["densities"]), "sharpness.density", snapshot.caption)
     st.stop()
 
 top = st.columns([3, 2, 2])
@@ -69,9 +72,7 @@ split = long.groupby(["treatment", "n", "scope"])["value"].agg(["mean", "std", "
     columns={"size": "seeds"})
 split["ci95"] = ci95(split.pop("std"), split["seeds"])
 st.subheader(f"{SHARPNESS[metric]} against n, split at the cut")
-st.plotly_chart(split_figure(split, metric), key="sharpness.split")
-st.caption("Solid: every parameter; the other dashes: the transferred units only, the new units only. "
-           "Error bars: 95% confidence interval of the mean over seeds (Student t).")
+figure(split_figure(split, metric), "sharpness.split", f"Study #{study}. {SPLIT}")
 
 names = {int(r.job): job_role(r._asdict()) for r in probes.drop(columns="spec_hash").itertuples(index=False)}
 bases = probes[probes.treatment == "baseB"].job.tolist()[:1]
@@ -85,7 +86,8 @@ densities = [{"title": names[a.job], "job": a.job, "grid": a.value[0].tolist(), 
 if chosen and not densities:
     st.info(f"No spectral density over '{scope}' for these networks (density off, or nothing transferred at n = 0).")
 elif densities:
-    st.plotly_chart(density_figure(densities), key="sharpness.density")
+    figure(density_figure(densities), "sharpness.density",
+           f"Study #{study}: spectral density of the Hessian over '{scope}' (log scale). {ABOUT}")
     estimator = store.results().job_tables(densities[0]["job"]).get("estimator", {}).get(scope, {})
     with st.expander("Estimator settings and convergence"):
         st.json(estimator, expanded=False)
@@ -96,7 +98,8 @@ elif densities:
                             key=f"sharpness.convergence.{key}")
 
 share_button("sharpness", {"study": study, "metric": metric, "scope": scope, "jobs": joined(chosen)},
-             [{"split": split.to_dict(orient="records"), "densities": densities}])
+             [{"split": split.to_dict(orient="records"), "densities": densities}],
+             f"Study #{study}: {SHARPNESS[metric]} against n. {SPLIT} {ABOUT}")
 left, right = st.columns(2)
 left.download_button("Download the split (CSV)", split.to_csv(index=False), file_name=f"study{study}-sharpness.csv")
 right.download_button("Download every network's values (CSV)", probes.to_csv(index=False),

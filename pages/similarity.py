@@ -9,7 +9,7 @@ from ui import store
 from ui.charts import cka_diagonal_figure, cka_figure
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, ints, joined
-from ui.widgets import job_role, study_picker
+from ui.widgets import figure, job_role, study_picker
 
 MAX_PANELS = 4
 
@@ -17,14 +17,17 @@ state = PageState("similarity")
 st.title("Similarity")
 
 
-def show(panels: list[dict]) -> None:
+def caption(panels: list[dict]) -> str:
     e = panels[0]["estimator"]
-    st.caption(f"{e.get('kernel', '?')} CKA, {e.get('estimator', '?')} estimator, {e.get('images', '?')} "
-               f"{e.get('split', '')} images, unit outputs {'spatially mean-pooled' if e.get('pool') == 'mean' else 'flattened'}. "
-               "Network A is the transfer (or baseA), B the network it is compared with; 1 = the same "
-               "representation up to rotation and scale.")
-    st.plotly_chart(cka_figure(panels), key="similarity.heatmaps")
-    st.plotly_chart(cka_diagonal_figure(panels), key="similarity.diagonal")
+    return (f"{e.get('kernel', '?')} CKA, {e.get('estimator', '?')} estimator, {e.get('images', '?')} "
+            f"{e.get('split', '')} images, unit outputs {'spatially mean-pooled' if e.get('pool') == 'mean' else 'flattened'}. "
+            "Network A is the transfer (or baseA), B the network it is compared with; 1 = the same "
+            "representation up to rotation and scale.")
+
+
+def show(panels: list[dict], text: str) -> None:
+    figure(cka_figure(panels), "similarity.heatmaps", text)
+    figure(cka_diagonal_figure(panels), "similarity.diagonal", text)
 
 
 def long_table(panels: list[dict]) -> pd.DataFrame:
@@ -35,7 +38,7 @@ def long_table(panels: list[dict]) -> pd.DataFrame:
 
 snapshot = open_snapshot("similarity")
 if snapshot is not None:
-    show(snapshot.rows)
+    show(snapshot.rows, snapshot.caption)
     st.stop()
 
 study = study_picker(state)
@@ -71,14 +74,14 @@ for stored in store.results().arrays(study, "cka", kinds=["similarity"], jobs=ch
                    "units_a": units.get("a", [str(i) for i in range(n_a)]),
                    "units_b": units.get("b", [str(i) for i in range(n_b)]),
                    "constant": tables.get("constant_units", {}), "estimator": tables.get("estimator", {})})
-show(panels)
+show(panels, caption(panels))
 dead = [f"{p['title']}: {', '.join(p['constant'].get('a', []) + p['constant'].get('b', []))}"
         for p in panels if any(p["constant"].values())]
 if dead:
     st.warning("Units with constant output on these images (CKA undefined, drawn as 0): " + "; ".join(dead))
 
 table = long_table(panels)
-share_button("similarity", {"study": study, "jobs": joined(chosen)}, panels)
+share_button("similarity", {"study": study, "jobs": joined(chosen)}, panels, caption(panels))
 left, right = st.columns(2)
 left.download_button("Download the values (CSV)", table.to_csv(index=False), file_name=f"study{study}-cka.csv")
 right.download_button("Download the matrices (JSON)", json.dumps(panels, indent=1), file_name=f"study{study}-cka.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -135,4 +136,15 @@ def cka_diagonal_figure(panels: list[dict]) -> go.Figure:
                                  name=p["title"], hovertemplate="%{x}: CKA %{y:.4f}<extra>" + p["title"] + "</extra>"))
     fig.update_layout(xaxis_title="unit", yaxis_title="CKA with the same unit", yaxis={"range": [0, 1.02]},
                       height=340, margin={"t": 30}, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+def captioned(fig: go.Figure, caption: str, width: int = 150) -> go.Figure:
+    """The figure with its caption under the plot, so an exported PNG or SVG says what it shows."""
+    lines = textwrap.wrap(caption, width) or [""]
+    fig.add_annotation(text="<br>".join(lines), xref="paper", yref="paper", x=0, y=0, yshift=-60, xanchor="left",
+                       yanchor="top", showarrow=False, align="left", font={"size": 11, "color": "#555555"})
+    margin = fig.layout.margin.b if fig.layout.margin.b is not None else 80
+    fig.update_layout(margin={"b": margin + 16 * len(lines) + 20},
+                      height=(fig.layout.height or 450) + 16 * len(lines))
     return fig

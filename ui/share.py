@@ -25,14 +25,17 @@ def open_snapshot(page: str) -> Snapshot | None:
         return None
     taken = datetime.datetime.fromtimestamp(snapshot.created_at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     live = f"{page}?" + "&".join(f"{k}={v}" for k, v in snapshot.params.items())
-    st.info(f"Snapshot `{snapshot.id}` of study #{snapshot.params.get('study')}, taken {taken}: it stays as it was "
-            f"when shared. [Open the live view]({live})")
+    spec = f" (study spec `{snapshot.spec_hash[:12]}`)" if snapshot.spec_hash else ""
+    st.info(f"Snapshot `{snapshot.id}` of study #{snapshot.params.get('study')}{spec}, taken {taken}: it stays as it "
+            f"was when shared. [Open the live view]({live})")
     return snapshot
 
 
-def share_button(page: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """A button that stores the view and shows its link."""
+def share_button(page: str, params: dict[str, Any], rows: list[dict[str, Any]], caption: str) -> None:
+    """A button that stores the view (its rows, caption and the study's spec hash) and shows its link."""
     if st.button("Share this view", key=f"{page}.share"):
-        link_id = store.shares().create(page, params, rows)
+        study = params.get("study")
+        spec_hash = store.results().study_spec_hash(study) if study is not None else None
+        link_id = store.shares().create(page, params, rows, caption=caption, spec_hash=spec_hash)
         st.success("A snapshot that will not change as more jobs land:")
         st.code(absolute_link(f"{page}?share={link_id}"), language=None)

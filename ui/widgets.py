@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import store
+from ui.charts import captioned
 from ui.state import PageState
 
 
@@ -38,3 +39,42 @@ def job_role(labels: dict) -> str:
     words = {"treatment": "{}", "n": "n={}", "seed": "seed {}", "against": "vs {}"}
     known = [form.format(labels[key]) for key, form in words.items() if key in labels]
     return " ".join(known + [f"{key} {value}" for key, value in labels.items() if key not in words])
+
+
+def eta_text(done: int, elapsed: float, pending: int) -> str:
+    """'  ·  about 3 min left', extrapolating the study's pace so far (runs finished per second since
+    its first start) over the jobs still queued or running; empty before the first run finishes."""
+    if done == 0 or elapsed <= 0:
+        return ""
+    seconds = pending * elapsed / done
+    left = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+    return f"  ·  about {left} left at {done / elapsed * 60:.1f} jobs/min"
+
+
+def jobs_of_point(event) -> list[int]:
+    """The job ids behind the point clicked on a chart drawn with `on_select`: every figure here puts
+    them last in a point's customdata, as one id or a comma-separated list (a mean over seeds)."""
+    points = event.selection.points if event is not None else []
+    if not points or not points[0].get("customdata"):
+        return []
+    return [int(v) for v in str(points[0]["customdata"][-1]).split(",") if v.strip().isdigit()]
+
+
+FIGURE_FORMATS = ("png", "svg")
+
+
+def figure(fig, key: str, caption: str, clickable: bool = False):
+    """A Plotly figure with its caption drawn into it, so the camera button of its toolbar saves a
+    PNG or SVG (the sidebar's choice) that says what it shows; with `clickable`, the selection event
+    of a click (see `jobs_of_point`)."""
+    export = {"format": st.session_state.get("figures.format", "png"), "filename": key.replace(".", "-"), "scale": 2}
+    options = {"on_select": "rerun", "selection_mode": "points"} if clickable else {}
+    return st.plotly_chart(captioned(fig, caption), key=key, config={"toImageButtonOptions": export}, **options)
+
+
+def open_jobs(study: int, jobs: list[int]) -> None:
+    """Go to what a clicked point stands for: one job's detail, or the curves of several overlaid."""
+    if len(jobs) == 1:
+        st.switch_page("pages/job.py", query_params={"job": jobs[0]})
+    elif jobs:
+        st.switch_page("pages/curves.py", query_params={"study": study, "jobs": ",".join(map(str, jobs))})

@@ -121,7 +121,14 @@ def test_layer_bands_are_lines_within_0_100_and_dots_are_networks(app, seeded_st
     assert all(0 <= y <= 100 for t in bands for y in t["y"])
     dots = [t for t in traces if t.get("mode") == "markers"]
     assert sum(len(t["x"]) for t in dots) == 2 * (1 + 3 * 3)  # baseB and every transfer, both seeds
-    assert "95% confidence interval" in at.main.caption[0].value
+    assert "95% confidence interval" in figure_caption(at)
+
+
+def figure_caption(at) -> str:
+    """The caption drawn into the layer figure (so an exported image carries it)."""
+    import json
+
+    return " ".join(a["text"] for a in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["annotations"])
 
 
 def test_a_one_seed_study_says_it_has_no_band(app, tmp_path, monkeypatch):
@@ -141,7 +148,7 @@ def test_a_one_seed_study_says_it_has_no_band(app, tmp_path, monkeypatch):
     at.query_params["study"] = str(study_id)
     at.run()
     assert not at.exception
-    assert "no band" in at.main.caption[0].value.lower()
+    assert "no band" in figure_caption(at).lower()
 
 
 def test_job_detail_shows_the_job_its_neighbours_and_curves(app, seeded_store):
@@ -169,3 +176,83 @@ def test_job_detail_shows_the_job_its_neighbours_and_curves(app, seeded_store):
     missing.query_params["job"] = "999999"
     missing.run()
     assert not missing.exception and "no job 999999" in missing.info[0].value
+
+
+def test_jobs_filter_by_treatment_n_and_seed_in_the_url(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("jobs.py")
+    at.query_params.update({"study": str(study_id), "live": "0", "treatment": "AnB+", "n": "2", "seed": "1"})
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    # the AnB+ n=2 network of seed 1, its sharpness, and its two CKA comparisons
+    assert len(table) == 4 and all("AnB+ n=2 seed 1" in role for role in table.role)
+    assert at.selectbox(key="jobs.treatment").options == ["any", "AnB", "AnB+", "baseA", "baseB", "random"]
+    bad = app("jobs.py")
+    bad.query_params.update({"study": str(study_id), "live": "0", "n": "seven"})
+    bad.run()
+    assert not bad.exception and any("n=seven" in w.value for w in bad.warning)
+
+
+def test_layer_figure_carries_its_caption_and_saves_as_chosen(app, seeded_store):
+    import json
+
+    _, study_id = seeded_store
+    at = app("layers.py")
+    at.query_params["study"] = str(study_id)
+    at.session_state["figures.format"] = "svg"  # the sidebar's choice
+    at.run()
+    assert not at.exception
+    assert "95% confidence interval" in figure_caption(at)
+    assert json.loads(at.get("plotly_chart")[0].proto.config)["toImageButtonOptions"]["format"] == "svg"
+
+
+def test_share_keeps_caption_columns_and_spec_hash(app, seeded_store):
+    url, study_id = seeded_store
+    at = app("layers.py")
+    at.query_params["study"] = str(study_id)
+    at.run()
+    at.button(key="layers.share").click().run()
+    share_id = at.code[0].value.rsplit("share=", 1)[1]
+    from db.results import Results
+    from db.shares import Shares
+
+    snapshot = Shares(get_engine(url)).get(share_id)
+    assert "seeds" in snapshot.caption and "final test accuracy" in snapshot.caption
+    assert snapshot.columns == list(at.dataframe[0].value.columns.str.replace(r"mean %", "mean")
+                                    .str.replace("± 95% CI", "ci95"))
+    assert snapshot.spec_hash == Results(get_engine(url)).study_spec_hash(study_id)
+    opened = app("layers.py")
+    opened.query_params["share"] = share_id
+    opened.run()
+    assert snapshot.spec_hash[:12] in opened.info[0].value
+
+
+def test_training_curves_overlay_jobs_of_a_treatment(app, seeded_store):
+    _, study_id = seeded_store
+    at = app("curves.py")
+    at.query_params.update({"study": str(study_id), "treatments": "AnB+", "colour": "n"})
+    at.run()
+    assert not at.exception
+    import json
+
+    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert {t["name"] for t in traces} == {"1", "2", "3"}  # coloured by n
+    assert sum(len(t["x"]) for t in traces) == 2 * 3 * 2  # 2 seeds x 3 n x 2 epochs
+    picked = app("curves.py")
+    picked.query_params.update({"study": str(study_id), "jobs": "1,2"})
+    picked.run()
+    assert not picked.exception and "picked on a chart" in picked.caption[0].value
+
+
+def test_a_clicked_point_names_its_jobs():
+    from types import SimpleNamespace
+
+    from ui.widgets import jobs_of_point
+
+    def event(points):
+        return SimpleNamespace(selection=SimpleNamespace(points=points))
+
+    assert jobs_of_point(event([{"customdata": [0.4, 2, "12,31"]}])) == [12, 31]  # a mean over two seeds
+    assert jobs_of_point(event([{"customdata": [7]}])) == [7]  # one network's dot
+    assert jobs_of_point(event([])) == [] and jobs_of_point(None) == []

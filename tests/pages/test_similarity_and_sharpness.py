@@ -22,7 +22,8 @@ def test_similarity_heatmaps_on_one_scale_with_unit_names(app, seeded_store):
     assert all(t["coloraxis"] == "coloraxis" for t in heatmaps)  # one shared colour scale
     assert heatmaps[0]["x"] == ["conv1", "conv2", "fc1", "classifier"]
     assert all(0 <= v <= 1 for t in heatmaps for row in t["z"] for v in row)
-    assert "CKA" in at.main.caption[0].value and at.query_params["jobs"]
+    captions = [a["text"] for a in figure(at)["layout"]["annotations"] if "estimator" in a["text"]]
+    assert "CKA" in captions[0] and at.query_params["jobs"]  # the caption travels with an exported image
 
 
 def test_similarity_share_round_trip_and_bad_parameters(app, seeded_store):
