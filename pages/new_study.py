@@ -7,9 +7,9 @@ import streamlit as st
 import yaml
 
 from backend.jobs import JOB_KINDS
-from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, StudyProbes, unit_names
+from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, StudyProbes, canonical_json, unit_names
 from backend.studies import STUDY_KINDS, parse_study
-from db.submit import plan_size, submit_study
+from db.submit import plan_size, planned_shapes, submit_study
 from ui import preview, store
 from ui.state import PageState, ints
 
@@ -154,19 +154,27 @@ except SpecError as exc:
 
 if study is not None:
     jobs = plan_size(study)
-    timings = store.results().mean_job_seconds(preset_name)
+    # Past runs of the same shape (the same job but for its seed or half) time the planned jobs.
+    shapes = planned_shapes(study)
+    seconds = store.studies().mean_seconds_by_shape(shapes)
+    timed = [seconds[shape] for shape in shapes if shape in seconds]
     units = ", ".join(unit_names(study.model)[:-1])
-    estimate = (f"about {sum(timings.get(k, 0) * n for k, n in jobs.items()) / 60:.1f} min on one worker "
-                "(from past runs of this preset)" if timings else "no past runs of this preset to estimate from")
+    estimate = (f"about {sum(timed) / 60:.1f} min on one worker (from past runs of {len(timed)} of {len(shapes)} "
+                "jobs' shapes)" if timed else "no past run of these jobs' shapes to estimate from")
     what = "; ".join(f"{n} × {JOB_KINDS[k].description}" for k, n in jobs.items())
     st.markdown(f"**{sum(jobs.values())} jobs** ({what}; transfer units {units}); {estimate}.")
+    # Edited away from its preset, a study is custom: the preset's name would misdescribe it.
+    as_preset = (preset_name if canonical_json(study) == canonical_json(parse_study(PRESETS[preset_name].spec_dict()))
+                 else None)
+    st.caption(f"Recorded as the preset {preset_name}." if as_preset else
+               f"Recorded as a custom study: its spec differs from the preset {preset_name}'s.")
     text = json.dumps(study.model_dump(mode="json"), indent=2)
     left, mid, right = st.columns([2, 1, 1])
     name = left.text_input("Study name", preset_name, key="new.name")
     mid.download_button("Export JSON", text, file_name=f"{name}.json", mime="application/json")
     right.download_button("Export YAML", yaml.safe_dump(json.loads(text), sort_keys=False), file_name=f"{name}.yaml")
     if st.button("Queue study", type="primary", key="new.submit"):
-        study_id = submit_study(store.queue(), study, name=name, preset=preset_name)
+        study_id = submit_study(store.queue(), study, name=name, preset=as_preset)
         st.success(f"Queued study #{study_id}: {sum(jobs.values())} jobs.")
         # A page link, not a markdown one: it opens in this tab and keeps the session.
         st.page_link("pages/jobs.py", label=f"Watch study #{study_id} on the Jobs page", query_params={"study": study_id})

@@ -105,3 +105,32 @@ def make_page(page, **params):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).switch_page(page)
     at.query_params.update(params)
     return at.run()
+
+
+def test_new_study_records_an_edited_preset_as_custom_and_estimates_by_shape(fresh):
+    from backend.specs import PRESETS
+    from backend.studies import parse_study
+    from db.studies import Studies
+    from db.submit import submit_study
+
+    _, queue, _ = fresh
+    earlier = submit_study(queue, parse_study(PRESETS["yosinski-digits"].spec_dict()), preset="yosinski-digits",
+                           priority=5)  # its jobs are claimed first
+    claimed = queue.claim("w", 30)  # a past run: one base network, seed 0
+    assert queue.complete(claimed.id, "w", {"final_accuracy": 0.9})
+
+    at = make_page("pages/new_study.py")
+    assert not at.exception
+    said = " ".join(m.value for m in at.markdown)
+    # Its shape is that of the base A and B networks of every seed: 6 of the 189 planned jobs.
+    assert "min on one worker (from past runs of 6 of 189 jobs' shapes)" in said
+    assert "Recorded as the preset yosinski-digits." in [c.value for c in at.caption]
+
+    at.number_input(key="new.epochs").set_value(3).run()
+    assert "no past run of these jobs' shapes to estimate from" in " ".join(m.value for m in at.markdown)
+    assert any("custom study" in c.value for c in at.caption)
+    at.text_input(key="new.name").input("short training")
+    at.button(key="new.submit").click().run()
+    assert not at.exception
+    newest = Studies(queue.engine).listing()[0]
+    assert newest.id != earlier and newest.name == "short training" and newest.origin == "custom"
