@@ -73,13 +73,15 @@ if not studies:
     st.stop()
 
 table = pd.DataFrame([{
-    "overview": f"/study?study={s.id}", "id": s.id, "name": s.name, "kind": s.kind, "preset": s.origin,
+    "id": s.id, "name": s.name, "kind": s.kind, "preset": s.origin,
     "jobs": s.total, "status": ", ".join(f"{n} {status}" for status, n in sorted(s.counts.items())),
     "wall (min)": round(s.wall_seconds / 60, 1), "tags": ", ".join(map(str, s.tags)), "notes": s.notes,
     "created": pd.to_datetime(s.created_at, unit="s").floor("s"), "archived": s.archived} for s in studies])
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    "overview": st.column_config.LinkColumn("overview", display_text="open"),
-    "notes": st.column_config.TextColumn("notes", width="large")})
+picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                      key="studies.table", column_config={"notes": st.column_config.TextColumn("notes", width="large")})
+st.caption("Select a row to open the study's overview; click a column header to sort.")
+if picked.selection.rows:  # in this tab, keeping the session
+    st.switch_page("pages/study.py", query_params={"study": int(table.id.iloc[picked.selection.rows[0]])})
 
 st.subheader("Manage a study")
 chosen = {s.id: s for s in studies}

@@ -1,6 +1,8 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run app.py`
-with its embedded worker: queue the digits preset, watch it finish, open the layer chart, share it,
-open the share link in a fresh browser context, and open the Similarity page of the study it ran. Screenshots go to var/screenshots/."""
+with its embedded worker: queue the digits preset, watch it finish, open the layer chart (bands are
+lines within 0..100), share it, open the share link in a fresh browser context, click a chart point
+through to that job's curves, open the studies list, /new, the Similarity page of the study it ran
+and every other page. Screenshots of each page go to var/screenshots/."""
 
 import os
 import shutil
@@ -67,7 +69,7 @@ def _chart_values(page) -> list:
 
 
 def test_queue_watch_chart_share(server, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -102,6 +104,34 @@ def test_queue_watch_chart_share(server, tmp_path):
         assert _chart_values(fresh) == live
         fresh.screenshot(path=SHOTS / "shared.png", full_page=True)
 
+        # A click on a point of the layer chart (one seed: the point is one network) opens that job.
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        point = page.evaluate("""() => {
+            const gd = document.querySelector('.js-plotly-plot'), fl = gd._fullLayout;
+            const trace = gd._fullData.find(t => t.name == 'AnB' && t.mode.includes('markers'));
+            const box = gd.getBoundingClientRect(), i = trace.x.length - 1;  // deepest n: AnB stands apart
+            return [box.left + fl._size.l + fl.xaxis.l2p(trace.x[i]), box.top + fl._size.t + fl.yaxis.l2p(trace.y[i]),
+                    trace.x[i]];
+        }""")
+        page.mouse.click(point[0], point[1])
+        page.wait_for_url("**/job?job=*", timeout=60_000)
+        page.get_by_text("Training curves").first.wait_for(timeout=60_000)
+        page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=60_000)
+        page.get_by_text(f"AnB n={point[2]} seed 0").first.wait_for(timeout=10_000)
+        page.screenshot(path=SHOTS / "job.png", full_page=True)
+
+        page.goto(f"{server}/studies")
+        page.get_by_role("button", name="Rename").wait_for(timeout=60_000)
+        expect(page.get_by_label("Name", exact=True)).to_have_value("yosinski-digits", timeout=30_000)
+        page.wait_for_selector("[data-testid=stDataFrame] canvas", timeout=30_000)
+        page.wait_for_timeout(1000)
+        assert page.locator("[data-testid=stException]").count() == 0
+        page.screenshot(path=SHOTS / "studies.png", full_page=True)
+
+        page.goto(f"{server}/new")  # the default page's own address
+        page.get_by_role("button", name="Queue study").wait_for(timeout=60_000)
+        assert page.get_by_text("Page not found").count() == 0
+
         page.goto(f"{server}/similarity?study=1")
         page.wait_for_selector(".js-plotly-plot .heatmaplayer .hm", timeout=60_000)
         heatmaps = page.evaluate("() => document.querySelector('.js-plotly-plot').data.filter(t => t.type == 'heatmap')"
@@ -110,8 +140,8 @@ def test_queue_watch_chart_share(server, tmp_path):
         assert page.locator("[data-testid=stException]").count() == 0
         page.screenshot(path=SHOTS / "similarity.png", full_page=True)
 
-        for name in ("sharpness", "explorer", "study", "job"):
-            page.goto(f"{server}/{name}?study=1&studies=1&job=3")
+        for name in ("sharpness", "explorer", "study", "curves", "compare"):
+            page.goto(f"{server}/{name}?study=1&studies=1")
             page.wait_for_timeout(3000)
             assert page.locator("[data-testid=stException]").count() == 0
             page.screenshot(path=SHOTS / f"{name}.png", full_page=True)

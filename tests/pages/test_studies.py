@@ -26,13 +26,12 @@ def fresh(tmp_path, monkeypatch):
     return lambda **params: make_page("pages/studies.py", **params), queue, (pilot, wide)
 
 
-def test_lists_studies_with_links_and_searches_by_tag(fresh):
+def test_lists_studies_and_searches_by_tag(fresh):
     make, _, (pilot, wide) = fresh
     at = make()
     assert not at.exception
     table = at.dataframe[0].value
     assert table.id.tolist() == [wide, pilot]
-    assert table.overview.tolist() == [f"/study?study={wide}", f"/study?study={pilot}"]
     assert table.preset.tolist() == ["custom", "yosinski-digits"] and set(table.kind) == {"yosinski"}
     assert table.tags.tolist() == ["ablation", ""] and "queued" in table.status[0]
     at.text_input(key="studies.q").input("ablat").run()
