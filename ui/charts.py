@@ -142,7 +142,9 @@ def cka_diagonal_figure(panels: list[dict]) -> go.Figure:
 def captioned(fig: go.Figure, caption: str, width: int = 150) -> go.Figure:
     """The figure with its caption under the plot, so an exported PNG or SVG says what it shows."""
     lines = textwrap.wrap(caption, width) or [""]
-    fig.add_annotation(text="<br>".join(lines), xref="paper", yref="paper", x=0, y=0, yshift=-60, xanchor="left",
+    if fig.layout.legend.orientation == "h":  # a legend under the plot moves above it, out of the caption's way
+        fig.update_layout(legend={"y": 1.02, "yanchor": "bottom"}, margin={"t": 60})
+    fig.add_annotation(text="<br>".join(lines), xref="paper", yref="paper", x=0, y=0, yshift=-55, xanchor="left",
                        yanchor="top", showarrow=False, align="left", font={"size": 11, "color": "#555555"})
     margin = fig.layout.margin.b if fig.layout.margin.b is not None else 80
     fig.update_layout(margin={"b": margin + 16 * len(lines) + 20},
