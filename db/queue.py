@@ -85,7 +85,7 @@ class Queue:
             ids: dict[str, int] = {}
             shapes: dict[str, str] = {}  # spec hash -> shape, for the jobs a probe names
             for job in order:
-                shapes[job.spec_hash] = job.shape or shape_hash(json.loads(job.spec), shapes)
+                shapes[job.spec_hash] = job.shape or _shape(job.spec, shapes)
                 earlier = done.get(job.spec_hash)
                 row = Job(study_id=study.id, kind=job.kind, spec=job.spec, spec_hash=job.spec_hash,
                           shape=shapes[job.spec_hash], labels=job.labels, priority=priority,
@@ -270,13 +270,6 @@ class Queue:
             s.add_all(JobDependency(job_id=new.id, depends_on=d) for d in deps)
             return new.id
 
-    def annotate(self, study_id: int, notes: str, tags: list[str]) -> None:
-        with session_scope(self.engine) as s:
-            study = s.get(Study, study_id)
-            if study is None:
-                raise QueueError(f"no study {study_id}")
-            study.notes, study.tags = notes, sorted(set(tags))
-
     def job_spec(self, job_id: int) -> tuple[str, str]:
         """(kind, spec JSON) of a job."""
         with session_scope(self.engine) as s:
@@ -336,6 +329,15 @@ class Queue:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _shape(spec: str, shapes: dict[str, str]) -> str | None:
+    """A job's shape (see shape_hash); None for a spec that is not JSON: the queue stores it as given
+    and the worker fails it with the reason."""
+    try:
+        return shape_hash(json.loads(spec), shapes)
+    except ValueError:
+        return None
+
 
 def _owned(job_id: int, worker_id: str):
     return Job.id == job_id, Job.worker_id == worker_id, Job.status == RUNNING

@@ -19,21 +19,6 @@ from db.session import get_engine, session_scope
 
 
 @dataclass(frozen=True)
-class StudySummary:
-    id: int
-    name: str
-    preset: str | None
-    created_at: float
-    tags: list[Any]
-    notes: str
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-@dataclass(frozen=True)
 class StoredArray:
     job: int
     labels: dict[str, Any]
@@ -73,18 +58,6 @@ class JobDetail:
 class Results:
     def __init__(self, engine: Engine | None = None):
         self.engine = engine or get_engine()
-
-    def studies(self, limit: int = 100) -> list[StudySummary]:
-        """Newest first, each with its job counts by status."""
-        with session_scope(self.engine) as s:
-            rows = s.scalars(select(Study).order_by(Study.id.desc()).limit(limit)).all()
-            counts: dict[int, dict[str, int]] = {}
-            ids = [r.id for r in rows]
-            for study_id, status, n in s.execute(select(Job.study_id, Job.status, func.count())
-                                                 .where(Job.study_id.in_(ids)).group_by(Job.study_id, Job.status)):
-                counts.setdefault(study_id, {})[status] = n
-            return [StudySummary(r.id, r.name, r.preset, r.created_at, list(r.tags), r.notes, counts.get(r.id, {}))
-                    for r in rows]
 
     def study_spec(self, study_id: int) -> dict[str, Any] | None:
         with session_scope(self.engine) as s:

@@ -65,9 +65,9 @@ class Studies:
     # ------------------------------------------------------------ reading
 
     def listing(self, search: str | None = None, archived: bool = False, limit: int = 200,
-                include: int | None = None) -> list[StudyListing]:
+                include: Iterable[int] = ()) -> list[StudyListing]:
         """Newest first; `search` matches the name or a tag (case-insensitive, in SQL); archived
-        studies only when `archived`. `include` adds that one study whatever the filters (a link)."""
+        studies only when `archived`. `include` adds those studies whatever the filters (a link)."""
         query = select(Study)
         if search and search.strip():
             text = search.strip()
@@ -77,20 +77,16 @@ class Studies:
             query = query.where(Study.archived.is_(False))
         with session_scope(self.engine) as s:
             rows = list(s.scalars(query.order_by(Study.id.desc()).limit(limit)))
-            if include is not None and include not in {r.id for r in rows} and (extra := s.get(Study, include)):
-                rows.append(extra)
-            ids = [r.id for r in rows]
-            counts: dict[int, dict[str, int]] = {}
-            for study_id, status, n in s.execute(select(Job.study_id, Job.status, func.count())
-                                                 .where(Job.study_id.in_(ids)).group_by(Job.study_id, Job.status)):
-                counts.setdefault(study_id, {})[status] = n
-            walls = dict(s.execute(
-                select(Job.study_id, func.max(Job.finished_at) - func.min(Job.started_at))
-                .where(Job.study_id.in_(ids), Job.result_of.is_(None), Job.status == SUCCEEDED)
-                .group_by(Job.study_id)).all())
-            return [StudyListing(r.id, r.name, str(r.spec.get("study", "")), r.preset, r.created_at, list(r.tags),
-                                 r.notes, bool(r.archived), counts.get(r.id, {}), float(walls.get(r.id) or 0.0))
-                    for r in rows]
+            missing = set(include) - {r.id for r in rows}
+            if missing:
+                rows += s.scalars(select(Study).where(Study.id.in_(missing)).order_by(Study.id.desc())).all()
+            return _listings(s, rows)
+
+    def get(self, study_id: int) -> StudyListing | None:
+        """One study's row, archived or not; None when there is no such study."""
+        with session_scope(self.engine) as s:
+            row = s.get(Study, study_id)
+            return _listings(s, [row])[0] if row is not None else None
 
     def mean_seconds_by_shape(self, shapes: Iterable[str]) -> dict[str, float]:
         """Mean wall seconds of the succeeded runs (not links) of each of `shapes` that ran before."""
@@ -116,6 +112,12 @@ class Studies:
         with session_scope(self.engine) as s:
             _study(s, study_id).name = name
         return name
+
+    def annotate(self, study_id: int, notes: str, tags: list[str]) -> None:
+        """Set a study's notes and tags (sorted, without repeats)."""
+        with session_scope(self.engine) as s:
+            study = _study(s, study_id)
+            study.notes, study.tags = notes, sorted(set(tags))
 
     def set_archived(self, study_id: int, archived: bool = True) -> None:
         """Archive (hide from lists; nothing is deleted) or bring back a study."""
@@ -147,6 +149,22 @@ class Studies:
             return DeletedStudy(study_id, study.name, jobs or 0, {run: heir for run, (heir, _) in heirs.items()},
                                 sorted({other for _, other in heirs.values() if other is not None}),
                                 sorted(paths - still_used))
+
+
+def _listings(s: Session, rows: list[Study]) -> list[StudyListing]:
+    """The studies' rows with their job counts and wall times, in two grouped queries."""
+    ids = [r.id for r in rows]
+    counts: dict[int, dict[str, int]] = {}
+    for study_id, status, n in s.execute(select(Job.study_id, Job.status, func.count())
+                                         .where(Job.study_id.in_(ids)).group_by(Job.study_id, Job.status)):
+        counts.setdefault(study_id, {})[status] = n
+    walls = dict(s.execute(
+        select(Job.study_id, func.max(Job.finished_at) - func.min(Job.started_at))
+        .where(Job.study_id.in_(ids), Job.result_of.is_(None), Job.status == SUCCEEDED)
+        .group_by(Job.study_id)).all())
+    return [StudyListing(r.id, r.name, str(r.spec.get("study", "")), r.preset, r.created_at, list(r.tags),
+                         r.notes, bool(r.archived), counts.get(r.id, {}), float(walls.get(r.id) or 0.0))
+            for r in rows]
 
 
 def _study(s: Session, study_id: int) -> Study:

@@ -1,5 +1,6 @@
 """Compare studies: where their specs differ, and their layer curves overlaid on one figure."""
 
+import pandas as pd
 import streamlit as st
 
 from backend.jobs import NETWORK_KINDS
@@ -7,11 +8,30 @@ from backend.specs import TREATMENTS
 from ui import store
 from ui.charts import SCORES, layer_summary
 from ui.compare import compare_figure, compare_table, highlight_differences, spec_difference
+from ui.share import open_snapshot, share_button
 from ui.state import PageState, flag, ints, joined, shown, strs
+from ui.widgets import figure
 
 state = PageState("compare")
 st.title("Compare studies")
-available = {s.id: f"#{s.id} {s.name}" for s in store.results().studies()}
+
+
+def caption(score: str) -> str:
+    return (f"Colour: treatment; line dash and marker: study; dashed grey: each study's baseB (the target trained "
+            f"from scratch). Mean over seeds, band = 95% confidence interval of the mean (Student t). The score "
+            f"is {SCORES[score]}.")
+
+
+snapshot = open_snapshot("compare")
+if snapshot is not None:
+    rows = pd.DataFrame(snapshot.rows)
+    summaries = {study: part.drop(columns="study") for study, part in rows.groupby("study", sort=False)}
+    figure(compare_figure(summaries, snapshot.params["score"], strs(snapshot.params["treatments"])), "compare.chart",
+           snapshot.caption)
+    st.dataframe(rows, hide_index=True)
+    st.stop()
+linked = [int(v) for v in str(st.query_params.get("studies", "")).split(",") if v.isdigit()]
+available = {s.id: f"#{s.id} {s.name}" for s in store.studies().listing(include=linked)}  # archived: by link only
 if len(available) < 2:
     st.info("Comparing needs two studies or more: queue another on the New study page.")
     st.stop()
@@ -46,12 +66,11 @@ else:
     if waiting:
         st.info(f"No finished job yet in {', '.join(waiting)}: its curves fill in as jobs land.")
     if len(waiting) < len(summaries):
-        st.plotly_chart(compare_figure(summaries, score, treatments), key="compare.chart")
-        st.caption(f"Colour: treatment; line dash and marker: study; dashed grey: each study's baseB (the target "
-                   f"trained from scratch). Mean over seeds, band = 95% confidence interval of the mean (Student "
-                   f"t). The score is {SCORES[score]}.")
+        figure(compare_figure(summaries, score, treatments), "compare.chart", caption(score))
         rows = compare_table(summaries)
         st.dataframe(rows.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), hide_index=True)
+        share_button("compare", {"studies": joined(chosen), "score": score, "treatments": joined(treatments)},
+                     rows.to_dict(orient="records"), caption(score))
         st.download_button("Download the table (CSV)", rows.to_csv(index=False),
                            file_name=f"compare-{joined(chosen).replace(',', '-')}.csv")
 

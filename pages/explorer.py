@@ -10,6 +10,7 @@ from backend.studies import STUDY_KINDS, parse_study
 from ui import store
 from ui.charts import COLOURS, SCORES, ci95, gain_table
 from ui.state import PageState, ints, joined
+from ui.widgets import figure, jobs_of_point, open_jobs
 
 # Axes a study varies, read from its spec: what a researcher compares across studies.
 AXES = {
@@ -36,7 +37,8 @@ def study_axes(spec: dict) -> dict:
 
 state = PageState("explorer")
 st.title("Explorer")
-available = {s.id: f"#{s.id} {s.name}" for s in store.results().studies()}
+linked = [int(v) for v in str(st.query_params.get("studies", "")).split(",") if v.isdigit()]
+available = {s.id: f"#{s.id} {s.name}" for s in store.studies().listing(include=linked)}  # archived: by link only
 if not available:
     st.info("No study yet: queue one on the New study page.")
     st.stop()
@@ -85,15 +87,15 @@ else:
                       labels={x: AXES[x], y: METRICS[y]})
         if facet == "none":
             fig.add_scatter(x=rows[x], y=rows[y], mode="markers", marker={"size": 5, "color": "rgba(0,0,0,0.25)"},
-                            name="single jobs", customdata=rows[["job", "study"]].values,
-                            hovertemplate="job %{customdata[0]} (%{customdata[1]}): %{y:.2f}<extra></extra>")
+                            name="single jobs", customdata=rows[["study", "job"]].values,
+                            hovertemplate="job %{customdata[1]} (%{customdata[0]}): %{y:.2f}<extra></extra>")
         fig.update_xaxes(tickformat="d", **({"dtick": 1} if x in ("n", "depth") else {}))  # integer axes
         if y == "gain":
             fig.add_hline(y=0, line_dash="dot", line_color="grey")  # no gain over training from scratch
-        st.plotly_chart(fig, key="explorer.chart")
-        st.caption("Lines: mean and 95% confidence interval (Student t) over seeds and the other axes; dots "
-                   "(unfaceted): single jobs. "
-                   "Gain: a transfer's score minus baseB's, same study and seed.")
+        event = figure(fig, "explorer.chart", "Lines: mean and 95% confidence interval (Student t) over seeds and "
+                       "the other axes; dots (unfaceted): single jobs, a click opens one. Gain: a transfer's score "
+                       f"minus baseB's, same study and seed. The score is {SCORES[score]}.", clickable=True)
+        open_jobs(None, jobs_of_point(event))
         st.dataframe(means, hide_index=True)
         st.download_button("Download the points (CSV)", rows.to_csv(index=False), file_name="explorer.csv")
 

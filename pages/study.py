@@ -16,12 +16,12 @@ study = study_picker(state)
 state.report()
 
 if study is not None:
-    summary = next(s for s in store.results().studies() if s.id == study)
+    summary = store.studies().get(study)
     spec = store.results().study_spec(study) or {}
     timings = store.results().timings(study)
     left, right = st.columns([2, 3])
     with left:
-        st.markdown(f"**#{study} {summary.name}** · preset `{summary.preset}` · {summary.total} jobs")
+        st.markdown(f"**#{study} {summary.name}** · {summary.kind} · preset `{summary.origin}` · {summary.total} jobs")
         st.markdown(" · ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())))
         st.metric("Wall time, first start to last finish", f"{timings['wall'] / 60:.1f} min")
         st.metric("Summed job time", f"{timings['job_seconds'] / 60:.1f} min")
@@ -29,7 +29,7 @@ if study is not None:
             notes = st.text_area("Notes", summary.notes)
             tags = st.text_input("Tags (comma-separated)", ", ".join(summary.tags))
             if st.form_submit_button("Save"):
-                store.queue().annotate(study, notes, [t.strip() for t in tags.split(",") if t.strip()])
+                store.studies().annotate(study, notes, [t.strip() for t in tags.split(",") if t.strip()])
                 st.success("Saved.")
     with right:
         st.markdown("**Spec**")

@@ -43,28 +43,7 @@ def layer_figure(summary: pd.DataFrame, score: str, treatments: list[str], y_tit
     Bands are lines only (no vertex markers) and clipped to `bounds`, the range the value can take;
     `points` (treatment, n, value, job) adds one dot per network; `zoom` fits the axis to the lines
     of the chosen treatments other than the random control, up to the upper bound."""
-    fig = go.Figure()
-    ns = sorted(summary.loc[summary.n > 0, "n"].unique()) or [1]
-    base = summary[summary.treatment == "baseB"]
-    if not base.empty:
-        row = base.iloc[0]
-        x = [0, max(ns)]
-        fig.add_trace(_band(x, [row["mean"]] * 2, [row.ci95] * 2, bounds, "rgba(68,68,68,0.12)", "baseB"))
-        fig.add_trace(go.Scatter(x=x, y=[row["mean"]] * 2, mode="lines", name="baseB", legendgroup="baseB",
-                                 line={"color": COLOURS["baseB"], "dash": "dash"},
-                                 hovertemplate=f"baseB: %{{y:.4g}} ± {row.ci95:.2g} (jobs {row.jobs})<extra></extra>"))
-    for treatment in treatments:
-        part = summary[(summary.treatment == treatment) & (summary.n > 0)].sort_values("n")
-        if part.empty:
-            continue
-        colour = COLOURS.get(treatment, "#2ca02c")
-        fig.add_trace(_band(list(part.n), list(part["mean"]), list(part.ci95), bounds, _translucent(colour),
-                            treatment))
-        fig.add_trace(go.Scatter(
-            x=part.n, y=part["mean"], mode="lines+markers", name=treatment, legendgroup=treatment,
-            line={"color": colour}, customdata=part[["ci95", "seeds", "jobs"]].values,
-            hovertemplate=(f"{treatment}, n=%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}}"
-                           "<br>%{customdata[1]} seeds, jobs %{customdata[2]}<extra></extra>")))
+    fig = go.Figure(layer_traces(summary, treatments, bounds))
     if points is not None:
         for treatment, part in points[points.treatment.isin(treatments + ["baseB"])].groupby("treatment"):
             fig.add_trace(go.Scatter(
@@ -80,12 +59,51 @@ def layer_figure(summary: pd.DataFrame, score: str, treatments: list[str], y_tit
             high = bounds[1] if bounds else float((top["mean"] + top.ci95).max())
             y_axis["range"] = [low - 0.05 * (high - low + 1e-9), high]
     elif bounds is not None:
-        lowest = float((summary["mean"] - summary.ci95).min()) if not summary.empty else bounds[0]
-        y_axis["range"] = [max(bounds[0], lowest - 2), bounds[1] + 1]
+        y_axis["range"] = value_range([summary], bounds)
     fig.update_layout(xaxis_title="units transferred (n)", yaxis_title=y_title or f"{SCORES.get(score, score)} (%)",
                       xaxis={"dtick": 1}, yaxis=y_axis, legend={"orientation": "h", "y": -0.2}, margin={"t": 30},
                       height=height, hovermode="closest")
     return fig
+
+
+def layer_traces(summary: pd.DataFrame, treatments: list[str], bounds: tuple[float, float] | None,
+                 study: str = "", dash: str = "solid", symbol: str = "circle", x_max: int | None = None) -> list:
+    """One study's curves: a band and a mean line per treatment, and baseB's dashed reference across
+    the figure (to `x_max`). With `study`, every trace is named and hovered '<study> · <treatment>',
+    drawn with that line dash and marker symbol, so several studies can share one figure. The job
+    ids come last in each point's customdata (a click opens them)."""
+    traces = []
+    x_max = x_max or max(summary.loc[summary.n > 0, "n"], default=1)
+    prefix = f"{study} · " if study else ""
+    base = summary[summary.treatment == "baseB"]
+    if not base.empty:
+        row, group = base.iloc[0], f"{prefix}baseB"
+        x = [0, x_max]
+        traces.append(_band(x, [row["mean"]] * 2, [row.ci95] * 2, bounds, "rgba(68,68,68,0.12)", group))
+        traces.append(go.Scatter(
+            x=x, y=[row["mean"]] * 2, mode="lines+markers" if study else "lines", name=group, legendgroup=group,
+            line={"color": COLOURS["baseB"], "dash": "dash"}, marker={"symbol": symbol},
+            customdata=[[row.ci95, row.seeds, row.jobs]] * 2,
+            hovertemplate=f"{group}: %{{y:.4g}} ± {row.ci95:.2g} ({row.seeds} seeds, jobs {row.jobs})<extra></extra>"))
+    for treatment in treatments:
+        part = summary[(summary.treatment == treatment) & (summary.n > 0)].sort_values("n")
+        if part.empty:
+            continue
+        colour, group = COLOURS.get(treatment, "#2ca02c"), f"{prefix}{treatment}"
+        traces.append(_band(list(part.n), list(part["mean"]), list(part.ci95), bounds, _translucent(colour), group))
+        traces.append(go.Scatter(
+            x=part.n, y=part["mean"], mode="lines+markers", name=group, legendgroup=group,
+            line={"color": colour, "dash": dash}, marker={"color": colour, "symbol": symbol},
+            customdata=part[["ci95", "seeds", "jobs"]].values,
+            hovertemplate=(f"{group}, n=%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}}"
+                           "<br>%{customdata[1]} seeds, jobs %{customdata[2]}<extra></extra>")))
+    return traces
+
+
+def value_range(summaries: list[pd.DataFrame], bounds: tuple[float, float]) -> list[float]:
+    """A y range from just under the lowest band to just over the upper bound."""
+    lows = [float((s["mean"] - s.ci95).min()) for s in summaries if not s.empty]
+    return [max(bounds[0], min(lows, default=bounds[0]) - 2), bounds[1] + 1]
 
 
 def _band(x: list, mean: list, half: list, bounds: tuple[float, float] | None, fill: str, group: str) -> go.Scatter:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from ui.charts import COLOURS, SCORES, _band, _translucent
+from ui.charts import SCORES, layer_traces, value_range
 
 # One look per study, in the order the studies are given: line dash and marker symbol.
 STUDY_DASHES = ("solid", "dot", "dashdot", "longdashdot", "longdash")
@@ -66,38 +66,15 @@ def compare_figure(summaries: dict[str, pd.DataFrame], score: str, treatments: l
     clipped to 0..100) per curve, and each study's baseB as a dashed grey reference.
 
     `summaries`: study label -> its ui.charts.layer_summary table (treatment, n, mean, ci95, seeds, jobs)."""
-    fig = go.Figure()
     bounds = (0.0, 100.0)
-    ns = sorted({n for s in summaries.values() for n in s.loc[s.n > 0, "n"]}) or [1]
+    x_max = max((n for s in summaries.values() for n in s.loc[s.n > 0, "n"]), default=1)
+    fig = go.Figure()
     for i, (study, summary) in enumerate(summaries.items()):
-        dash, symbol = STUDY_DASHES[i % len(STUDY_DASHES)], STUDY_SYMBOLS[i % len(STUDY_SYMBOLS)]
-        base = summary[summary.treatment == "baseB"]
-        if not base.empty:
-            row, group = base.iloc[0], f"{study} · baseB"
-            x = [0, max(ns)]
-            fig.add_trace(_band(x, [row["mean"]] * 2, [row.ci95] * 2, bounds, "rgba(68,68,68,0.08)", group))
-            fig.add_trace(go.Scatter(
-                x=x, y=[row["mean"]] * 2, mode="lines+markers", name=group, legendgroup=group,
-                line={"color": COLOURS["baseB"], "dash": "dash", "width": 1.5}, marker={"symbol": symbol},
-                hovertemplate=(f"{study}, baseB: %{{y:.4g}} ± {row.ci95:.2g}<br>{row.seeds} seeds, "
-                               f"jobs {row.jobs}<extra></extra>")))
-        for treatment in treatments:
-            part = summary[(summary.treatment == treatment) & (summary.n > 0)].sort_values("n")
-            if part.empty:
-                continue
-            colour, group = COLOURS.get(treatment, "#2ca02c"), f"{study} · {treatment}"
-            fig.add_trace(_band(list(part.n), list(part["mean"]), list(part.ci95), bounds,
-                                _translucent(colour, 0.10), group))
-            fig.add_trace(go.Scatter(
-                x=part.n, y=part["mean"], mode="lines+markers", name=group, legendgroup=group,
-                line={"color": colour, "dash": dash}, marker={"color": colour, "symbol": symbol},
-                customdata=part[["ci95", "seeds", "jobs"]].values,
-                hovertemplate=(f"{study}, {treatment}, n=%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}}"
-                               "<br>%{customdata[1]} seeds, jobs %{customdata[2]}<extra></extra>")))
-    frames = [s for s in summaries.values() if not s.empty]
-    lowest = min(float((s["mean"] - s.ci95).min()) for s in frames) if frames else bounds[0]
+        fig.add_traces(layer_traces(summary, treatments, bounds, study=study, x_max=x_max,
+                                    dash=STUDY_DASHES[i % len(STUDY_DASHES)],
+                                    symbol=STUDY_SYMBOLS[i % len(STUDY_SYMBOLS)]))
     fig.update_layout(xaxis_title="units transferred (n)", yaxis_title=f"{SCORES.get(score, score)} (%)",
-                      xaxis={"dtick": 1}, yaxis={"range": [max(bounds[0], lowest - 2), bounds[1] + 1]},
+                      xaxis={"dtick": 1}, yaxis={"range": value_range(list(summaries.values()), bounds)},
                       legend={"orientation": "h", "y": -0.2}, margin={"t": 30}, height=height,
                       hovermode="closest")
     return fig

@@ -26,7 +26,9 @@ def open_snapshot(page: str) -> Snapshot | None:
     taken = datetime.datetime.fromtimestamp(snapshot.created_at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     live = f"{page}?" + "&".join(f"{k}={v}" for k, v in snapshot.params.items())
     spec = f" (study spec `{snapshot.spec_hash[:12]}`)" if snapshot.spec_hash else ""
-    st.info(f"Snapshot `{snapshot.id}` of study #{snapshot.params.get('study')}{spec}, taken {taken}: it stays as it "
+    studies = snapshot.params.get("study") or snapshot.params.get("studies", "")
+    what = f"{'studies' if ',' in str(studies) else 'study'} #{str(studies).replace(',', ', #')}"
+    st.info(f"Snapshot `{snapshot.id}` of {what}{spec}, taken {taken}: it stays as it "
             f"was when shared. [Open the live view]({live})")
     return snapshot
 

@@ -13,7 +13,7 @@ def study_picker(state: PageState, label: str = "Study") -> int | None:
     """A study select box bound to the URL's `study`; newest study by default. Archived studies are
     left out, except the one a link names."""
     raw = str(st.query_params.get("study", ""))
-    studies = store.studies().listing(include=int(raw) if raw.isdigit() else None)
+    studies = store.studies().listing(include=[int(raw)] if raw.isdigit() else [])
     if not studies:
         st.info("No study yet: queue one on the New study page.")
         return None
@@ -72,7 +72,7 @@ def figure(fig, key: str, caption: str, clickable: bool = False):
     return st.plotly_chart(captioned(fig, caption), key=key, config={"toImageButtonOptions": export}, **options)
 
 
-def open_jobs(study: int, jobs: list[int]) -> None:
+def open_jobs(study: int | None, jobs: list[int]) -> None:
     """Go to what a clicked point stands for: one job's detail, or the curves of several overlaid."""
     if len(jobs) == 1:
         st.switch_page("pages/job.py", query_params={"job": jobs[0]})

@@ -69,7 +69,7 @@ def test_listing_searches_name_and_tags_and_hides_archived(queue):
     studies = Studies(queue.engine)
     mnist = queue.submit("mnist pilot", {"study": "yosinski"}, "m", [job("a")], preset="yosinski-mnist")
     custom = queue.submit("wide_net", {"study": "yosinski"}, "w", [job("b"), job("c", "b")])
-    queue.annotate(custom, "wider layers", ["ablation", "width"])
+    Studies(queue.engine).annotate(custom, "wider layers", ["ablation", "width"])
     listed = {s.id: s for s in studies.listing()}
     assert list(listed) == [custom, mnist]
     assert listed[custom].origin == "custom" and listed[mnist].origin == "yosinski-mnist"
@@ -81,7 +81,7 @@ def test_listing_searches_name_and_tags_and_hides_archived(queue):
     studies.set_archived(custom)
     assert [s.id for s in studies.listing()] == [mnist]
     assert [s.id for s in studies.listing(archived=True)] == [custom, mnist]
-    assert [s.id for s in studies.listing(include=custom)] == [mnist, custom]  # opened from a link
+    assert [s.id for s in studies.listing(include=[custom])] == [mnist, custom]  # opened from a link
     studies.set_archived(custom, False)
     assert not studies.listing(search="wide")[0].archived
 

@@ -74,3 +74,19 @@ def test_a_bad_link_falls_back_and_one_study_is_not_a_comparison(app, three_stud
     assert not at.exception
     assert any("two studies or more" in i.value for i in at.info)
     assert not at.get("plotly_chart")
+
+
+def test_compare_share_round_trip(app, three_studies):
+    first, reused, _ = three_studies
+    at = app("compare.py")
+    at.query_params.update({"studies": f"{first},{reused}"})
+    at.run()
+    at.button(key="compare.share").click().run()
+    assert not at.exception
+    share_id = at.code[0].value.rsplit("share=", 1)[1]
+    opened = app("compare.py")
+    opened.query_params["share"] = share_id
+    opened.run()
+    assert not opened.exception
+    assert "Snapshot" in opened.info[0].value and "studies #" in opened.info[0].value
+    assert opened.get("plotly_chart")

@@ -92,12 +92,13 @@ def test_a_good_folder_shows_its_classes_at_once(app, tmp_path):
     assert at.button(key="new.preview")
 
 
-def test_the_data_preview_is_queued_first_and_shown_when_a_worker_ran_it(app, seeded_store, tmp_path):
+def test_the_data_preview_is_queued_first_and_shown_when_a_worker_ran_it(app, tmp_path, monkeypatch):
     from backend.worker import Worker
     from db.queue import Queue
     from db.session import get_engine
 
-    url, _ = seeded_store
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"  # a store no worker has served yet
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
     at = app("new_study.py").run()
     at.number_input(key="new.per_class").set_value(20).run()  # a spec no earlier test previewed
     at.button(key="new.preview").click().run()

@@ -11,6 +11,7 @@ def fresh(tmp_path, monkeypatch):
     from backend.specs import YosinskiSpec, parse
     from db.queue import Queue
     from db.session import get_engine
+    from db.studies import Studies
     from db.submit import submit_study
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
@@ -21,7 +22,7 @@ def fresh(tmp_path, monkeypatch):
     spec = parse(YosinskiSpec, STUDY)
     pilot = submit_study(queue, spec, name="pilot", preset="yosinski-digits")
     wide = submit_study(queue, spec.model_copy(update={"seeds": [5]}), name="wide")
-    queue.annotate(wide, "wider layers", ["ablation"])
+    Studies(queue.engine).annotate(wide, "wider layers", ["ablation"])
 
     return lambda **params: make_page("pages/studies.py", **params), queue, (pilot, wide)
 
