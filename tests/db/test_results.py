@@ -21,10 +21,32 @@ def seeded(queue, tmp_path):
 
 
 def test_studies_with_counts(seeded):
+    from db.studies import Studies
+
     results, study_id = seeded
-    [study] = results.studies()
+    [study] = Studies(results.engine).listing()
     assert study.id == study_id and study.name == "tiny" and study.counts == {"succeeded": 6} and study.total == 6
+    assert Studies(results.engine).get(study_id) == study and Studies(results.engine).get(999) is None
     assert results.study_spec(study_id)["treatments"] == ["AnB", "random"]
+
+
+def test_jobs_filtered_by_labels_and_the_values_labels_take(seeded):
+    results, study_id = seeded
+    values = results.label_values(study_id, ["treatment", "n", "seed", "nothing"])
+    assert values == {"treatment": ["AnB", "baseA", "baseB", "random"], "n": [0, 1, 2], "seed": [0]}  # base networks at n = 0
+    anb = results.jobs(study_id=study_id, labels={"treatment": "AnB", "n": 2})
+    assert len(anb) == 1 and anb.labels[0] == {"seed": 0, "treatment": "AnB", "n": 2}
+
+
+def test_pace_and_the_latest_value_of_a_curve(seeded):
+    results, study_id = seeded
+    done, elapsed = results.throughput(study_id)
+    assert done == 6 and elapsed > 0
+    jobs = results.jobs(study_id=study_id)["id"].tolist()
+    latest = results.latest(jobs, "images_per_second")
+    curves = results.curves(jobs, "images_per_second")
+    assert set(latest) == set(jobs) and all(v > 0 for v in latest.values())
+    assert latest == curves[curves.step == 3].set_index("job")["value"].to_dict()  # the third, last epoch
 
 
 def test_jobs_are_filtered_and_paged_in_sql(seeded):

@@ -49,3 +49,11 @@ def test_explorer_offers_only_axes_the_studies_vary(app, seeded_store):
     assert any("x=per_class" in w.value for w in at.warning)
     assert "differ only in n" in at.main.caption[0].value
     assert set(at.dataframe[0].value.treatment) == {"AnB", "AnB+", "random"}  # faceted, not averaged
+
+
+def test_eta_extrapolates_the_pace_so_far():
+    from ui.widgets import eta_text
+
+    assert eta_text(0, 10.0, 5) == ""  # nothing finished: no pace yet
+    assert "about 20 s left at 30.0 jobs/min" in eta_text(10, 20.0, 10)
+    assert "about 10 min left" in eta_text(1, 60.0, 10)
