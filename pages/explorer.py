@@ -47,8 +47,12 @@ chosen = st.multiselect("Studies (overlaid)", list(available), format_func=avail
 spec_axes = {study_id: study_axes(store.results().study_spec(study_id) or {}) for study_id in chosen}
 # n varies within every study; the other axes are per study, so they vary only across chosen studies.
 varying = ["n"] + [a for a in AXES if a != "n" and len({v.get(a) for v in spec_axes.values()} - {None}) > 1]
-cols = st.columns(5)
+cols = st.columns(6)
 x = cols[0].selectbox("x axis", varying, format_func=AXES.get, key=state.bind("x", "n", valid=varying.__contains__))
+# Off the n axis, each n is its own experiment: pick one rather than pool different n as replicates.
+ns = sorted({n for study_id in chosen for n in store.results().label_values(study_id, ["n"]).get("n", []) if n > 0})
+at_n = cols[5].selectbox("At n", ns or [1], key=state.bind("at_n", max(ns or [1]), int, (ns or [1]).__contains__),
+                         disabled=x == "n", help="the units transferred the other axes are compared at")
 y = cols[1].selectbox("y axis", list(METRICS), format_func=METRICS.get,
                       key=state.bind("y", "gain", valid=METRICS.__contains__))
 colour = cols[2].selectbox("Colour by", list(COLOUR_BY),
@@ -73,7 +77,7 @@ if not frames:
     st.info("The chosen studies have no finished jobs yet.")
 else:
     rows = gain_table(pd.concat(frames, ignore_index=True), score)
-    rows = rows.dropna(subset=[x])
+    rows = rows.dropna(subset=[x]) if x == "n" else rows[rows.n == at_n].dropna(subset=[x])
     if rows.empty:
         st.info(f"None of these studies sets {AXES[x]}: pick another axis.")
     else:
@@ -94,7 +98,8 @@ else:
             fig.add_hline(y=0, line_dash="dot", line_color="grey")  # no gain over training from scratch
         event = figure(fig, "explorer.chart", "Lines: mean and 95% confidence interval (Student t) over seeds and "
                        "the other axes; dots (unfaceted): single jobs, a click opens one. Gain: a transfer's score "
-                       f"minus baseB's, same study and seed. The score is {SCORES[score]}.", clickable=True)
+                       f"minus baseB's, same study and seed. The score is {SCORES[score]}"
+                       + ("." if x == "n" else f", at n = {at_n} units transferred."), clickable=True)
         open_jobs(None, jobs_of_point(event))
         st.dataframe(means, hide_index=True)
         st.download_button("Download the points (CSV)", rows.to_csv(index=False), file_name="explorer.csv")

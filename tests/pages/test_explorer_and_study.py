@@ -57,3 +57,36 @@ def test_eta_extrapolates_the_pace_so_far():
     assert eta_text(0, 10.0, 5) == ""  # nothing finished: no pace yet
     assert "about 20 s left at 30.0 jobs/min" in eta_text(10, 20.0, 10)
     assert "about 10 min left" in eta_text(1, 60.0, 10)
+
+
+def test_off_the_n_axis_one_n_is_compared_not_every_n_pooled(app, seeded_store, tmp_path, monkeypatch):
+    import copy
+    import sqlite3
+
+    from backend.specs import YosinskiSpec, parse
+    from backend.worker import Worker
+    from db.queue import Queue
+    from db.session import get_engine
+    from db.submit import submit_study
+    from tests.pages.conftest import STUDY
+
+    url, _ = seeded_store
+    path = tmp_path / "store.db"  # a copy: the shared store stays as the other tests expect it
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as source, sqlite3.connect(path) as target:
+        source.backup(target)
+    queue = Queue(get_engine(f"sqlite:///{path}"))
+    studies = []
+    for amount in (5, 8):
+        fewer = copy.deepcopy(STUDY) | {"seeds": [0], "probes": {"sharpness": None, "similarity": None}}
+        fewer["data"] = {**fewer["data"], "per_class": amount}
+        studies.append(submit_study(queue, parse(YosinskiSpec, fewer), name=f"{amount} per class"))
+    Worker(queue, "cpu", artifacts=tmp_path / "artifacts").serve(idle_exit=0)
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", f"sqlite:///{path}")
+    at = app("explorer.py")
+    at.query_params.update({"studies": ",".join(map(str, studies)), "x": "per_class", "at_n": "2"})
+    at.run()
+    assert not at.exception
+    means = at.dataframe[0].value
+    assert "n" not in means and len(means) == 2 * 3  # two data amounts x three treatments, at n = 2 only
+    assert (means.jobs == 1).all()  # one seed: one network per point, not one per n
+    assert at.selectbox(key="explorer.at_n").options == ["1", "2", "3"] and not at.selectbox(key="explorer.at_n").disabled
