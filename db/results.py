@@ -69,12 +69,15 @@ class Results:
             return s.scalar(select(Study.spec_hash).where(Study.id == study_id))
 
     def jobs(self, study_id: int | None = None, status: str | None = None, kind: str | None = None,
-             offset: int = 0, limit: int = 100, labels: dict[str, Any] | None = None) -> pd.DataFrame:
-        """One page of jobs (with the given labels), running first, then queued, then finished, newest
-        first within each, with progress, message and error."""
+             offset: int = 0, limit: int = 100, labels: dict[str, Any] | None = None,
+             ids: Iterable[int] | None = None) -> pd.DataFrame:
+        """One page of jobs (with the given labels, among `ids`), running first, then queued, then
+        finished, newest first within each, with progress, message and error."""
         query = select(Job.id, Job.study_id, Job.kind, Job.status, Job.labels, Job.progress, Job.message,
                        Job.error, Job.attempts, Job.worker_id, Job.created_at, Job.started_at, Job.finished_at,
                        Job.result_of).where(*_job_filters(None, labels))
+        if ids is not None:
+            query = query.where(Job.id.in_(list(ids)))
         for column, value in ((Job.study_id, study_id), (Job.status, status), (Job.kind, kind)):
             if value is not None:
                 query = query.where(column == value)

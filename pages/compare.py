@@ -10,7 +10,7 @@ from ui.charts import SCORES, layer_summary
 from ui.compare import compare_figure, compare_table, highlight_differences, spec_difference
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, flag, ints, joined, shown, strs
-from ui.widgets import figure
+from ui.widgets import figure, job_table
 
 state = PageState("compare")
 st.title("Compare studies")
@@ -68,7 +68,7 @@ else:
     if len(waiting) < len(summaries):
         figure(compare_figure(summaries, score, treatments), "compare.chart", caption(score))
         rows = compare_table(summaries)
-        st.dataframe(rows.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), hide_index=True)
+        job_table(rows.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), "compare.table", None)
         share_button("compare", {"studies": joined(chosen), "score": score, "treatments": joined(treatments)},
                      rows.to_dict(orient="records"), caption(score))
         st.download_button("Download the table (CSV)", rows.to_csv(index=False),

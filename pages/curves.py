@@ -9,7 +9,7 @@ from backend.specs import TREATMENTS
 from ui import store
 from ui.charts import COLOURS
 from ui.state import PageState, ints, joined, strs
-from ui.widgets import job_role, jobs_of_point, study_picker
+from ui.widgets import figure, job_role, jobs_of_point, open_jobs, study_picker
 
 CURVES = {"test_accuracy": "test accuracy", "train_accuracy": "training accuracy", "test_loss": "test loss",
           "train_loss": "training loss", "lr": "learning rate", "images_per_second": "training images/s"}
@@ -28,36 +28,40 @@ colour = top[3].selectbox("Colour by", COLOUR_BY, key=state.bind("colour", "n", 
 picked = state.bind("jobs", [], ints, show=joined)
 state.report()
 
-if study is not None:
-    jobs = store.results().jobs(study_id=study, limit=100_000)
-    jobs = jobs[jobs.kind.isin(NETWORK_KINDS)]
+
+def with_labels(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Network jobs with their role in words and one column per label."""
+    jobs = jobs[jobs.kind.isin(NETWORK_KINDS)].reset_index(drop=True)
     jobs["role"] = [job_role(labels) for labels in jobs.labels]
-    jobs = jobs.join(pd.DataFrame(jobs.pop("labels").tolist(), index=jobs.index))
-    if st.session_state[picked]:
-        chosen = jobs[jobs.id.isin(st.session_state[picked])]
-        st.caption(f"Jobs {joined(st.session_state[picked])}, picked on a chart. "
-                   "Clear them to choose by treatment instead.")
-        if st.button("Clear the picked jobs", key="curves.clear"):
-            st.session_state[picked] = []
-            st.rerun()
-    else:
-        chosen = jobs[jobs.treatment.isin(treatments)] if "treatment" in jobs else jobs.iloc[:0]
-    curves = store.results().curves(chosen.id.tolist(), key) if not chosen.empty else None
-    if curves is None or curves.empty:
+    return jobs.join(pd.DataFrame(jobs.pop("labels").tolist(), index=jobs.index))
+
+
+chosen = None
+if st.session_state[picked]:  # jobs picked on a chart, of any study
+    chosen = with_labels(store.results().jobs(ids=st.session_state[picked], limit=len(st.session_state[picked])))
+    st.caption(f"Jobs {joined(st.session_state[picked])}, picked on a chart. Clear them to choose by treatment.")
+    if st.button("Clear the picked jobs", key="curves.clear"):
+        st.session_state[picked] = []
+        st.rerun()
+elif study is not None:
+    jobs = with_labels(store.results().jobs(study_id=study, limit=100_000))
+    chosen = jobs[jobs.treatment.isin(treatments)] if "treatment" in jobs else jobs.iloc[:0]
+
+if chosen is not None:
+    curves = store.results().curves(chosen.id.tolist(), key)
+    if curves.empty:
         st.info("No curve of these jobs yet: curves appear as their epochs finish.")
     else:
         frame = curves.merge(chosen, left_on="job", right_on="id")
-        frame[colour] = frame[colour].astype(str)
+        frame[colour] = frame[colour].astype(str) if colour in frame else ""
         fig = px.line(frame, x="step", y="value", color=colour, line_group="job", markers=True,
                       custom_data=["role", "job"], labels={"step": "epoch", "value": CURVES[key]},
                       color_discrete_map=COLOURS if colour == "treatment" else None, height=480)
         fig.update_traces(hovertemplate="%{customdata[0]}, epoch %{x}: %{y:.4g} (job %{customdata[1]})<extra></extra>")
-        event = st.plotly_chart(fig, key="curves.chart", on_select="rerun", selection_mode="points")
-        st.caption(f"{frame.job.nunique()} jobs, one line each, coloured by {colour}. Click a point to open its job.")
-        clicked = jobs_of_point(event)
-        if clicked:
-            st.switch_page("pages/job.py", query_params={"job": clicked[0]})
+        caption = f"{CURVES[key].capitalize()} of {frame.job.nunique()} jobs, one line each, coloured by {colour}."
+        open_jobs(study, jobs_of_point(figure(fig, "curves.chart", caption, clickable=True)))
+        st.caption("Click a point to open its job.")
         st.download_button("Download the curves (CSV)", frame[["job", "role", "step", "value"]].to_csv(index=False),
-                           file_name=f"study{study}-{key}.csv")
+                           file_name=f"curves-{key}.csv")
 
 state.sync()

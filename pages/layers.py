@@ -9,7 +9,7 @@ from ui import store
 from ui.charts import SCORES, SHARPNESS, layer_figure, layer_summary
 from ui.state import PageState, flag, joined, shown, strs
 from ui.share import open_snapshot, share_button
-from ui.widgets import figure, jobs_of_point, open_jobs, study_picker
+from ui.widgets import figure, job_table, jobs_of_point, open_jobs, study_picker
 
 state = PageState("layers")
 st.title("Layer transfer")
@@ -49,9 +49,10 @@ if study is not None:
         points = scores.assign(value=100 * scores[score])[["treatment", "n", "value", "job"]] if dots else None
         event = figure(layer_figure(summary, score, chosen, points=points, zoom=zoom), "layers.chart", caption,
                        clickable=True)
-        st.caption("Click a point to open its job (a mean over seeds opens the training curves of its jobs).")
+        st.caption("Click a point, or select a row of the table, to open its job (a mean over several seeds opens "
+                   "the training curves of its jobs).")
         open_jobs(study, jobs_of_point(event))
-        st.dataframe(summary.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), hide_index=True)
+        job_table(summary.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), "layers.table", study)
         share_button("layers", {"study": study, "score": score, "treatments": joined(chosen)},
                      summary.to_dict(orient="records"), caption)
         st.download_button("Download the table (CSV)", summary.to_csv(index=False), file_name=f"study{study}-layers.csv")

@@ -10,7 +10,7 @@ from ui import store
 from ui.charts import COLOURS, SHARPNESS, ci95
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, ints, joined
-from ui.widgets import figure, job_role, study_picker
+from ui.widgets import figure, job_role, jobs_of_point, open_jobs, study_picker
 
 state = PageState("sharpness")
 st.title("Sharpness")
@@ -25,7 +25,7 @@ st.caption(ABOUT)
 
 def split_figure(points: pd.DataFrame, metric: str) -> go.Figure:
     fig = px.line(points.sort_values("n"), x="n", y="mean", color="treatment", line_dash="scope", error_y="ci95",
-                  markers=True, hover_data=["seeds"], color_discrete_map=COLOURS,
+                  markers=True, hover_data=[c for c in ("seeds", "jobs") if c in points], color_discrete_map=COLOURS,
                   labels={"n": "units transferred (n)", "mean": SHARPNESS[metric]})
     fig.update_layout(xaxis={"dtick": 1}, height=420, margin={"t": 30})
     return fig
@@ -34,7 +34,8 @@ def split_figure(points: pd.DataFrame, metric: str) -> go.Figure:
 def density_figure(densities: list[dict]) -> go.Figure:
     fig = go.Figure()
     for d in densities:
-        fig.add_trace(go.Scatter(x=d["grid"], y=d["density"], mode="lines", name=d["title"]))
+        fig.add_trace(go.Scatter(x=d["grid"], y=d["density"], mode="lines", name=d["title"],
+                                 customdata=[[d["job"]]] * len(d["grid"])))
     fig.update_layout(xaxis_title="eigenvalue", yaxis_title="density", yaxis_type="log", height=380,
                       margin={"t": 30}, legend={"orientation": "h", "y": -0.3})
     return fig
@@ -68,11 +69,13 @@ if probes.empty:
 columns = {s: f"{metric}{'' if s == 'all' else '.' + s}" for s in SCOPES}
 long = pd.concat([probes.assign(scope=s, value=probes[c]) for s, c in columns.items() if c in probes])
 long = long.dropna(subset=["value"])
-split = long.groupby(["treatment", "n", "scope"])["value"].agg(["mean", "std", "size"]).reset_index().rename(
-    columns={"size": "seeds"})
+split = long.groupby(["treatment", "n", "scope"]).agg(
+    mean=("value", "mean"), std=("value", "std"), seeds=("value", "size"),
+    jobs=("job", lambda j: ",".join(map(str, sorted(j))))).reset_index()
 split["ci95"] = ci95(split.pop("std"), split["seeds"])
 st.subheader(f"{SHARPNESS[metric]} against n, split at the cut")
-figure(split_figure(split, metric), "sharpness.split", f"Study #{study}. {SPLIT}")
+open_jobs(study, jobs_of_point(figure(split_figure(split, metric), "sharpness.split",
+                                     f"Study #{study}. {SPLIT} A click opens the networks' curves.", clickable=True)))
 
 names = {int(r.job): job_role(r._asdict()) for r in probes.drop(columns="spec_hash").itertuples(index=False)}
 bases = probes[probes.treatment == "baseB"].job.tolist()[:1]
@@ -86,8 +89,9 @@ densities = [{"title": names[a.job], "job": a.job, "grid": a.value[0].tolist(), 
 if chosen and not densities:
     st.info(f"No spectral density over '{scope}' for these networks (density off, or nothing transferred at n = 0).")
 elif densities:
-    figure(density_figure(densities), "sharpness.density",
-           f"Study #{study}: spectral density of the Hessian over '{scope}' (log scale). {ABOUT}")
+    open_jobs(study, jobs_of_point(figure(
+        density_figure(densities), "sharpness.density",
+        f"Study #{study}: spectral density of the Hessian over '{scope}' (log scale). {ABOUT}", clickable=True)))
     estimator = store.results().job_tables(densities[0]["job"]).get("estimator", {}).get(scope, {})
     with st.expander("Estimator settings and convergence"):
         st.json(estimator, expanded=False)

@@ -9,7 +9,7 @@ from ui import store
 from ui.charts import cka_diagonal_figure, cka_figure
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, ints, joined
-from ui.widgets import figure, job_role, study_picker
+from ui.widgets import figure, job_role, jobs_of_point, open_jobs, study_picker
 
 MAX_PANELS = 4
 
@@ -27,7 +27,9 @@ def caption(panels: list[dict]) -> str:
 
 def show(panels: list[dict], text: str) -> None:
     figure(cka_figure(panels), "similarity.heatmaps", text)
-    figure(cka_diagonal_figure(panels), "similarity.diagonal", text)
+    clicked = figure(cka_diagonal_figure(panels), "similarity.diagonal", text + " A click opens the comparison's job.",
+                     clickable=True)
+    open_jobs(None, jobs_of_point(clicked))
 
 
 def long_table(panels: list[dict]) -> pd.DataFrame:

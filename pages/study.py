@@ -8,7 +8,7 @@ from backend.jobs import NETWORK_KINDS
 from ui import store
 from ui.charts import layer_summary
 from ui.state import PageState
-from ui.widgets import study_picker
+from ui.widgets import job_table, study_picker
 
 state = PageState("study")
 st.title("Study overview")
@@ -52,6 +52,7 @@ if study is not None:
         cols[2].download_button("JSON", table.to_json(orient="records", indent=1), file_name=f"study{study}-{slug}.json",
                                 key=f"study.json.{slug}")
     st.markdown("**Artifacts** (under the artifacts folder)")
-    st.dataframe(artifacts, hide_index=True)
+    job_table(artifacts, "study.artifacts", study, jobs="job")
+    st.caption("Select a row to open the job that wrote it.")
 
 state.sync()

@@ -151,7 +151,8 @@ def cka_diagonal_figure(panels: list[dict]) -> go.Figure:
         depth = min(len(p["units_a"]), len(p["units_b"]))
         units = p["units_a"][:depth]
         fig.add_trace(go.Scatter(x=units, y=[p["matrix"][i][i] for i in range(depth)], mode="lines+markers",
-                                 name=p["title"], hovertemplate="%{x}: CKA %{y:.4f}<extra>" + p["title"] + "</extra>"))
+                                 name=p["title"], customdata=[[p["job"]]] * depth,
+                                 hovertemplate="%{x}: CKA %{y:.4f} (job %{customdata[0]})<extra>" + p["title"] + "</extra>"))
     fig.update_layout(xaxis_title="unit", yaxis_title="CKA with the same unit", yaxis={"range": [0, 1.02]},
                       height=340, margin={"t": 30}, legend={"orientation": "h", "y": -0.3})
     return fig

@@ -77,4 +77,13 @@ def open_jobs(study: int | None, jobs: list[int]) -> None:
     if len(jobs) == 1:
         st.switch_page("pages/job.py", query_params={"job": jobs[0]})
     elif jobs:
-        st.switch_page("pages/curves.py", query_params={"study": study, "jobs": ",".join(map(str, jobs))})
+        st.switch_page("pages/curves.py", query_params={"jobs": ",".join(map(str, jobs)),
+                                                        **({"study": study} if study is not None else {})})
+
+
+def job_table(frame, key: str, study: int | None, jobs: str = "jobs") -> None:
+    """A table whose rows open their jobs when selected (the `jobs` column: one id or a list)."""
+    picked = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="single-row", key=key)
+    if picked.selection.rows:
+        value = frame[jobs].iloc[picked.selection.rows[0]]
+        open_jobs(study, [int(v) for v in str(value).split(",") if v.strip().isdigit()])
