@@ -6,7 +6,7 @@ import streamlit as st
 from backend.jobs import NETWORK_KINDS
 from backend.specs import TREATMENTS
 from ui import store
-from ui.charts import SCORES, layer_summary
+from ui.charts import SCORES, SHOWN_COLUMNS, layer_summary
 from ui.compare import compare_figure, compare_table, highlight_differences, spec_difference
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, flag, ints, joined, shown, strs
@@ -28,7 +28,7 @@ if snapshot is not None:
     summaries = {study: part.drop(columns="study") for study, part in rows.groupby("study", sort=False)}
     figure(compare_figure(summaries, snapshot.params["score"], strs(snapshot.params["treatments"])), "compare.chart",
            snapshot.caption)
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(rows.rename(columns=SHOWN_COLUMNS), hide_index=True)
     st.stop()
 linked = [int(v) for v in str(st.query_params.get("studies", "")).split(",") if v.isdigit()]
 available = {s.id: f"#{s.id} {s.name}" for s in store.studies().listing(include=linked)}  # archived: by link only
@@ -68,9 +68,9 @@ else:
     if len(waiting) < len(summaries):
         figure(compare_figure(summaries, score, treatments), "compare.chart", caption(score))
         rows = compare_table(summaries)
-        job_table(rows.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), "compare.table", None)
+        job_table(rows.rename(columns=SHOWN_COLUMNS), "compare.table", None)
         share_button("compare", {"studies": joined(chosen), "score": score, "treatments": joined(treatments)},
-                     rows.to_dict(orient="records"), caption(score))
+                     rows.to_dict(orient="records"), caption(score), list(rows.rename(columns=SHOWN_COLUMNS)))
         st.download_button("Download the table (CSV)", rows.to_csv(index=False),
                            file_name=f"compare-{joined(chosen).replace(',', '-')}.csv")
 

@@ -6,7 +6,7 @@ import streamlit as st
 from backend.jobs import NETWORK_KINDS
 from backend.specs import TREATMENTS
 from ui import store
-from ui.charts import SCORES, SHARPNESS, layer_figure, layer_summary
+from ui.charts import SCORES, SHARPNESS, SHOWN_COLUMNS, layer_figure, layer_summary
 from ui.state import PageState, flag, joined, shown, strs
 from ui.share import open_snapshot, share_button
 from ui.widgets import figure, job_table, jobs_of_point, open_jobs, study_picker
@@ -19,7 +19,8 @@ if snapshot is not None:
     summary = pd.DataFrame(snapshot.rows)
     score, chosen = snapshot.params["score"], strs(snapshot.params["treatments"])
     figure(layer_figure(summary, score, chosen), "layers.chart", snapshot.caption)
-    st.dataframe(summary[snapshot.columns or list(summary)], hide_index=True)
+    shown = summary.rename(columns=SHOWN_COLUMNS)
+    st.dataframe(shown[[c for c in snapshot.columns or [] if c in shown] or list(shown)], hide_index=True)
     st.stop()
 
 top = st.columns([3, 2, 3])
@@ -52,9 +53,9 @@ if study is not None:
         st.caption("Click a point, or select a row of the table, to open its job (a mean over several seeds opens "
                    "the training curves of its jobs).")
         open_jobs(study, jobs_of_point(event))
-        job_table(summary.rename(columns={"mean": "mean %", "ci95": "± 95% CI"}), "layers.table", study)
+        job_table(summary.rename(columns=SHOWN_COLUMNS), "layers.table", study)
         share_button("layers", {"study": study, "score": score, "treatments": joined(chosen)},
-                     summary.to_dict(orient="records"), caption)
+                     summary.to_dict(orient="records"), caption, list(summary.rename(columns=SHOWN_COLUMNS)))
         st.download_button("Download the table (CSV)", summary.to_csv(index=False), file_name=f"study{study}-layers.csv")
 
     sharpness = store.results().study_scores(study, kinds=["sharpness"])

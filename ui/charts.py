@@ -11,6 +11,8 @@ from plotly.subplots import make_subplots
 from scipy.stats import t as t_dist
 
 SCORES = {"final_accuracy": "final test accuracy", "best10_accuracy": "mean of the 10 best evaluations"}
+# How the summary tables' columns are shown (and kept in a snapshot).
+SHOWN_COLUMNS = {"mean": "mean %", "ci95": "± 95% CI"}
 SHARPNESS = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace"}
 COLOURS = {"baseB": "#444444", "baseA": "#999999", "BnB": "#1f77b4", "BnB+": "#17becf", "AnB": "#d62728",
            "AnB+": "#ff7f0e", "random": "#7f7f7f", "scratch": "#444444"}

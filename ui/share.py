@@ -33,11 +33,13 @@ def open_snapshot(page: str) -> Snapshot | None:
     return snapshot
 
 
-def share_button(page: str, params: dict[str, Any], rows: list[dict[str, Any]], caption: str) -> None:
-    """A button that stores the view (its rows, caption and the study's spec hash) and shows its link."""
+def share_button(page: str, params: dict[str, Any], rows: list[dict[str, Any]], caption: str,
+                 columns: list[str] | None = None) -> None:
+    """A button that stores the view (its rows, the column names shown, its caption and the study's
+    spec hash) and shows its link."""
     if st.button("Share this view", key=f"{page}.share"):
         study = params.get("study")
         spec_hash = store.results().study_spec_hash(study) if study is not None else None
-        link_id = store.shares().create(page, params, rows, caption=caption, spec_hash=spec_hash)
+        link_id = store.shares().create(page, params, rows, caption=caption, columns=columns, spec_hash=spec_hash)
         st.success("A snapshot that will not change as more jobs land:")
         st.code(absolute_link(f"{page}?share={link_id}"), language=None)
