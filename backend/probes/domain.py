@@ -150,9 +150,13 @@ def mmd(source: Tensor, target: Tensor, kernel: Literal["linear", "rbf"] = "line
 
 
 def pairwise_distances(x: Tensor) -> Tensor:
-    """(n, d) float64 -> (n, n) Euclidean distances, exact zeros on the diagonal (computed from the
-    differences, not from |x|^2 + |y|^2 - 2 x.y, which cancels badly for far-off, close-together points)."""
-    return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist").fill_diagonal_(0)
+    """(n, d) float64 -> (n, n) Euclidean distances, exact zeros on the diagonal. From the Gram matrix
+    (one matrix product) of the centred points: centring keeps |x|^2 + |y|^2 - 2 x.y from cancelling
+    badly for a sample far from the origin, and float64 leaves rounding near 1e-16 |x|^2."""
+    x = x - x.mean(0)
+    gram = x @ x.T                                                  # (n, n)
+    sq = gram.diagonal()
+    return (sq[:, None] + sq[None, :] - 2 * gram).clamp_(min=0).sqrt_().fill_diagonal_(0)
 
 
 def median_distance(dist: Tensor) -> float:
@@ -160,9 +164,11 @@ def median_distance(dist: Tensor) -> float:
     (the same median as over all i != j), the middle two averaged when their count is even."""
     n = len(dist)
     i, j = torch.triu_indices(n, n, offset=1)
-    pairs = dist[i, j].sort().values                                # (n (n - 1) / 2,)
-    mid = len(pairs) // 2
-    return float(pairs[mid] if len(pairs) % 2 else (pairs[mid - 1] + pairs[mid]) / 2)
+    pairs = dist[i, j]                                              # (n (n - 1) / 2,)
+    upper = pairs.kthvalue(len(pairs) // 2 + 1).values             # kthvalue counts from 1
+    if len(pairs) % 2:
+        return float(upper)
+    return float((pairs.kthvalue(len(pairs) // 2).values + upper) / 2)
 
 
 # ---------------------------------------------------------------- diversity

@@ -82,7 +82,7 @@ def test_median_heuristic_is_the_median_pairwise_distance(n):
     x, y = gaussian(n, 3, 0), gaussian(n + 1, 3, 1, shift=2.0)
     pooled = np.concatenate([x.numpy(), y.numpy()])
     distances = [np.linalg.norm(a - b) for a, b in itertools.combinations(pooled, 2)]
-    assert mmd(x, y, kernel="rbf")["bandwidth"] == pytest.approx(np.median(distances), rel=1e-12)
+    assert mmd(x, y, kernel="rbf")["bandwidth"] == pytest.approx(np.median(distances), rel=1e-10)
 
 
 @pytest.mark.parametrize("kernel", ["linear", "rbf"])
@@ -105,7 +105,8 @@ def test_mmd_of_disjoint_domains_is_large():
     sigma = 3.0
     k = lambda a: torch.exp(torch.cdist(a, a).square() / (-2 * sigma**2))  # noqa: E731
     within = [(k(a).sum() - len(a)) / (len(a) * (len(a) - 1)) for a in (source, target)]
-    assert mmd(source, target, kernel="rbf", bandwidth=sigma)["mmd2"] == pytest.approx(float(sum(within)), abs=1e-9)
+    fixed = mmd(source, target, kernel="rbf", bandwidth=sigma)
+    assert fixed["mmd2"] == pytest.approx(float(sum(within)), abs=1e-9)
 
 
 def test_mmd_rejects_bad_input():
