@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from backend.specs import (
-    SharpnessJobSpec, SimilarityJobSpec, Spec, SpecError, TrainJobSpec, TransferJobSpec, parse, spec_hash,
+    ChenJobSpec, DomainGapJobSpec, ScoresJobSpec, SharpnessJobSpec, SimilarityJobSpec, Spec, SpecError, TrainJobSpec,
+    TransferJobSpec, parse, spec_hash,
 )
 from backend.specs.preview import DataPreviewSpec
 
@@ -44,6 +45,15 @@ JOB_KINDS: dict[str, JobKind] = {
                           "CKA between every unit of two networks", lambda spec: spec.networks),
     "sharpness": JobKind(SharpnessJobSpec, "backend.runners:run_sharpness", ("scalars", "curves", "matrices"),
                          "Hessian top eigenvalues, trace and spectral density", lambda spec: spec.networks),
+    "gap": JobKind(DomainGapJobSpec, "backend.measures:run_gap", ("scalars",),
+                   "the domain gap source -> target (proxy A-distance, MMD) and the target's diversity",
+                   lambda spec: spec.networks),
+    "chen_t": JobKind(ChenJobSpec, "backend.measures:run_chen_t", ("scalars", "matrices"),
+                      "Chen et al.'s T per layer: how near the fine-tuned layer stayed to the pretrained one",
+                      lambda spec: spec.networks),
+    "scores": JobKind(ScoresJobSpec, "backend.measures:run_scores", ("scalars",),
+                      "transferability scores of a pretrained network on a target (LogME, LEEP, NCE, H-score)",
+                      lambda spec: spec.networks),
     "preview": JobKind(DataPreviewSpec, "backend.runners:run_preview", ("scalars", "matrices"),
                        "a look at the data: classes, images per split, samples, each seed's halves A/B",
                        lambda spec: ()),

@@ -9,21 +9,13 @@ from backend.specs import SpecError
 from backend.studies import STUDY_KINDS, parse_study
 from ui import store
 from ui.charts import COLOURS, SCORES, ci95, gain_table
-from ui.state import PageState, ints, joined
+from ui.explore import AXES, INTEGER_AXES, LOG_AXES, METRICS, fit_line, varying_axes, with_measurements
+from ui.state import PageState, flag, ints, joined, shown
 from ui.widgets import figure, jobs_of_point, open_jobs
 
-# Axes a study varies, read from its spec: what a researcher compares across studies.
-AXES = {
-    "n": "units transferred (n)",
-    "per_class": "training images per class (data amount)",
-    "class_fraction": "share of classes kept (diversity)",
-    "domain_gap": "synthetic domain gap",
-    "block": "block-shuffle block size (0 = none)",
-    "depth": "network depth (transferable units)",
-}
-COLOUR_BY = {"treatment": "treatment", "study": "study", "seed": "seed"}
-FACETS = ["none", "treatment", "study"]
-METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)"}
+COLOUR_BY = {"treatment": "treatment", "study": "study", "seed": "seed", "target": "target task",
+             "amount": "data amount"}
+FACETS = ["none", "treatment", "study", "target"]
 
 
 def study_axes(spec: dict) -> dict:
@@ -44,42 +36,57 @@ if not available:
     st.stop()
 chosen = st.multiselect("Studies (overlaid)", list(available), format_func=available.get, key=state.bind(
     "studies", [next(iter(available))], ints, lambda v: set(v) <= set(available), show=joined))
-spec_axes = {study_id: study_axes(store.results().study_spec(study_id) or {}) for study_id in chosen}
-# n varies within every study; the other axes are per study, so they vary only across chosen studies.
-varying = ["n"] + [a for a in AXES if a != "n" and len({v.get(a) for v in spec_axes.values()} - {None}) > 1]
+
+
+def study_rows(study_id: int) -> pd.DataFrame:
+    """The study's finished networks with its study-level axes and, for a cross-data-set study, its
+    measurements (gap, diversity, Chen's T) and targets' strengths."""
+    spec = store.results().study_spec(study_id) or {}
+    scores = store.results().study_scores(study_id, kinds=NETWORK_KINDS)
+    if scores.empty:
+        return scores
+    strengths = {t["name"]: t.get("strength") for t in spec.get("targets", [])}
+    rows = with_measurements(scores, store.results().study_scores(study_id, kinds=["gap"]),
+                             store.results().study_scores(study_id, kinds=["chen_t"]), strengths)
+    return rows.assign(study=available[study_id], **study_axes(spec))
+
+
+frames = [f for f in (study_rows(study_id) for study_id in chosen) if not f.empty]
+scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+varying = varying_axes(scores) or ["n"]
+metrics = [m for m in METRICS if m != "chen_t" or ("chen_t" in scores and scores["chen_t"].notna().any())]
 cols = st.columns(6)
-x = cols[0].selectbox("x axis", varying, format_func=AXES.get, key=state.bind("x", "n", valid=varying.__contains__))
-# Off the n axis, each n is its own experiment: pick one rather than pool different n as replicates.
-ns = sorted({n for study_id in chosen for n in store.results().label_values(study_id, ["n"]).get("n", []) if n > 0})
-at_n = cols[5].selectbox("At n", ns or [1], key=state.bind("at_n", max(ns or [1]), int, (ns or [1]).__contains__),
-                         disabled=x == "n", help="the units transferred the other axes are compared at")
-y = cols[1].selectbox("y axis", list(METRICS), format_func=METRICS.get,
-                      key=state.bind("y", "gain", valid=METRICS.__contains__))
-colour = cols[2].selectbox("Colour by", list(COLOUR_BY),
-                           key=state.bind("colour", "treatment", valid=COLOUR_BY.__contains__))
-facet = cols[3].selectbox("Facet by", FACETS, key=state.bind("facet", "none", valid=FACETS.__contains__))
+x = cols[0].selectbox("x axis", varying, format_func=AXES.get, key=state.bind("x", varying[0], valid=varying.__contains__))
+y = cols[1].selectbox("y axis", metrics, format_func=METRICS.get, key=state.bind("y", "gain", valid=metrics.__contains__))
+colours = [c for c in COLOUR_BY if c in ("treatment", "study", "seed") or c in scores]
+colour = cols[2].selectbox("Colour by", colours, format_func=COLOUR_BY.get,
+                           key=state.bind("colour", "treatment", valid=colours.__contains__))
+facets = [f for f in FACETS if f in ("none", "treatment", "study") or f in scores]
+facet = cols[3].selectbox("Facet by", facets, key=state.bind("facet", "none", valid=facets.__contains__))
 score = cols[4].selectbox("Score", list(SCORES), format_func=SCORES.get,
                           key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))
+# Off the n axis, each n is its own experiment: pick one rather than pool different n as replicates.
+ns = sorted(int(n) for n in scores.get("n", pd.Series(dtype=int)).dropna().unique() if n > 0) or [1]
+at_n = cols[5].selectbox("At n", ns, key=state.bind("at_n", max(ns), int, ns.__contains__), disabled=x == "n",
+                         help="the units transferred the other axes are compared at")
+fit = st.toggle("Fit a line (slope, R²)", key=state.bind("fit", False, flag, show=shown),
+                help="least squares per colour; on log axes for data amounts and T, as Chen et al. fit log T "
+                     "against log N")
 state.report()
-if len(varying) == 1:
+if varying == ["n"]:
     st.caption("These studies differ only in n. Overlay studies that differ in data amount, class diversity, "
-               "domain gap, block size or depth to compare along those axes.")
+               "domain gap, block size or depth, or open a cross-data-set study, to compare along those axes.")
 if colour != "treatment" and facet == "none":
     facet = "treatment"  # never average different treatments together into one line
 
-frames = []
-for study_id in chosen:
-    scores = store.results().study_scores(study_id, kinds=NETWORK_KINDS)
-    if scores.empty:
-        continue
-    frames.append(scores.assign(study=available[study_id], **spec_axes[study_id]))
-if not frames:
+if scores.empty:
     st.info("The chosen studies have no finished jobs yet.")
 else:
-    rows = gain_table(pd.concat(frames, ignore_index=True), score)
+    rows = gain_table(scores, score)
     rows = rows.dropna(subset=[x]) if x == "n" else rows[rows.n == at_n].dropna(subset=[x])
+    rows = rows.dropna(subset=[y])
     if rows.empty:
-        st.info(f"None of these studies sets {AXES[x]}: pick another axis.")
+        st.info(f"No network of these studies has both {AXES[x]} and {METRICS[y]}: pick other axes.")
     else:
         groups = list(dict.fromkeys([x, colour] + ([facet] if facet != "none" else [])))
         means = rows.groupby(groups)[y].agg(["mean", "std", "size"]).reset_index().rename(
@@ -88,19 +95,29 @@ else:
         fig = px.line(means.sort_values(x), x=x, y=y, color=colour, markers=True, error_y="ci95",
                       facet_col=None if facet == "none" else facet, hover_data=["jobs"],
                       color_discrete_map=COLOURS if colour == "treatment" else None,
-                      labels={x: AXES[x], y: METRICS[y]})
+                      labels={x: AXES[x], y: METRICS[y]}, log_x=x in LOG_AXES)
         if facet == "none":
             fig.add_scatter(x=rows[x], y=rows[y], mode="markers", marker={"size": 5, "color": "rgba(0,0,0,0.25)"},
                             name="single jobs", customdata=rows[["study", "job"]].values,
-                            hovertemplate="job %{customdata[1]} (%{customdata[0]}): %{y:.2f}<extra></extra>")
-        fig.update_xaxes(tickformat="d", **({"dtick": 1} if x in ("n", "depth") else {}))  # integer axes
+                            hovertemplate="job %{customdata[1]} (%{customdata[0]}): %{y:.3g}<extra></extra>")
+        if x in INTEGER_AXES and x not in LOG_AXES:
+            fig.update_xaxes(tickformat="d", **({"dtick": 1} if x in ("n", "depth") else {}))
         if y == "gain":
             fig.add_hline(y=0, line_dash="dot", line_color="grey")  # no gain over training from scratch
         event = figure(fig, "explorer.chart", "Lines: mean and 95% confidence interval (Student t) over seeds and "
                        "the other axes; dots (unfaceted): single jobs, a click opens one. Gain: a transfer's score "
-                       f"minus baseB's, same study and seed. The score is {SCORES[score]}"
-                       + ("." if x == "n" else f", at n = {at_n} units transferred."), clickable=True)
+                       "minus baseB's (RI-T), same study, seed, target and data amount. The score is "
+                       f"{SCORES[score]}" + ("." if x == "n" else f", at n = {at_n} units transferred.")
+                       + (" Data amount 'all' has no number and is left off this axis." if x == "amount" else ""),
+                       clickable=True)
         open_jobs(None, jobs_of_point(event))
+        if fit:
+            log_y = y == "chen_t"
+            fits = pd.DataFrame([{colour: key, **fit_line(part, x, y, log_x=x in LOG_AXES, log_y=log_y)}
+                                 for key, part in rows.groupby(colour)])
+            st.markdown(f"**Fitted lines**: {'log ' if log_y else ''}{METRICS[y]} = intercept + slope × "
+                        f"{'log ' if x in LOG_AXES else ''}{AXES[x]}, least squares over single networks")
+            st.dataframe(fits, hide_index=True)
         st.dataframe(means, hide_index=True)
         st.download_button("Download the points (CSV)", rows.to_csv(index=False), file_name="explorer.csv")
 

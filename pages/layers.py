@@ -9,7 +9,7 @@ from ui import store
 from ui.charts import SCORES, SHARPNESS, SHOWN_COLUMNS, layer_figure, layer_summary
 from ui.state import PageState, flag, joined, shown, strs
 from ui.share import open_snapshot, share_button
-from ui.widgets import figure, job_table, jobs_of_point, open_jobs, study_picker
+from ui.widgets import TASK_LABELS, figure, job_table, jobs_of_point, open_jobs, study_picker, task_filter
 
 state = PageState("layers")
 st.title("Layer transfer")
@@ -34,10 +34,11 @@ toggles = st.columns(4)
 dots = toggles[0].toggle("One dot per network", key=state.bind("dots", False, flag, show=shown))
 zoom = toggles[1].toggle("Zoom to the top", key=state.bind("zoom", False, flag, show=shown),
                          help="Fit the axis to every curve but the random control's")
+where = task_filter(state, study)  # one target and data amount of a cross-data-set study
 state.report()
 
 if study is not None:
-    scores = store.results().study_scores(study, kinds=NETWORK_KINDS)
+    scores = store.results().study_scores(study, kinds=NETWORK_KINDS, labels=where)
     summary = layer_summary(scores, score)
     if summary.empty:
         st.info("No finished job in this study yet: the figure fills in as jobs land.")
@@ -45,7 +46,8 @@ if study is not None:
         seeds = int(summary.seeds.max())
         band = ("one seed: no band (queue more seeds for a 95% interval)" if seeds == 1 else
                 f"mean over {seeds} seeds, band = 95% confidence interval of the mean (Student t)")
-        caption = (f"Study #{study}: {band}. baseB is the target network trained from scratch. The score is "
+        on = "".join(f", {TASK_LABELS[k].lower()} {v}" for k, v in where.items())
+        caption = (f"Study #{study}{on}: {band}. baseB is the target network trained from scratch. The score is "
                    f"{SCORES[score]}.")
         points = scores.assign(value=100 * scores[score])[["treatment", "n", "value", "job"]] if dots else None
         event = figure(layer_figure(summary, score, chosen, points=points, zoom=zoom), "layers.chart", caption,
@@ -58,7 +60,7 @@ if study is not None:
                      summary.to_dict(orient="records"), caption, list(summary.rename(columns=SHOWN_COLUMNS)))
         st.download_button("Download the table (CSV)", summary.to_csv(index=False), file_name=f"study{study}-layers.csv")
 
-    sharpness = store.results().study_scores(study, kinds=["sharpness"])
+    sharpness = store.results().study_scores(study, kinds=["sharpness"], labels=where)
     if not sharpness.empty:
         st.subheader("Sharpness")
         st.caption("Hessian of the training loss on the probe images, every network in eval mode; mean and 95% band "

@@ -7,7 +7,7 @@ import streamlit as st
 import yaml
 
 from backend.jobs import JOB_KINDS
-from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, StudyProbes, canonical_json, unit_names
+from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, canonical_json, unit_names
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import plan_size, planned_shapes, submit_study
 from ui import preview, store
@@ -39,7 +39,8 @@ if uploaded is not None:
 data_col, model_col, grid_col = st.columns(3)
 with data_col:
     st.subheader("Data")
-    source = preset["data"]["source"]
+    preset_data = preset[study_kind.data_field]  # the study's data (the source of a cross-data-set study)
+    source = preset_data["source"]
     kinds = ["digits", "synthetic", "torchvision", "folder"]
     kind = st.radio("Source", kinds, index=kinds.index(source["kind"]), horizontal=True, key="new.kind")
     if kind == "torchvision":
@@ -58,13 +59,13 @@ with data_col:
         source = {"kind": "digits"}
     slots["data.source"] = st.empty()
     per_class = st.number_input("Training images per class (0 = all)", 0, 100_000,
-                                preset["data"].get("per_class") or 0, key="new.per_class")
+                                preset_data.get("per_class") or 0, key="new.per_class")
     fraction = st.slider("Share of classes kept (diversity)", 0.1, 1.0, 1.0, 0.05, key="new.fraction")
     size = st.number_input("Resize to (pixels, 0 = native)", 0, 512, 0, key="new.size")
     block = st.number_input("Block shuffle, block size (0 = off)", 0, 512, 0, key="new.block")
     noise = st.number_input("Gaussian noise std (0 = off)", 0.0, 1.0, 0.0, 0.05, key="new.noise")
     slots["data"] = st.empty()
-    data = {**preset["data"], "source": source, "per_class": per_class or None, "size": size or None,
+    data = {**preset_data, "source": source, "per_class": per_class or None, "size": size or None,
             "classes": {"fraction": fraction} if fraction < 1 else {},
             "shifts": ([{"kind": "block_shuffle", "block": block}] if block else [])
             + ([{"kind": "noise", "std": noise}] if noise else [])}
@@ -107,12 +108,17 @@ with grid_col:
     if "probes" in study_kind.spec.model_fields:
         st.subheader("Probes")
         preset_probes = preset.get("probes", {})
-        defaults = StudyProbes.model_validate(preset_probes)
-        for name, info in StudyProbes.model_fields.items():
+        probe_spec = study_kind.spec.model_fields["probes"].annotation  # StudyProbes, CrossProbes, ...
+        defaults = probe_spec.model_validate(preset_probes)
+        for name, info in probe_spec.model_fields.items():
             if name != "treatments":
-                on = st.checkbox(f"{name.capitalize()}: {info.description}", getattr(defaults, name) is not None,
-                                 key=f"new.probe_{name}")
-                probes[name] = (preset_probes.get(name) or {}) if on else None
+                default = getattr(defaults, name)
+                on = st.checkbox(f"{name.replace('_', ' ').capitalize()}: {info.description}",
+                                 default not in (None, False), key=f"new.probe_{study_kind.spec.__name__}.{name}")
+                if isinstance(default, bool):
+                    probes[name] = on
+                else:
+                    probes[name] = (preset_probes.get(name) or {}) if on else None
         slots["probes"] = st.empty()
 
 
@@ -132,7 +138,7 @@ def build():
         raise SpecError(f"{source['root']!r} is not a readable folder", field="data.source.root")
     spec = {**preset, **{f.path: grid[f.path] if f.choices else numbers(grid[f.path], f.path) or None
                          for f in study_kind.grid},
-            "data": data,
+            study_kind.data_field: data,
             "model": {k: numbers(v, f"model.{k}") if k in ("channels", "hidden") else v for k, v in model.items()},
             "train": train}
     if probes:

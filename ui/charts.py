@@ -123,10 +123,11 @@ def _translucent(hex_colour: str, alpha: float = 0.15) -> str:
 
 
 def gain_table(scores: pd.DataFrame, score: str) -> pd.DataFrame:
-    """Each transfer job's score minus baseB's of the same study and seed, in points."""
-    base = (scores[scores.treatment == "baseB"].groupby(["study", "seed"])[score].mean()
-            .rename("base").reset_index())
-    rows = scores[~scores.treatment.isin(["baseA", "baseB"])].merge(base, on=["study", "seed"], how="inner")
+    """Each transfer job's score minus baseB's of the same study, seed and (in a cross-data-set
+    study) target task and data amount, in points."""
+    keys = ["study", "seed"] + [c for c in ("target", "amount") if c in scores]
+    base = scores[scores.treatment == "baseB"].groupby(keys)[score].mean().rename("base").reset_index()
+    rows = scores[~scores.treatment.isin(["baseA", "baseB"])].merge(base, on=keys, how="inner")
     return rows.assign(gain=100 * (rows[score] - rows["base"]), accuracy=100 * rows[score])
 
 

@@ -87,3 +87,19 @@ def job_table(frame, key: str, study: int | None, jobs: str = "jobs") -> None:
     if picked.selection.rows:
         value = frame[jobs].iloc[picked.selection.rows[0]]
         open_jobs(study, [int(v) for v in str(value).split(",") if v.strip().isdigit()])
+
+
+TASK_LABELS = {"target": "Target task", "amount": "Training images per class"}
+
+
+def task_filter(state: PageState, study: int | None) -> dict:
+    """For a study with several target tasks or data amounts (a cross-data-set study), one of each,
+    bound to the URL: figures that average over seeds must not average over targets too."""
+    values = store.results().label_values(study, TASK_LABELS) if study is not None else {}
+    chosen = {}
+    columns = st.columns(len(values)) if values else []
+    for column, (name, options) in zip(columns, values.items()):
+        options = [str(v) for v in options]
+        picked = column.selectbox(TASK_LABELS[name], options, key=state.bind(name, options[0], str, options.__contains__))
+        chosen[name] = int(picked) if picked.isdigit() else picked
+    return chosen

@@ -15,8 +15,10 @@ from backend.specs.models import ConvNetSpec, MLPSpec, ModelSpec, ResNetSpec, un
 from backend.specs.training import TrainJobSpec, TrainSpec
 from backend.specs.transfer import TREATMENTS, TransferJobSpec, TransferSpec
 from backend.specs.probes import (
-    SCOPES, ProbeImages, SharpnessJobSpec, SharpnessSettings, SimilarityJobSpec, SimilaritySettings, StudyProbes,
+    SCOPES, ChenJobSpec, DomainGapJobSpec, GapSettings, ProbeImages, ScoresJobSpec, ScoreSettings, SharpnessJobSpec,
+    SharpnessSettings, SimilarityJobSpec, SimilaritySettings, StudyProbes,
 )
+from backend.specs.cross import CROSS_TREATMENTS, CrossDatasetSpec, CrossProbes, InputFormat, TargetTask
 from backend.specs.studies import PRESETS, Preset, YosinskiSpec
 
 UNIONS = (Source, Shift, ModelSpec)  # discriminated unions, for error messages
@@ -29,5 +31,6 @@ __all__ = [
     "ConvNetSpec", "MLPSpec", "ModelSpec", "ResNetSpec", "unit_names",
     "TrainJobSpec", "TrainSpec", "TREATMENTS", "TransferJobSpec", "TransferSpec", "PRESETS", "Preset", "YosinskiSpec",
     "SCOPES", "ProbeImages", "SharpnessJobSpec", "SharpnessSettings", "SimilarityJobSpec", "SimilaritySettings",
-    "StudyProbes",
+    "StudyProbes", "ChenJobSpec", "DomainGapJobSpec", "GapSettings", "ScoresJobSpec", "ScoreSettings",
+    "CROSS_TREATMENTS", "CrossDatasetSpec", "CrossProbes", "InputFormat", "TargetTask",
 ]

@@ -95,6 +95,62 @@ class SharpnessJobSpec(Spec):
         return self
 
 
+class GapSettings(Spec):
+    """Domain gap between the source and a target, and the target's diversity (Chen et al.)."""
+
+    space: Literal["features", "pixels"] = Field(
+        "features", description="features: the pretrained network's penultimate unit; pixels: raw images")
+    images: int = Field(1000, ge=20, le=100_000, description="test images drawn per domain")
+    seed: int = Field(0, description="seed of the draws and of the A-distance's held-out halves")
+
+
+class ScoreSettings(Spec):
+    """Transferability scores from the pretrained network and the target's data, without fine-tuning."""
+
+    images: int = Field(1000, ge=20, le=100_000, description="target training images scored")
+    seed: int = Field(0, description="seed of the draw")
+
+
+class DomainGapJobSpec(Spec):
+    """Proxy A-distance and MMD between a source and a target sample, in the pretrained network's
+    penultimate features or in pixels, and the target's diversity."""
+
+    network: str = Field(pattern=SPEC_HASH, description="spec hash of the pretrained network (its features)")
+    source: ProbeImages
+    target: ProbeImages
+    settings: GapSettings = GapSettings()
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return (self.network,)
+
+
+class ChenJobSpec(Spec):
+    """Chen et al.'s T per layer: D(theta_r, theta_B) / D(theta_A, theta_B), theta_r the saved random
+    init of the pretraining, theta_A the pretrained network, theta_B it fine-tuned on the target."""
+
+    pretrained: str = Field(pattern=SPEC_HASH, description="spec hash of the pretraining job (theta_A, theta_r)")
+    fine_tuned: str = Field(pattern=SPEC_HASH, description="spec hash of the fine-tuning job (theta_B)")
+    units: int = Field(ge=1, description="units copied from theta_A (n): the layers measured; those above "
+                       "were re-initialised, so T means nothing there")
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return (self.pretrained, self.fine_tuned)
+
+
+class ScoresJobSpec(Spec):
+    """LogME, LEEP, NCE and H-score of a pretrained network on a target's images, without training."""
+
+    network: str = Field(pattern=SPEC_HASH, description="spec hash of the pretrained network")
+    images: ProbeImages
+    settings: ScoreSettings = ScoreSettings()
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        return (self.network,)
+
+
 class StudyProbes(Spec):
     """Which probes a study attaches to its networks; None turns one off."""
 

@@ -69,6 +69,16 @@ class Preset:
 
 
 _DIGITS_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [64, 64]}
+_MNIST_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]}
+_DATASETS = "../shared/datasets"
+_MNIST = {"kind": "torchvision", "name": "MNIST", "root": _DATASETS}
+_CIFAR = {"kind": "folder", "root": f"{_DATASETS}/cifar10-5k"}
+_SYNTHETIC = {"kind": "synthetic", "n_classes": 10, "train_per_class": 60, "test_per_class": 30, "size": 16}
+
+
+def _digits_shifted(shift: dict) -> dict:
+    return {"source": {"kind": "digits"}, "shifts": [shift]}
+
 
 PRESETS: dict[str, Preset] = {
     "yosinski-digits": Preset(
@@ -87,4 +97,70 @@ PRESETS: dict[str, Preset] = {
          "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1]},
         quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3, "probes.sharpness.images": 256,
                "probes.sharpness.trace_samples": 30, "probes.sharpness.density_iterations": 20}),
+    # ---- cross-data-set studies: named after the axis they vary and the data they use
+    "gap-digits-shifts": Preset(
+        "cross_dataset", "How does transfer fall as the target drifts from the source? Digits under growing shifts "
+                         "(offline)",
+        {"study": "cross_dataset", "source": {"source": {"kind": "digits"}},
+         "targets": [{"name": "same", "data": {"source": {"kind": "digits"}}, "strength": 0.0},
+                     {"name": "noise 0.2", "data": _digits_shifted({"kind": "noise", "std": 0.2}), "strength": 0.2},
+                     {"name": "noise 0.4", "data": _digits_shifted({"kind": "noise", "std": 0.4}), "strength": 0.4},
+                     {"name": "blur 1", "data": _digits_shifted({"kind": "blur", "sigma": 1.0}), "strength": 1.0},
+                     {"name": "blocks 2", "data": _digits_shifted({"kind": "block_shuffle", "block": 2})},
+                     {"name": "inverted", "data": _digits_shifted({"kind": "inversion"})}],
+         "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
+         "amounts": [20, None], "n": [1, 3, 5]},
+        quick={"seeds": [0], "amounts": [None], "n": [3], "train.epochs": 8}),
+    "gap-synthetic": Preset(
+        "cross_dataset", "Transfer against the synthetic style dial: the same classes at gap 0, 0.25 ... 1 (offline)",
+        {"study": "cross_dataset", "source": {"source": _SYNTHETIC},
+         "targets": [{"name": f"gap {g}", "data": {"source": {**_SYNTHETIC, "gap": g}}, "strength": g}
+                     for g in (0.0, 0.25, 0.5, 0.75, 1.0)],
+         "model": {"arch": "convnet", "channels": [16, 32], "hidden": [64]},
+         "train": {"epochs": 10, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2], "amounts": [10, None]},
+        quick={"seeds": [0], "amounts": [None], "n": [1, 2], "train.epochs": 6}),
+    "amount-digits-halves": Preset(
+        "cross_dataset", "Does pretraining on digits 0-4 help digits 5-9 more when there is less target data? "
+                         "(offline)",
+        {"study": "cross_dataset", "source": {"source": {"kind": "digits"}, "classes": {"include": [0, 1, 2, 3, 4]}},
+         "targets": [{"name": "digits 5-9", "data": {"source": {"kind": "digits"},
+                                                      "classes": {"include": [5, 6, 7, 8, 9]}}}],
+         "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2],
+         "amounts": [3, 10, 30, None]},
+        quick={"seeds": [0], "amounts": [5, None], "n": [3], "train.epochs": 8}),
+    "amount-mnist-usps": Preset(
+        "cross_dataset", "MNIST -> USPS: the gain of pretraining against the training images per class "
+                         "(needs ../shared/datasets)",
+        {"study": "cross_dataset", "source": {"source": _MNIST, "per_class": 1000},
+         "targets": [{"name": "USPS", "data": {"source": {"kind": "folder", "root": f"{_DATASETS}/usps"}}}],
+         "input": {"size": 28, "channels": 1}, "model": _MNIST_NET,
+         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1], "amounts": [10, 30, 100, 300, None],
+         "n": [1, 3, 5]},
+        quick={"seeds": [0], "amounts": [10, 100], "n": [3], "source.per_class": 300, "train.epochs": 3}),
+    "gap-mnist-targets": Preset(
+        "cross_dataset", "MNIST -> USPS, Fashion-MNIST, and MNIST under noise, blur and block shuffle: gain "
+                         "against measured gap (needs ../shared/datasets)",
+        {"study": "cross_dataset", "source": {"source": _MNIST, "per_class": 1000},
+         "targets": [{"name": "USPS", "data": {"source": {"kind": "folder", "root": f"{_DATASETS}/usps"}}},
+                     {"name": "Fashion-MNIST", "data": {"source": {"kind": "folder",
+                                                                   "root": f"{_DATASETS}/fashion-mnist-10k"}}},
+                     {"name": "MNIST noise 0.3", "data": {"source": _MNIST, "shifts": [{"kind": "noise", "std": 0.3}]},
+                      "strength": 0.3},
+                     {"name": "MNIST blur 1.5", "data": {"source": _MNIST, "shifts": [{"kind": "blur", "sigma": 1.5}]},
+                      "strength": 1.5},
+                     {"name": "MNIST blocks 7", "data": {"source": _MNIST,
+                                                         "shifts": [{"kind": "block_shuffle", "block": 7}]}}],
+         "input": {"size": 28, "channels": 1}, "model": _MNIST_NET,
+         "train": {"epochs": 5, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1], "amounts": [100], "n": [1, 3, 5]},
+        quick={"seeds": [0], "amounts": [30], "n": [3], "source.per_class": 300, "train.epochs": 3}),
+    "amount-cifar10-halves": Preset(
+        "cross_dataset", "CIFAR-10 animals-and-vehicles halves: classes 0-4 -> 5-9 against data amount "
+                         "(needs ../shared/datasets)",
+        {"study": "cross_dataset",
+         "source": {"source": _CIFAR, "classes": {"include": [0, 1, 2, 3, 4]}},
+         "targets": [{"name": "classes 5-9", "data": {"source": _CIFAR, "classes": {"include": [5, 6, 7, 8, 9]}}}],
+         "model": {"arch": "convnet", "channels": [32, 64, 128], "hidden": [128]},
+         "train": {"epochs": 15, "batch_size": 128, "lr": 0.05, "augment": "flip_crop"}, "seeds": [0, 1],
+         "amounts": [20, 100, None], "n": [1, 2, 3, 4]},
+        quick={"seeds": [0], "amounts": [50], "n": [2], "train.epochs": 4}),
 }

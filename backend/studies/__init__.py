@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from backend.specs import TREATMENTS, Spec, SpecError, YosinskiSpec, parse
-from backend.studies import yosinski
+from backend.specs import CROSS_TREATMENTS, TREATMENTS, CrossDatasetSpec, Spec, SpecError, YosinskiSpec, parse
+from backend.studies import cross, yosinski
 from backend.studies.plan import PlannedJob
 
 
@@ -32,6 +32,7 @@ class StudyKind:
     axes: Callable[[Any], dict[str, Any]]  # study-level values of the explorer's axes
     summarise: Callable[[list], tuple[Any, str, dict[str, Any]]]  # local outcomes -> (table, text, checks)
     grid: tuple[GridField, ...] = ()
+    data_field: str = "data"  # the data spec the New study page's Data column edits
 
 
 STUDY_KINDS: dict[str, StudyKind] = {
@@ -43,6 +44,19 @@ STUDY_KINDS: dict[str, StudyKind] = {
         yosinski.axes, yosinski.summarise,
         (GridField("seeds", "Seeds (one class split each)"), GridField("treatments", "Treatments", TREATMENTS),
          GridField("n", "Units transferred n (empty = all)")),
+    ),
+    "cross_dataset": StudyKind(
+        CrossDatasetSpec, cross.expand, ("seed", "target", "amount", "treatment", "n", "probe"),
+        "Cross-data-set transfer (Chen et al. 2022; Neyshabur et al. 2020): per seed, pretrain baseA on the "
+        "source once; on every target and data amount, train baseB from scratch (RI-T) and from baseA's first n "
+        "units, frozen (AnB) or fine-tuned (AnB+). Measured: the domain gap source -> target (proxy A-distance, "
+        "MMD) and the target's diversity, Chen's T of every AnB+ network, and LogME, LEEP, NCE and H-score of "
+        "baseA on each target. The Data column edits the source; the targets come with the preset or an "
+        "imported spec.",
+        cross.axes, cross.summarise,
+        (GridField("seeds", "Seeds (one pretraining each)"), GridField("treatments", "Treatments", CROSS_TREATMENTS),
+         GridField("n", "Units transferred n (empty = all)")),
+        data_field="source",
     ),
 }
 

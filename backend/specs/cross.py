@@ -1,0 +1,102 @@
+"""Cross-data-set transfer studies: one source task pretrained once per seed, many target tasks.
+
+The axes a researcher compares transfer along (Chen et al. 2022; Neyshabur et al. 2020): targets of
+growing domain gap (other data sets, the source under shifts of growing strength, synthetic gap
+levels, class subsets), data amount on the target, units transferred, and, across studies, network
+depth. In Yosinski's notation A is the source task and B a target: baseA is the pretrained network,
+baseB the target trained from scratch (RI-T), AnB and AnB+ the pretrained network's first n units
+frozen or fine-tuned on the target (P-T).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from backend.specs.base import Spec, SpecError
+from backend.specs.data import DataSpec
+from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
+from backend.specs.probes import GapSettings, ScoreSettings
+from backend.specs.training import TrainSpec
+
+# The pretrained network's first n units frozen (P-T frozen) or fine-tuned with the rest (P-T).
+CROSS_TREATMENTS = ("AnB", "AnB+")
+
+
+class TargetTask(Spec):
+    """One target task: a name for figures and tables, its data, and optionally a nominal strength
+    (a shift's std, a synthetic gap level) for the explorer's x axis."""
+
+    name: str = Field(min_length=1, max_length=60, description="how figures and tables name the target")
+    data: DataSpec
+    strength: float | None = Field(None, description="nominal shift strength or gap level, for plots; None = none")
+
+
+class InputFormat(Spec):
+    """How every task is brought to the network's input: one size and channel count for all."""
+
+    size: int | None = Field(None, ge=4, le=512, description="resize every task to size x size; None = as given")
+    channels: Literal[1, 3] | None = Field(None, description="1 = grey, 3 = RGB for every task; None = as given")
+
+
+class CrossProbes(Spec):
+    """Which measurements a cross-data-set study attaches; None (False) turns one off."""
+
+    gap: GapSettings | None = Field(GapSettings(), description="proxy A-distance and MMD source -> target; "
+                                    "the target's diversity")
+    chen_t: bool = Field(True, description="Chen et al.'s T per layer and overall, for every AnB+ network")
+    scores: ScoreSettings | None = Field(ScoreSettings(), description="LogME, LEEP, NCE, H-score per target")
+
+
+class CrossDatasetSpec(Spec):
+    """Pretrain on `source` once per seed; on every target and data amount, train from scratch
+    (baseB, RI-T) and from the pretrained network's first n units, frozen (AnB) or fine-tuned (AnB+)."""
+
+    study: Literal["cross_dataset"] = "cross_dataset"
+    source: DataSpec = Field(description="the source task A, pretrained once per seed")
+    targets: list[TargetTask] = Field(min_length=1, description="the target tasks B (domain gap)")
+    input: InputFormat = Field(InputFormat(), description="a common size and channel count for every task")
+    model: ModelSpec = ConvNetSpec()
+    train: TrainSpec = Field(TrainSpec(), description="pretraining and target training alike")
+    seeds: list[int] = Field([0], min_length=1, description="one pretraining and one run per target each")
+    amounts: list[int | None] = Field([None], min_length=1, description="training images per class on the "
+                                      "target (data amount); None = all")
+    n: list[int] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
+    treatments: list[Literal[CROSS_TREATMENTS]] = Field(  # type: ignore[valid-type]
+        list(CROSS_TREATMENTS), min_length=1, description="AnB: P-T frozen; AnB+: P-T fine-tuned (baseB always)")
+    probes: CrossProbes = CrossProbes()
+
+    @model_validator(mode="after")
+    def _valid_grid(self) -> CrossDatasetSpec:
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise SpecError("target names must be distinct", field="targets")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise SpecError("seeds must be distinct", field="seeds")
+        if len(set(self.amounts)) != len(self.amounts):
+            raise SpecError("data amounts must be distinct", field="amounts")
+        if any(a is not None and a < 1 for a in self.amounts):
+            raise SpecError("a data amount is at least 1 image per class (None = all)", field="amounts")
+        top = len(unit_names(self.model)) - 1
+        bad = [n for n in self.n or [] if not 1 <= n <= top]
+        if bad:
+            raise SpecError(f"{bad} out of range: {self.model.arch} has units 1..{top} to transfer", field="n")
+        source = self.formatted(self.source)
+        for i, target in enumerate(self.targets):
+            data = self.formatted(target.data)
+            for what in ("size", "channels"):
+                a, b = getattr(source, what), getattr(data, what)
+                if a is not None and b is not None and a != b:
+                    raise SpecError(f"the source's {what} is {a} but target {target.name!r}'s is {b}: set "
+                                    f"input.{what} to bring every task to one", field=f"targets.{i}.data.{what}")
+        return self
+
+    @property
+    def n_values(self) -> list[int]:
+        return sorted(set(self.n)) if self.n else list(range(1, len(unit_names(self.model))))
+
+    def formatted(self, data: DataSpec) -> DataSpec:
+        """A task brought to the study's common input format."""
+        update = {k: v for k, v in self.input.model_dump().items() if v is not None}
+        return data.model_copy(update=update) if update else data

@@ -1,0 +1,71 @@
+"""The explorer's table: one row per transfer network with every axis it can be plotted against, and
+the fitted lines of Chen et al.'s analysis. Pure functions of DataFrames (torch-free)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# Axes a network can be compared along. Study-level ones come from the spec (STUDY_KINDS[...].axes);
+# the others vary within a cross-data-set study: its job labels and its measurements.
+AXES = {
+    "n": "units transferred (n)",
+    "amount": "training images per class on the target (data amount)",
+    "a_distance": "measured domain gap (proxy A-distance, pretrained features)",
+    "mmd2_rbf": "measured domain gap (MMD², RBF, pretrained features)",
+    "strength": "nominal shift strength of the target",
+    "diversity": "target diversity (mean intra-class feature variance)",
+    "per_class": "training images per class (data amount)",
+    "class_fraction": "share of classes kept (diversity)",
+    "domain_gap": "synthetic domain gap",
+    "block": "block-shuffle block size (0 = none)",
+    "depth": "network depth (transferable units)",
+}
+INTEGER_AXES = ("n", "amount", "per_class", "block", "depth")
+LOG_AXES = ("amount", "per_class")  # data amounts span decades
+METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)", "chen_t": "Chen's T, overall"}
+GAP_COLUMNS = ("a_distance", "mmd2_rbf", "mmd2_linear", "diversity")
+
+
+def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataFrame,
+                      strengths: dict[str, float | None]) -> pd.DataFrame:
+    """A cross-data-set study's networks with their target's measured gap and diversity (same seed
+    and target), their Chen's T (AnB+ networks) and the target's nominal strength. A data amount of
+    "all" has no number: it is left off the amount axis."""
+    rows = networks.copy()
+    if "target" not in rows:
+        return rows
+    if not gaps.empty:
+        rows = rows.merge(gaps[["seed", "target", *[c for c in GAP_COLUMNS if c in gaps]]], on=["seed", "target"],
+                          how="left")
+    if not chen.empty and "t_overall" in chen:
+        keys = ["seed", "target", "amount", "n", "treatment"]
+        rows = rows.merge(chen[keys + ["t_overall"]].rename(columns={"t_overall": "chen_t"}), on=keys, how="left")
+    rows["strength"] = rows["target"].map(strengths)
+    if "amount" in rows:
+        rows["amount"] = pd.to_numeric(rows["amount"], errors="coerce")
+    return rows
+
+
+def varying_axes(rows: pd.DataFrame) -> list[str]:
+    """The axes along which the rows take more than one value: the only ones worth plotting."""
+    return [a for a in AXES if a in rows and rows[a].dropna().nunique() > 1]
+
+
+def fit_line(points: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bool = False) -> dict:
+    """Least-squares line y = a + b x (on logs where asked, as Chen et al. fit log T against log N):
+    slope, intercept, R^2 and the number of points; None values when fewer than 3 usable points."""
+    data = points[[x, y]].dropna()
+    if log_x:
+        data = data[data[x] > 0]
+    if log_y:
+        data = data[data[y] > 0]
+    xs = np.log(data[x].to_numpy(float)) if log_x else data[x].to_numpy(float)
+    ys = np.log(data[y].to_numpy(float)) if log_y else data[y].to_numpy(float)
+    if len(xs) < 3 or np.ptp(xs) == 0:
+        return {"slope": None, "intercept": None, "r2": None, "points": len(xs)}
+    slope, intercept = np.polyfit(xs, ys, 1)
+    residual = ys - (intercept + slope * xs)
+    total = ((ys - ys.mean()) ** 2).sum()
+    r2 = 1 - (residual ** 2).sum() / total if total > 0 else 1.0
+    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "points": len(xs)}
