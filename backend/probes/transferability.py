@@ -124,8 +124,9 @@ def logme(features: Tensor, target_labels: Tensor) -> float:
     f = _matrix(features, "features")
     index, classes = _labels(target_labels, len(f))
     n, d = f.shape
-    u, s, vh = torch.linalg.svd(f, full_matrices=False)                        # (n, r), (r,), (r, d)
-    sigma = s.square()                                                         # (r,) eigenvalues of F^T F; its other d - r are 0
+    # F = U diag(s) V^T, r = min(n, d); m is only ever needed in V's basis, so V is not kept
+    u, s, _ = torch.linalg.svd(f, full_matrices=False)                         # (n, r), (r,)
+    sigma = s.square()                                    # (r,) eigenvalues of F^T F; its other d - r are 0
     r = len(s)
     targets = torch.nn.functional.one_hot(index, classes).double()             # (n, C)
     evidences = []
