@@ -18,17 +18,20 @@ from backend.provenance import environment
 from backend.specs import SpecError
 
 FORMAT = "transferlab.checkpoint/1"
+INIT = "init"  # the sidecar's `kind` of a network's initial weights (theta_r), and its artifact kind
 
 
 def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
-    """Write `path` (.safetensors) and its sidecar, each atomically (temp file + rename)."""
+def save_checkpoint(path: str | Path, model: nn.Module | dict[str, Tensor], meta: dict[str, Any]) -> Path:
+    """Write `path` (.safetensors) of a module's (or a state dict's) weights and its sidecar, each
+    atomically (temp file + rename)."""
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in bare_module(model).state_dict().items()}
+    state = bare_module(model).state_dict() if isinstance(model, nn.Module) else model
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(state, str(tmp), metadata={"format": FORMAT})
     os.replace(tmp, path)
@@ -57,6 +60,21 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
         raise SpecError(f"checkpoint sidecar {str(sidecar_path(path))!r} is unreadable: {exc}",
                         field="checkpoint") from None
     return state, meta
+
+
+def save_init(path: str | Path, state: dict[str, Tensor], meta: dict[str, Any]) -> Path:
+    """A network's weights before its first step (theta_r), as a checkpoint whose sidecar says so."""
+    return save_checkpoint(path, state, {**meta, "kind": INIT})
+
+
+def load_init(path: str | Path) -> dict[str, Tensor]:
+    """The initial weights saved by `save_init`; any other checkpoint is a SpecError. (`SourceNet.load`
+    reads the same file when the network itself is wanted.)"""
+    state, meta = load_checkpoint(path)
+    if meta.get("kind") != INIT:
+        raise SpecError(f"checkpoint {str(path)!r} holds trained weights, not a network's initial ones",
+                        field="checkpoint")
+    return state
 
 
 def load_weights(model: nn.Module, state: dict[str, Tensor], strict: bool = True) -> None:

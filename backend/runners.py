@@ -91,7 +91,7 @@ def checkpoint_meta(spec: TrainJobSpec | TransferJobSpec, trained: Trained) -> d
             "data_fingerprint": trained.data.fingerprint, "units": trained.model.unit_names,
             "input_shape": list(trained.data.image_shape), "n_classes": trained.data.n_classes,
             "normalization": {"mean": trained.normalization.mean, "std": trained.normalization.std},
-            "metrics": trained.result.to_dict()}
+            "metrics": trained.result.to_dict() if trained.result.history else {}}  # none before training
 
 
 # ---------------------------------------------------------------- probes

@@ -123,20 +123,30 @@ class Trained:
     result: TrainResult
     data: TaskData
     normalization: Normalization
+    # theta_r: the weights before the first optimisation step (train jobs only; Chen et al.'s T reads it).
+    init: dict[str, Tensor] | None = None
 
 
 def train_job(job: TrainJobSpec, device: str | torch.device = "auto", progress: ProgressFn | None = None,
-              data: TaskData | None = None, **fit_options: Any) -> Trained:
-    """Load the task (unless given), build the network from the job's seed and train it."""
+              data: TaskData | None = None, on_init: Callable[[Trained], None] | None = None,
+              **fit_options: Any) -> Trained:
+    """Load the task (unless given), build the network from the job's seed and train it.
+
+    The initial weights are kept in `Trained.init`; `on_init` receives the network before its first
+    step (a worker saves them there, so a resumed run keeps those of its first start).
+    """
     device = resolve_device(device) if isinstance(device, str) else device
     data = data or load_task(job.data)
     torch.manual_seed(job.train.seed)
     model = build_model(job.model, data.image_shape, data.n_classes)
-    norm = Normalization.of(data.train)
-    train = norm.apply(data.train, device, job.train.channels_last)
-    test = norm.apply(data.test, device, job.train.channels_last)
-    result = fit(model, train, test, job.train, progress, **fit_options)
-    return Trained(model, result, data, norm)
+    init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    trained = Trained(model, TrainResult(), data, Normalization.of(data.train), init)
+    if on_init:
+        on_init(trained)
+    train = trained.normalization.apply(data.train, device, job.train.channels_last)
+    test = trained.normalization.apply(data.test, device, job.train.channels_last)
+    trained.result = fit(model, train, test, job.train, progress, **fit_options)
+    return trained
 
 
 def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], spec: TrainSpec,

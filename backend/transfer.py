@@ -8,14 +8,16 @@ units every step (tests check both paths agree).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import torch
 from pydantic import TypeAdapter
 from torch import Tensor, nn
 
-from backend.checkpoints import load_checkpoint, load_weights
+from backend.checkpoints import load_checkpoint, load_init, load_weights
 from backend.data import TaskData, load_task
 from backend.models import UnitNet, build_model
 from backend.specs import ModelSpec, SpecError, TransferJobSpec
@@ -30,18 +32,30 @@ PREFIX_CACHE_BYTES = 4 << 30
 @dataclass(frozen=True)
 class SourceNet:
     """A trained network's weights, the input normalisation it was trained with, and what it takes
-    to rebuild it (architecture, input shape, classes) for probes that run it."""
+    to rebuild it (architecture, input shape, classes) for probes that run it; for a network trained
+    from scratch, also its initial weights (theta_r), read only when a probe asks for `init`."""
 
     state: dict[str, Tensor]
     normalization: Normalization
     model: ModelSpec | None = None  # type: ignore[valid-type]
     image_shape: tuple[int, int, int] | None = None  # (C, H, W)
     n_classes: int | None = None
+    init_path: str | None = None  # theta_r's file, when its run saved one
+    init_state: dict[str, Tensor] | None = field(default=None, repr=False)  # or theta_r in memory
+
+    @cached_property
+    def init(self) -> dict[str, Tensor] | None:
+        """theta_r, the weights before the run's first step; None when the run kept none (a transfer,
+        or a checkpoint written before init saving)."""
+        if self.init_state is not None:
+            return self.init_state
+        return load_init(self.init_path) if self.init_path else None
 
     @classmethod
     def of(cls, trained: Trained, model: ModelSpec | None = None) -> SourceNet:  # type: ignore[valid-type]
         state = {k: v.detach().clone() for k, v in trained.model.state_dict().items()}
-        return cls(state, trained.normalization, model, trained.data.image_shape, trained.data.n_classes)
+        return cls(state, trained.normalization, model, trained.data.image_shape, trained.data.n_classes,
+                   init_state=trained.init)
 
     @classmethod
     def load(cls, path: str) -> SourceNet:
@@ -51,9 +65,11 @@ class SourceNet:
             raise SpecError(f"checkpoint {path!r} has no input normalisation in its sidecar", field="checkpoint")
         model = meta.get("spec", {}).get("model")
         shape = meta.get("input_shape")
+        init = meta.get("init")  # the init file's name, beside the checkpoint
         return cls(state, Normalization(tuple(norm["mean"]), tuple(norm["std"])),
                    TypeAdapter(ModelSpec).validate_python(model) if model else None,
-                   tuple(shape) if shape else None, meta.get("n_classes"))
+                   tuple(shape) if shape else None, meta.get("n_classes"),
+                   str(Path(path).with_name(init)) if init else None)
 
     def build(self) -> UnitNet:
         """The network itself, weights loaded, on the CPU."""

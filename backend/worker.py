@@ -9,6 +9,7 @@ run at the next step: cancelled jobs are marked so, and on SIGTERM the job goes 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -23,12 +24,14 @@ from typing import Any
 import torch
 
 from backend import settings
-from backend.checkpoints import load_train_state, save_checkpoint, save_train_state
+from backend.checkpoints import (
+    INIT, load_train_state, save_checkpoint, save_init, save_train_state, sidecar_path,
+)
 from backend.provenance import environment
 from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
 from backend.runners import checkpoint_meta, epoch_metrics
-from backend.specs import SpecError, spec_hash
-from backend.train import resolve_device
+from backend.specs import SpecError, TrainJobSpec, spec_hash
+from backend.train import Trained, resolve_device
 from backend.transfer import SourceNet
 from db.queue import ClaimedJob, Queue
 from db.session import StoreError
@@ -153,7 +156,23 @@ class Worker:
             save_train_state(state_path, state, job.spec_hash)
             self.queue.add_metrics(job.id, epoch_metrics(state.result.history[-1]))
 
-        return {"on_epoch": on_epoch, "resume": resume}
+        options = {"on_epoch": on_epoch, "resume": resume}
+        if isinstance(spec, TrainJobSpec):  # trained from scratch: keep its random init, theta_r
+            options["on_init"] = lambda trained: self._save_init(job, spec, trained)
+        return options
+
+    def _save_init(self, job: ClaimedJob, spec: TrainJobSpec, trained: Trained) -> Path:
+        """The network's weights before its first step, written once, at the run's first start: a run
+        resumed from an epoch state keeps that file."""
+        path = self._job_dir(job.id) / "init.safetensors"
+        try:  # a file left by another job of this id (a store started afresh) is not this run's
+            kept = path.exists() and json.loads(sidecar_path(path).read_text())["spec_hash"] == job.spec_hash
+        except (OSError, ValueError, KeyError):
+            kept = False
+        if not kept:
+            meta = {k: v for k, v in checkpoint_meta(spec, trained).items() if k != "metrics"}
+            save_init(path, trained.init, {**meta, "job": job.id, "device": str(self.device)})
+        return path
 
     def _network(self, key: str) -> SourceNet:
         """The network a job reads, from the checkpoint of a finished run of the job `key`."""
@@ -169,10 +188,16 @@ class Worker:
         folder = self._job_dir(job.id)
         artifacts, scalars = [], dict(output.scalars)
         if output.network is not None:
+            init = None
+            if isinstance(spec, TrainJobSpec) and output.network.init is not None:
+                init = self._save_init(job, spec, output.network)  # already there unless deleted mid-run
+            # The sidecar names the init file beside it, so `SourceNet.load` finds theta_r.
             path = save_checkpoint(folder / "model", output.network.model, {
-                **checkpoint_meta(spec, output.network), "job": job.id, "device": str(self.device)})
-            artifacts.append({"kind": "checkpoint", "path": str(path.relative_to(self.artifacts)),
-                              "sha256": _sha256(path), "bytes": path.stat().st_size})
+                **checkpoint_meta(spec, output.network), "job": job.id, "device": str(self.device),
+                **({"init": init.name} if init else {})})
+            artifacts.append(self._artifact("checkpoint", path))
+            if init:
+                artifacts.append(self._artifact(INIT, init))
             resume = options.get("resume")
             scalars["resumed_from_epoch"] = resume.epoch if resume else 0
         tables = {**output.tables, "provenance": {
@@ -180,6 +205,10 @@ class Worker:
             "data_fingerprint": output.tables.get("data_fingerprint")}}
         if self.queue.complete(job.id, self.worker_id, scalars, output.curves, artifacts, tables, output.arrays):
             (folder / "state.safetensors").unlink(missing_ok=True)
+
+    def _artifact(self, kind: str, path: Path) -> dict[str, Any]:
+        return {"kind": kind, "path": str(path.relative_to(self.artifacts)), "sha256": _sha256(path),
+                "bytes": path.stat().st_size}
 
     def _job_dir(self, job_id: int) -> Path:
         return self.artifacts / f"job-{job_id}"

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from backend.specs import TrainJobSpec, YosinskiSpec, canonical_json, parse, spec_hash
+import torch
+from safetensors.torch import load_file
+
+from backend.checkpoints import load_init
+from backend.data import load_task
+from backend.models import build_model
+from backend.specs import SpecError, TrainJobSpec, YosinskiSpec, canonical_json, parse, spec_hash
+from backend.transfer import SourceNet
 from backend.worker import Worker
 from db.queue import NewJob, Queue
 from db.schema import Artifact, Job, Metric, Result
@@ -58,8 +65,11 @@ def test_worker_runs_a_study_and_stores_everything(queue, artifacts):
             assert {"final_accuracy", "best10_accuracy", "train_seconds", "provenance"} <= names
             epochs = s.scalars(select(Metric.step).where(Metric.job_id == job.id, Metric.key == "test_accuracy")).all()
             assert sorted(epochs) == [1, 2]
-            artifact = s.scalars(select(Artifact).where(Artifact.job_id == job.id)).one()
-            assert hashlib.sha256((artifacts / artifact.path).read_bytes()).hexdigest() == artifact.sha256
+            kinds = {"train": ["checkpoint", "init"], "transfer": ["checkpoint"]}[job.kind]
+            stored = s.scalars(select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.kind)).all()
+            assert [a.kind for a in stored] == kinds  # a network trained from scratch keeps its init
+            for artifact in stored:
+                assert hashlib.sha256((artifacts / artifact.path).read_bytes()).hexdigest() == artifact.sha256
     assert not list(artifacts.rglob("state.safetensors"))  # epoch states are removed once done
 
 
@@ -118,6 +128,68 @@ def test_identical_spec_in_a_later_study_links_instead_of_running(queue, artifac
         assert second.status == "succeeded" and second.result_of == first.id
 
 
+def artifacts_of(queue, job_id):
+    with session_scope(queue.engine) as s:
+        return {a.kind: (a.path, a.sha256) for a in s.scalars(select(Artifact).where(Artifact.job_id == job_id))}
+
+
+def test_train_job_keeps_its_random_init_as_an_artifact(queue, artifacts):
+    spec = tiny(7, epochs=2)
+    queue.submit("init", {}, "init", [new_job(spec)])
+    worker = Worker(queue, "cpu", artifacts=artifacts)
+    assert worker.serve(idle_exit=0) == 1
+    job_id = next(iter(jobs_by_status(queue)))
+    stored = artifacts_of(queue, job_id)
+    path, sha = stored["init"]
+    assert hashlib.sha256((artifacts / path).read_bytes()).hexdigest() == sha
+    task = load_task(spec.data)
+    torch.manual_seed(spec.train.seed)
+    fresh = build_model(spec.model, task.image_shape, task.n_classes).state_dict()
+    init = load_init(artifacts / path)
+    assert init.keys() == fresh.keys() and all(torch.equal(init[k], fresh[k]) for k in fresh)
+    trained = load_file(str(artifacts / stored["checkpoint"][0]))
+    assert not all(torch.equal(trained[k], fresh[k]) for k in fresh)  # training moved the weights
+    # A probe reads theta_r through the network it names.
+    source = worker._network(spec_hash(spec))
+    assert all(torch.equal(source.init[k], fresh[k]) for k in fresh)
+    assert SourceNet.load(str(artifacts / path)).build() is not None  # the init is a network of its own too
+    with pytest.raises(SpecError, match="not a network's initial"):
+        load_init(artifacts / stored["checkpoint"][0])
+
+
+class StopAfterFirstEpoch(Worker):
+    """Stops at the step after the first epoch state is saved, as a SIGTERM would."""
+
+    def _resume_options(self, job, spec, beat):
+        options = super()._resume_options(job, spec, beat)
+        save = options["on_epoch"]
+
+        def on_epoch(state):
+            save(state)
+            self.stopping.set()
+
+        return {**options, "on_epoch": on_epoch}
+
+
+def test_resumed_job_keeps_the_init_saved_at_its_first_start(queue, artifacts):
+    spec = tiny(5, epochs=3)
+    queue.submit("resume", {}, "resume", [new_job(spec)])
+    StopAfterFirstEpoch(queue, "cpu", artifacts=artifacts).serve(once=True)
+    (job_id, (status, _, _)), = jobs_by_status(queue).items()
+    assert status == "queued" and (artifacts / f"job-{job_id}" / "state.safetensors").exists()
+    init = artifacts / f"job-{job_id}" / "init.safetensors"
+    first = init.stat()
+    first_bytes = init.read_bytes()
+    assert Worker(queue, "cpu", artifacts=artifacts).serve(idle_exit=0) == 1
+    with session_scope(queue.engine) as s:
+        resumed = s.scalar(select(Result.value).where(Result.job_id == job_id, Result.name == "resumed_from_epoch"))
+    assert resumed == 1
+    after = init.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)  # not rewritten
+    path, sha = artifacts_of(queue, job_id)["init"]
+    assert artifacts / path == init and sha == hashlib.sha256(first_bytes).hexdigest()
+
+
 # ---------------------------------------------------------------- real worker processes
 
 def start_worker(database_url, artifacts, *args):
@@ -138,7 +210,7 @@ def test_four_workers_drain_300_jobs_each_exactly_once(database_url, artifacts):
     with session_scope(queue.engine) as s:
         assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "succeeded")) == 300
         assert s.scalar(select(func.max(Job.attempts))) == 1
-        assert s.scalar(select(func.count()).select_from(Artifact)) == 300
+        assert s.scalar(select(func.count()).select_from(Artifact).where(Artifact.kind == "checkpoint")) == 300
         assert s.scalar(select(func.count(func.distinct(Job.worker_id)))) >= 2
 
 
@@ -170,7 +242,7 @@ def test_killed_worker_job_is_reclaimed_and_resumed_without_duplicates(database_
         assert results["resumed_from_epoch"] >= 3  # not from zero
         steps = s.scalars(select(Metric.step).where(Metric.job_id == job.id, Metric.key == "test_accuracy")).all()
         assert sorted(steps) == list(range(1, epochs + 1))  # no duplicated or missing points
-        assert s.scalar(select(func.count()).select_from(Artifact)) == 1
+        assert sorted(s.scalars(select(Artifact.kind))) == ["checkpoint", "init"]
 
 
 def _epochs_done(queue):
