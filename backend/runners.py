@@ -72,7 +72,8 @@ def network_output(trained: Trained) -> JobOutput:
     return JobOutput(
         scalars={"final_accuracy": r.final_accuracy, "best10_accuracy": r.best_mean(10),
                  "train_seconds": r.train_seconds, "images_seen": r.images_seen,
-                 "images_per_second": r.images_seen / max(r.train_seconds, 1e-9)},
+                 "images_per_second": r.images_seen / max(r.train_seconds, 1e-9),
+                 "train_images": len(trained.data.train.y), "classes": trained.data.n_classes},
         curves=[m for record in r.history for m in epoch_metrics(record)],
         tables={"data_fingerprint": trained.data.fingerprint},
         network=trained)

@@ -90,6 +90,10 @@ def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | t
     if copies and source is None:
         raise SpecError(f"copying {t.n} units needs the source network's weights", field="source")
     data = data or load_task(job.data)
+    if copies and source.image_shape is not None and tuple(source.image_shape) != tuple(data.image_shape):
+        raise SpecError(f"the source network takes {_shape(source.image_shape)} images but the target task's are "
+                        f"{_shape(data.image_shape)}: bring both to one format (data.size and data.channels, or "
+                        "a cross-data-set study's input)", field="data")
     torch.manual_seed(job.train.seed)
     model = build_model(job.model, data.image_shape, data.n_classes)
     # Copied units see inputs normalised as the source saw them in its own training.
@@ -105,6 +109,11 @@ def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | t
     else:
         result = fit(model, train, test, job.train, progress, **fit_options)
     return Trained(model, result, data, norm)
+
+
+def _shape(image_shape) -> str:
+    c, h, w = image_shape
+    return f"{h}x{w} {'grey' if c == 1 else f'{c}-channel'}"
 
 
 def copy_units(state: dict[str, Tensor], model: UnitNet, n: int) -> None:

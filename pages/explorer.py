@@ -108,7 +108,7 @@ else:
                        "the other axes; dots (unfaceted): single jobs, a click opens one. Gain: a transfer's score "
                        "minus baseB's (RI-T), same study, seed, target and data amount. The score is "
                        f"{SCORES[score]}" + ("." if x == "n" else f", at n = {at_n} units transferred.")
-                       + (" Data amount 'all' has no number and is left off this axis." if x == "amount" else ""),
+                       + (" Data amount 'all' sits at the mean training images per class." if x == "amount" else ""),
                        clickable=True)
         open_jobs(None, jobs_of_point(event))
         if fit:

@@ -42,8 +42,9 @@ def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataF
         keys = ["seed", "target", "amount", "n", "treatment"]
         rows = rows.merge(chen[keys + ["t_overall"]].rename(columns={"t_overall": "chen_t"}), on=keys, how="left")
     rows["strength"] = rows["target"].map(strengths)
-    if "amount" in rows:
-        rows["amount"] = pd.to_numeric(rows["amount"], errors="coerce")
+    if "amount" in rows:  # "all": the mean training images per class the network had
+        every = rows["train_images"] / rows["classes"] if {"train_images", "classes"} <= set(rows) else None
+        rows["amount"] = pd.to_numeric(rows["amount"], errors="coerce").fillna(every)
     return rows
 
 

@@ -97,7 +97,8 @@ def rows(outcomes: list[JobOutcome]) -> pd.DataFrame:
     base = table[table.treatment == "baseB"].set_index(keys)["final"].rename("baseB")
     table = table.join(base, on=keys)
     table["gain"] = table["final"] - table.pop("baseB")
-    table["chen_t"] = [chen.get((r.seed, r.target, r.amount, r.n)) for r in table.itertuples()]
+    table["chen_t"] = [chen.get((r.seed, r.target, r.amount, r.n)) if r.treatment == "AnB+" else None
+                       for r in table.itertuples()]
     return table
 
 

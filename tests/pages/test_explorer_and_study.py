@@ -36,7 +36,9 @@ def test_study_overview_edits_notes_and_offers_tables(app, seeded_store):
     again.run()
     assert again.text_area[0].value == "AnB falls at the top"
     assert again.text_input[0].value == "mnist, pilot"
-    assert len(again.dataframe[0].value) == 22  # one checkpoint per job
+    artifacts = again.dataframe[0].value
+    assert (artifacts.kind == "checkpoint").sum() == 22  # one checkpoint per network
+    assert (artifacts.kind == "init").sum() == 4  # and the random init of each network trained from scratch
 
 
 def test_explorer_offers_only_axes_the_studies_vary(app, seeded_store):

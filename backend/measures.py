@@ -1,0 +1,116 @@
+"""The engine functions behind the cross-data-set measurements (named in `backend.jobs.JOB_KINDS`):
+domain gap, Chen et al.'s T, transferability scores. Same contract as `backend.runners`: the job's
+spec, the networks it reads, a device and a progress callback in; a JobOutput out; no database.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from backend.data import Images, load_task
+from backend.jobs import JobOutput
+from backend.models import UnitNet
+from backend.probes.distance import chen_layers, transferability_t
+from backend.probes.domain import diversity, mmd, proxy_a_distance
+from backend.probes.transferability import h_score, leep, logme, nce
+from backend.runners import LoadTask, Networks, Report, probe_images
+from backend.specs import ChenJobSpec, DomainGapJobSpec, ScoresJobSpec, SpecError
+from backend.transfer import SourceNet
+
+EVAL_CHUNK = 256  # images per forward pass
+
+
+def _net(networks: Networks, key: str) -> SourceNet:
+    if key not in networks:
+        raise SpecError(f"network {key[:12]} is not available", field="networks")
+    return networks[key]
+
+
+@torch.inference_mode()
+def penultimate(source: SourceNet, images: Images, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The network's features just before its classifier, flattened, and its class probabilities:
+    (N, C, H, W) uint8 -> (N, d) float64, (N, classes) float64."""
+    net: UnitNet = source.build().to(device).eval()
+    x, _ = source.normalization.apply(images, device, channels_last=False)
+    top = len(net.unit_names) - 1
+    features, probs = [], []
+    for xb in x.split(EVAL_CHUNK):
+        h = net(xb, stop=top)
+        features.append(h.flatten(1).double().cpu())
+        probs.append(net(h, start=top).double().softmax(1).cpu())
+    return torch.cat(features), torch.cat(probs)
+
+
+def run_gap(spec: DomainGapJobSpec, networks: Networks, device: torch.device, report: Report,
+            load: LoadTask = load_task, **_: Any) -> JobOutput:
+    s = spec.settings
+    started = time.perf_counter()
+    source, source_fp = probe_images(spec.source, load)
+    target, target_fp = probe_images(spec.target, load)
+    if source.x.shape[1:] != target.x.shape[1:]:
+        raise SpecError(f"source images are {tuple(source.x.shape[1:])} but target images "
+                        f"{tuple(target.x.shape[1:])}: bring both to one format", field="target")
+    net = _net(networks, spec.network)
+    if s.space == "features":
+        f_source, _ = penultimate(net, source, device)
+        f_target, _ = penultimate(net, target, device)
+    else:  # raw pixels in 0..1
+        f_source, f_target = (i.x.flatten(1).double() / 255 for i in (source, target))
+    report(0.5, f"features of {len(f_source)} + {len(f_target)} images")
+    a = proxy_a_distance(f_source, f_target, seed=s.seed)
+    linear, rbf = mmd(f_source, f_target, "linear"), mmd(f_source, f_target, "rbf")
+    spread = diversity(f_target, target.y)
+    return JobOutput(
+        scalars={"a_distance": a["a_distance"], "domain_error": a["error"], "mmd2_linear": linear["mmd2"],
+                 "mmd2_rbf": rbf["mmd2"], "rbf_bandwidth": rbf["bandwidth"],
+                 "diversity": spread["intra_class_variance"], "classes": spread["classes"],
+                 "seconds": time.perf_counter() - started},
+        tables={"estimator": {**s.model_dump(mode="json"), "a_distance_images_per_domain": a["n"],
+                              "a_distance": "2 (1 - 2 err), linear logistic regression on held-out halves",
+                              "mmd": "unbiased MMD^2; RBF bandwidth: median pairwise distance"},
+                "data_fingerprint": {"source": source_fp, "target": target_fp}})
+
+
+def run_chen_t(spec: ChenJobSpec, networks: Networks, device: torch.device, report: Report,
+               load: LoadTask = load_task, **_: Any) -> JobOutput:
+    pretrained, fine_tuned = _net(networks, spec.pretrained), _net(networks, spec.fine_tuned)
+    if pretrained.init is None:
+        raise SpecError("the pretraining run did not save its random init (theta_r): rerun it with this "
+                        "version", field="pretrained")
+    model = pretrained.build()
+    copied = tuple(f"body.{unit}." for unit in model.unit_names[:spec.units])
+    layers = [(name, weights) for name, weights in chen_layers(model) if all(w.startswith(copied) for w in weights)]
+    if not layers:
+        raise SpecError(f"no Chen layer lies within the first {spec.units} units", field="units")
+    t = transferability_t(pretrained.init, pretrained.state, fine_tuned.state, layers, classifier="")
+    names = [name for name, _ in layers]
+    return JobOutput(
+        scalars={"t_overall": t["overall"] if t["overall"] is not None else float("nan"),
+                 "layers_used": t["layers_used"], "layers_flagged": len(t["flagged"]),
+                 **{f"t.{name}": value for name, value in t["layers"].items() if value is not None}},
+        arrays={"t_layers": np.array([t["layers"][n] if t["layers"][n] is not None else np.nan for n in names])},
+        tables={"layers": names, "flagged": t["flagged"], "d_init": t["d_init"], "d_pretrained": t["d_pretrained"],
+                "definition": "T = D(theta_r, theta_B) / D(theta_A, theta_B), D the mean absolute elementwise "
+                              "difference; conv and fc weights of the transferred units; blocks averaged"})
+
+
+def run_scores(spec: ScoresJobSpec, networks: Networks, device: torch.device, report: Report,
+               load: LoadTask = load_task, **_: Any) -> JobOutput:
+    started = time.perf_counter()
+    images, fingerprint = probe_images(spec.images, load)
+    net = _net(networks, spec.network)
+    if net.image_shape is not None and tuple(net.image_shape) != tuple(images.x.shape[1:]):
+        raise SpecError(f"the pretrained network takes {tuple(net.image_shape)} images but the target's are "
+                        f"{tuple(images.x.shape[1:])}", field="images")
+    features, probs = penultimate(net, images, device)
+    y = images.y
+    return JobOutput(
+        scalars={"logme": logme(features, y), "leep": leep(probs, y), "nce": nce(probs.argmax(1), y),
+                 "h_score": h_score(features, y), "seconds": time.perf_counter() - started},
+        tables={"estimator": {**spec.settings.model_dump(mode="json"), "features": "penultimate unit, flattened"},
+                "data_fingerprint": fingerprint})

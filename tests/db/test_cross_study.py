@@ -1,0 +1,42 @@
+"""A quick cross-data-set study through a real worker into the store, read back by the explorer's readers."""
+
+from backend.specs import CrossDatasetSpec, parse
+from backend.worker import Worker
+from db.results import Results
+from db.submit import submit_study
+from tests.backend.test_cross import STUDY
+from ui.charts import gain_table
+from ui.explore import fit_line, varying_axes, with_measurements
+
+SMALL = {**STUDY, "seeds": [0], "amounts": [4, None], "n": [2]}
+
+
+def test_a_cross_data_set_study_runs_through_a_worker_and_reads_back(queue, tmp_path):
+    study_id = submit_study(queue, parse(CrossDatasetSpec, SMALL), name="cross")
+    Worker(queue, "cpu", artifacts=tmp_path / "artifacts").serve(idle_exit=0)
+    results = Results(queue.engine)
+    assert queue.counts(study_id) == {"succeeded": 1 + 2 * 2 * 3 + 2 + 2 * 2 + 2 * 2}
+    networks = results.study_scores(study_id, kinds=["train", "transfer"])
+    gaps = results.study_scores(study_id, kinds=["gap"])
+    chen = results.study_scores(study_id, kinds=["chen_t"])
+    scores = results.study_scores(study_id, kinds=["scores"])
+    assert set(gaps.target) == {"near", "far"} and gaps.a_distance.between(0, 2).all()
+    assert (gaps.set_index("target").a_distance["far"] >= gaps.set_index("target").a_distance["near"])
+    assert chen.t_overall.notna().all() and (chen.t_overall > 0).all()
+    assert {"logme", "leep", "nce", "h_score"} <= set(scores.columns) and (scores.leep <= 0).all()
+    rows = with_measurements(networks, gaps, chen, {"near": 0.2, "far": 1.0})
+    assert {"a_distance", "strength", "chen_t"} <= set(rows.columns)
+    assert {"amount", "a_distance", "strength"} <= set(varying_axes(rows))
+    gains = gain_table(rows.assign(study="cross"), "final_accuracy")
+    assert len(gains) == 2 * 2 * 2 and gains.gain.notna().all()  # targets x amounts x treatments
+    assert rows.loc[rows.treatment == "AnB+", "chen_t"].notna().all()
+    assert rows.loc[rows.treatment != "AnB+", "chen_t"].isna().all()
+
+
+def test_fit_line_recovers_a_power_law():
+    import pandas as pd
+
+    points = pd.DataFrame({"amount": [10, 30, 100, 300, 1000], "t": [10 * n ** -0.6 for n in (10, 30, 100, 300, 1000)]})
+    fit = fit_line(points, "amount", "t", log_x=True, log_y=True)
+    assert abs(fit["slope"] + 0.6) < 1e-9 and abs(fit["r2"] - 1) < 1e-12 and fit["points"] == 5
+    assert fit_line(points.head(2), "amount", "t")["slope"] is None  # too few points for a line
