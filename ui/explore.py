@@ -31,7 +31,8 @@ def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataF
                       strengths: dict[str, float | None]) -> pd.DataFrame:
     """A cross-data-set study's networks with their target's measured gap and diversity (same seed
     and target), their Chen's T (AnB+ networks) and the target's nominal strength. A data amount of
-    "all" has no number: it is left off the amount axis."""
+    "all" becomes the mean training images per class the network had (runs stored before that scalar
+    existed stay off the amount axis)."""
     rows = networks.copy()
     if "target" not in rows:
         return rows
