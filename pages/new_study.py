@@ -60,14 +60,23 @@ with data_col:
     slots["data.source"] = st.empty()
     per_class = st.number_input("Training images per class (0 = all)", 0, 100_000,
                                 preset_data.get("per_class") or 0, key="new.per_class")
-    fraction = st.slider("Share of classes kept (diversity)", 0.1, 1.0, 1.0, 0.05, key="new.fraction")
-    size = st.number_input("Resize to (pixels, 0 = native)", 0, 512, 0, key="new.size")
-    block = st.number_input("Block shuffle, block size (0 = off)", 0, 512, 0, key="new.block")
-    noise = st.number_input("Gaussian noise std (0 = off)", 0.0, 1.0, 0.0, 0.05, key="new.noise")
+    # The form edits these fields; whatever else the preset's data says (explicit classes, other shifts) stays.
+    preset_classes, preset_shifts = preset_data.get("classes", {}), preset_data.get("shifts", [])
+    edited = {"block_shuffle": "block", "noise": "std"}
+    shift_value = {s["kind"]: s[edited[s["kind"]]] for s in preset_shifts if s["kind"] in edited}
+    fraction = st.slider("Share of classes kept (diversity)", 0.1, 1.0, float(preset_classes.get("fraction") or 1.0),
+                         0.05, key="new.fraction")
+    size = st.number_input("Resize to (pixels, 0 = native)", 0, 512, preset_data.get("size") or 0, key="new.size")
+    block = st.number_input("Block shuffle, block size (0 = off)", 0, 512, shift_value.get("block_shuffle", 0),
+                            key="new.block")
+    noise = st.number_input("Gaussian noise std (0 = off)", 0.0, 1.0, float(shift_value.get("noise", 0.0)), 0.05,
+                            key="new.noise")
     slots["data"] = st.empty()
     data = {**preset_data, "source": source, "per_class": per_class or None, "size": size or None,
-            "classes": {"fraction": fraction} if fraction < 1 else {},
-            "shifts": ([{"kind": "block_shuffle", "block": block}] if block else [])
+            "classes": {**{k: v for k, v in preset_classes.items() if k != "fraction"},
+                        **({"fraction": fraction} if fraction < 1 else {})},
+            "shifts": [s for s in preset_shifts if s["kind"] not in edited]
+            + ([{"kind": "block_shuffle", "block": block}] if block else [])
             + ([{"kind": "noise", "std": noise}] if noise else [])}
     preview.data_preview(data, st.session_state.get("new.seeds", ",".join(map(str, preset.get("seeds", [])))))
 

@@ -112,3 +112,23 @@ def test_the_data_preview_is_queued_first_and_shown_when_a_worker_ran_it(app, tm
     assert grid.captions[0].startswith("one row per class, top to bottom: 0, 1, 2")
     halves = at.dataframe[-1].value
     assert list(halves["seed"]) == [0, 1, 2] and all(halves["A"].str.count(",") == 4)
+
+
+def test_a_cross_data_set_preset_is_edited_and_queued_like_any_study(app, tmp_path, monkeypatch):
+    from db.results import Results
+    from db.session import get_engine
+
+    url = f"sqlite:///{tmp_path / 'cross.db'}"
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
+    at = app("new_study.py")
+    at.query_params["preset"] = "amount-digits-halves"
+    at.run()
+    assert not at.exception
+    assert any("Cross-data-set transfer" in c.value for c in at.caption)
+    assert at.checkbox(key="new.probe_CrossDatasetSpec.chen_t").value  # the kind's own probes
+    at.text_input(key="new.seeds").input("0").run()
+    assert not at.exception and not at.error
+    at.button(key="new.submit").click().run()
+    assert not at.exception and "Queued study #1" in at.success[0].value
+    spec = Results(get_engine(url)).study_spec(1)
+    assert spec["study"] == "cross_dataset" and spec["seeds"] == [0] and spec["source"]["classes"]["include"] == [0, 1, 2, 3, 4]
