@@ -86,7 +86,8 @@ def rows(outcomes: list[JobOutcome]) -> pd.DataFrame:
     for o in outcomes:
         labels, scalars = o.job.labels, o.output.scalars
         if labels.get("probe") == "chen_t":
-            chen[(labels["seed"], labels["target"], labels["amount"], labels["n"])] = scalars.get("t_overall")
+            chen[(labels["seed"], labels["target"], labels["amount"], labels["n"])] = {
+                "chen_t": scalars.get("t_overall"), **{k: v for k, v in scalars.items() if k.startswith("t.")}}
         elif "probe" not in labels and "target" in labels:
             networks.append({**{k: labels[k] for k in ("seed", "target", "amount", "treatment", "n")},
                              "final": 100 * scalars["final_accuracy"], "job": o.job.key[:16]})
@@ -97,9 +98,9 @@ def rows(outcomes: list[JobOutcome]) -> pd.DataFrame:
     base = table[table.treatment == "baseB"].set_index(keys)["final"].rename("baseB")
     table = table.join(base, on=keys)
     table["gain"] = table["final"] - table.pop("baseB")
-    table["chen_t"] = [chen.get((r.seed, r.target, r.amount, r.n)) if r.treatment == "AnB+" else None
-                       for r in table.itertuples()]
-    return table
+    per_layer = pd.DataFrame([chen.get((r.seed, r.target, r.amount, r.n), {}) if r.treatment == "AnB+" else {}
+                              for r in table.itertuples()], index=table.index)
+    return table.join(per_layer) if not per_layer.empty else table.assign(chen_t=None)
 
 
 def gaps(outcomes: list[JobOutcome]) -> pd.DataFrame:
@@ -127,5 +128,10 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
             pivot = table.pivot_table(index=["target", "amount"], columns=["treatment", "n"], values=value,
                                       aggfunc="mean", sort=False)
             parts.append(f"\n{what}\n" + pivot.round(3 if value == "chen_t" else 2).to_string(na_rep=""))
+    layers = [c for c in table if c.startswith("t.")]
+    if layers:
+        deepest = table[(table.treatment == "AnB+") & (table.n == table.n.max())]
+        parts.append(f"\nChen's T per layer (AnB+, n = {int(table.n.max())}), mean over seeds\n"
+                     + deepest.groupby(["target", "amount"], sort=False)[layers].mean().round(2).to_string())
     checks = {f"gain_{t}": v for t, v in table[table.treatment != "baseB"].groupby("treatment")["gain"].mean().items()}
     return table, "\n".join(parts), checks
