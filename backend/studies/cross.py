@@ -110,6 +110,27 @@ def gaps(outcomes: list[JobOutcome]) -> pd.DataFrame:
     return pd.DataFrame(found)
 
 
+def score_ranking(outcomes: list[JobOutcome], table: pd.DataFrame) -> pd.DataFrame:
+    """Spearman's rho and Kendall's tau of each transferability score (mean over seeds) with the gain
+    of AnB+ at the deepest n over RI-T, one point per (target, amount); empty with fewer than 3 points."""
+    from backend.probes.transferability import rank_correlation
+
+    found = pd.DataFrame([{k: o.job.labels[k] for k in ("seed", "target", "amount")} | o.output.scalars
+                          for o in outcomes if o.job.labels.get("probe") == "scores"])
+    deepest = table[(table.treatment == "AnB+") & (table.n == table.n.max())]
+    if found.empty or deepest.empty:
+        return pd.DataFrame()
+    keys = ["target", "amount"]
+    points = found.groupby(keys)[list(SCORES)].mean().join(deepest.groupby(keys)["gain"].mean(), how="inner")
+    if len(points) < 3:
+        return pd.DataFrame()
+    return pd.DataFrame({score: rank_correlation(points[score].tolist(), points["gain"].tolist())
+                         for score in SCORES if points[score].nunique() > 1}).T[["spearman", "kendall", "targets"]]
+
+
+SCORES = ("logme", "leep", "nce", "h_score")
+
+
 def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, Any]]:
     """What the CLI prints: per target, the measured gap, each treatment's accuracy and gain over RI-T."""
     table = rows(outcomes)
@@ -128,6 +149,10 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
             pivot = table.pivot_table(index=["target", "amount"], columns=["treatment", "n"], values=value,
                                       aggfunc="mean", sort=False)
             parts.append(f"\n{what}\n" + pivot.round(3 if value == "chen_t" else 2).to_string(na_rep=""))
+    ranking = score_ranking(outcomes, table)
+    if not ranking.empty:
+        parts.append("\nscores against the measured gain of AnB+ at the deepest n, across targets and amounts\n"
+                     + ranking.round(3).to_string())
     layers = [c for c in table if c.startswith("t.")]
     if layers:
         deepest = table[(table.treatment == "AnB+") & (table.n == table.n.max())]

@@ -65,3 +65,23 @@ def test_every_preset_expands_at_both_sizes():
         for quick in (False, True):
             plan = expand(parse_study(preset.spec_dict(quick=quick)))
             assert plan and len({j.key for j in plan}) == len(plan), name
+
+
+def test_scores_are_ranked_against_the_measured_gain_across_targets():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from backend.studies.cross import score_ranking
+
+    gains = {"a": 1.0, "b": 5.0, "c": 9.0, "d": 3.0}
+    outcomes = [SimpleNamespace(job=SimpleNamespace(labels={"seed": 0, "target": t, "amount": "all", "probe": "scores"}),
+                                output=SimpleNamespace(scalars={"logme": g, "leep": -g, "nce": g ** 2, "h_score": 1.0}))
+                for t, g in gains.items()]
+    table = pd.DataFrame([{"seed": 0, "target": t, "amount": "all", "treatment": "AnB+", "n": 2, "gain": g}
+                          for t, g in gains.items()])
+    ranking = score_ranking(outcomes, table)
+    assert ranking.loc["logme", "spearman"] == 1 and ranking.loc["leep", "spearman"] == -1
+    assert ranking.loc["nce", "kendall"] == 1 and ranking.loc["logme", "targets"] == 4
+    assert "h_score" not in ranking.index  # a constant score ranks nothing
+    assert score_ranking(outcomes[:2], table).empty  # two targets are too few to rank
