@@ -9,7 +9,7 @@ from backend.specs import SpecError
 from backend.studies import STUDY_KINDS, parse_study
 from ui import store
 from ui.charts import COLOURS, SCORES, ci95, gain_table
-from ui.explore import AXES, INTEGER_AXES, LOG_AXES, METRICS, fit_line, varying_axes, with_measurements
+from ui.explore import AXES, INTEGER_AXES, LOG_AXES, METRICS, fit_line, metrics_of, varying_axes, with_measurements
 from ui.state import PageState, flag, ints, joined, shown
 from ui.widgets import figure, jobs_of_point, open_jobs
 
@@ -47,17 +47,19 @@ def study_rows(study_id: int) -> pd.DataFrame:
         return scores
     strengths = {t["name"]: t.get("strength") for t in spec.get("targets", [])}
     rows = with_measurements(scores, store.results().study_scores(study_id, kinds=["gap"]),
-                             store.results().study_scores(study_id, kinds=["chen_t"]), strengths)
+                             store.results().study_scores(study_id, kinds=["chen_t"]), strengths,
+                             store.results().study_scores(study_id, kinds=["scores"]))
     return rows.assign(study=available[study_id], **study_axes(spec))
 
 
 frames = [f for f in (study_rows(study_id) for study_id in chosen) if not f.empty]
 scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 varying = varying_axes(scores) or ["n"]
-metrics = [m for m in METRICS if m != "chen_t" or ("chen_t" in scores and scores["chen_t"].notna().any())]
+metrics = metrics_of(scores) if not scores.empty else {m: METRICS[m] for m in ("gain", "accuracy")}
 cols = st.columns(6)
 x = cols[0].selectbox("x axis", varying, format_func=AXES.get, key=state.bind("x", varying[0], valid=varying.__contains__))
-y = cols[1].selectbox("y axis", metrics, format_func=METRICS.get, key=state.bind("y", "gain", valid=metrics.__contains__))
+y = cols[1].selectbox("y axis", list(metrics), format_func=metrics.get,
+                      key=state.bind("y", "gain", valid=metrics.__contains__))
 colours = [c for c in COLOUR_BY if c in ("treatment", "study", "seed") or c in scores]
 colour = cols[2].selectbox("Colour by", colours, format_func=COLOUR_BY.get,
                            key=state.bind("colour", "treatment", valid=colours.__contains__))
@@ -86,7 +88,7 @@ else:
     rows = rows.dropna(subset=[x]) if x == "n" else rows[rows.n == at_n].dropna(subset=[x])
     rows = rows.dropna(subset=[y])
     if rows.empty:
-        st.info(f"No network of these studies has both {AXES[x]} and {METRICS[y]}: pick other axes.")
+        st.info(f"No network of these studies has both {AXES[x]} and {metrics[y]}: pick other axes.")
     else:
         groups = list(dict.fromkeys([x, colour] + ([facet] if facet != "none" else [])))
         means = rows.groupby(groups)[y].agg(["mean", "std", "size"]).reset_index().rename(
@@ -95,7 +97,7 @@ else:
         fig = px.line(means.sort_values(x), x=x, y=y, color=colour, markers=True, error_y="ci95",
                       facet_col=None if facet == "none" else facet, hover_data=["jobs"],
                       color_discrete_map=COLOURS if colour == "treatment" else None,
-                      labels={x: AXES[x], y: METRICS[y]}, log_x=x in LOG_AXES)
+                      labels={x: AXES[x], y: metrics[y]}, log_x=x in LOG_AXES)
         if facet == "none":
             fig.add_scatter(x=rows[x], y=rows[y], mode="markers", marker={"size": 5, "color": "rgba(0,0,0,0.25)"},
                             name="single jobs", customdata=rows[["study", "job"]].values,
@@ -112,10 +114,10 @@ else:
                        clickable=True)
         open_jobs(None, jobs_of_point(event))
         if fit:
-            log_y = y == "chen_t"
+            log_y = y == "chen_t" or y.startswith("t.")
             fits = pd.DataFrame([{colour: key, **fit_line(part, x, y, log_x=x in LOG_AXES, log_y=log_y)}
                                  for key, part in rows.groupby(colour)])
-            st.markdown(f"**Fitted lines**: {'log ' if log_y else ''}{METRICS[y]} = intercept + slope × "
+            st.markdown(f"**Fitted lines**: {'log ' if log_y else ''}{metrics[y]} = intercept + slope × "
                         f"{'log ' if x in LOG_AXES else ''}{AXES[x]}, least squares over single networks")
             st.dataframe(fits, hide_index=True)
         st.dataframe(means, hide_index=True)

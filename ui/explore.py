@@ -23,12 +23,24 @@ AXES = {
 }
 INTEGER_AXES = ("n", "amount", "per_class", "block", "depth")
 LOG_AXES = ("amount", "per_class")  # data amounts span decades
-METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)", "chen_t": "Chen's T, overall"}
+METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)", "chen_t": "Chen's T, overall",
+           "logme": "LogME of the pretrained network on the target", "leep": "LEEP", "nce": "NCE",
+           "h_score": "H-score"}
+SCORE_COLUMNS = ("logme", "leep", "nce", "h_score")
 GAP_COLUMNS = ("a_distance", "mmd2_rbf", "mmd2_linear", "diversity")
 
 
+def metrics_of(rows: pd.DataFrame) -> dict[str, str]:
+    """The y axes these rows can show: gain and accuracy always; T overall and per layer, and the
+    transferability scores, where a cross-data-set study measured them."""
+    found = {m: label for m, label in METRICS.items() if m in ("gain", "accuracy") or
+             (m in rows and rows[m].notna().any())}
+    layers = {c: f"Chen's T of {c[2:]}" for c in rows if c.startswith("t.") and rows[c].notna().any()}
+    return found | layers
+
+
 def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataFrame,
-                      strengths: dict[str, float | None]) -> pd.DataFrame:
+                      strengths: dict[str, float | None], scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """A cross-data-set study's networks with their target's measured gap and diversity (same seed
     and target), their Chen's T (AnB+ networks) and the target's nominal strength. A data amount of
     "all" becomes the mean training images per class the network had (runs stored before that scalar
@@ -41,7 +53,12 @@ def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataF
                           how="left")
     if not chen.empty and "t_overall" in chen:
         keys = ["seed", "target", "amount", "n", "treatment"]
-        rows = rows.merge(chen[keys + ["t_overall"]].rename(columns={"t_overall": "chen_t"}), on=keys, how="left")
+        layers = [c for c in chen if c.startswith("t.")]
+        rows = rows.merge(chen[keys + ["t_overall", *layers]].rename(columns={"t_overall": "chen_t"}), on=keys,
+                          how="left")
+    if scores is not None and not scores.empty:  # the pretrained network's scores on the same target and amount
+        keys = ["seed", "target", "amount"]
+        rows = rows.merge(scores[keys + [c for c in SCORE_COLUMNS if c in scores]], on=keys, how="left")
     rows["strength"] = rows["target"].map(strengths)
     if "amount" in rows:  # "all": the mean training images per class the network had
         every = rows["train_images"] / rows["classes"] if {"train_images", "classes"} <= set(rows) else None

@@ -6,7 +6,7 @@ from db.results import Results
 from db.submit import submit_study
 from tests.backend.test_cross import STUDY
 from ui.charts import gain_table
-from ui.explore import fit_line, varying_axes, with_measurements
+from ui.explore import fit_line, metrics_of, varying_axes, with_measurements
 
 SMALL = {**STUDY, "seeds": [0], "amounts": [4, None], "n": [2]}
 
@@ -24,8 +24,9 @@ def test_a_cross_data_set_study_runs_through_a_worker_and_reads_back(queue, tmp_
     assert (gaps.set_index("target").a_distance["far"] >= gaps.set_index("target").a_distance["near"])
     assert chen.t_overall.notna().all() and (chen.t_overall > 0).all()
     assert {"logme", "leep", "nce", "h_score"} <= set(scores.columns) and (scores.leep <= 0).all()
-    rows = with_measurements(networks, gaps, chen, {"near": 0.2, "far": 1.0})
-    assert {"a_distance", "strength", "chen_t"} <= set(rows.columns)
+    rows = with_measurements(networks, gaps, chen, {"near": 0.2, "far": 1.0}, scores)
+    assert {"a_distance", "strength", "chen_t", "logme"} <= set(rows.columns)
+    assert {"gain", "accuracy", "chen_t", "logme", "t.conv1", "t.conv2"} <= set(metrics_of(rows))
     assert {"amount", "a_distance", "strength"} <= set(varying_axes(rows))
     gains = gain_table(rows.assign(study="cross"), "final_accuracy")
     assert len(gains) == 2 * 2 * 2 and gains.gain.notna().all()  # targets x amounts x treatments

@@ -92,3 +92,31 @@ def test_off_the_n_axis_one_n_is_compared_not_every_n_pooled(app, seeded_store, 
     assert "n" not in means and len(means) == 2 * 3  # two data amounts x three treatments, at n = 2 only
     assert (means.jobs == 1).all()  # one seed: one network per point, not one per n
     assert at.selectbox(key="explorer.at_n").options == ["1", "2", "3"] and not at.selectbox(key="explorer.at_n").disabled
+
+
+def test_explorer_plots_a_cross_data_set_study_against_measured_gap_and_fits_t(app, tmp_path, monkeypatch):
+    from backend.specs import CrossDatasetSpec, parse
+    from backend.worker import Worker
+    from db.queue import Queue
+    from db.session import get_engine
+    from db.submit import submit_study
+    from tests.db.test_cross_study import SMALL
+
+    url = f"sqlite:///{tmp_path / 'cross.db'}"
+    queue = Queue(get_engine(url))
+    study_id = submit_study(queue, parse(CrossDatasetSpec, SMALL), name="cross")
+    Worker(queue, "cpu", artifacts=tmp_path / "artifacts").serve(idle_exit=0)
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
+    at = app("explorer.py")
+    at.query_params.update({"studies": str(study_id), "x": "amount", "y": "chen_t", "colour": "target", "fit": "1"})
+    at.run()
+    assert not at.exception
+    from ui.explore import AXES
+
+    assert {AXES["amount"], AXES["a_distance"], AXES["strength"]} <= set(at.selectbox(key="explorer.x").options)
+    assert "Chen's T of conv1" in at.selectbox(key="explorer.y").options and at.get("plotly_chart")
+    fits = at.dataframe[0].value
+    assert set(fits.target) == {"near", "far"} and {"slope", "r2"} <= set(fits.columns)
+    at.query_params.update({"x": "a_distance", "y": "gain"})
+    at.run()
+    assert not at.exception and at.get("plotly_chart")
