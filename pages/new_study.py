@@ -21,6 +21,8 @@ preset_name = st.selectbox("Preset", list(PRESETS), format_func=lambda name: f"{
 preset = PRESETS[preset_name].spec_dict()
 study_kind = STUDY_KINDS[PRESETS[preset_name].study]
 st.caption(study_kind.description)
+if PRESETS[preset_name].figure:
+    st.markdown(f"**What answers it.** {PRESETS[preset_name].figure}")
 state.report()
 slots: dict[str, st.delta_generator.DeltaGenerator] = {}
 

@@ -57,6 +57,7 @@ class Preset:
     asks: str  # one line: the question it answers
     spec: dict[str, Any]
     quick: dict[str, Any] = field(default_factory=dict)  # dotted field paths -> values
+    figure: str = ""  # a paragraph for the New study page: which figure answers the question, what to look for
 
     def spec_dict(self, quick: bool = False) -> dict[str, Any]:
         """A fresh copy of the spec to edit, at its quick size when asked."""
@@ -88,7 +89,12 @@ PRESETS: dict[str, Preset] = {
          # Sharpness off here: it took the sweep from 15 s to 600 s on 2 CPU cores (3.5 s per network
          # for 3 scopes); CKA on: 108 comparisons in about 1 s. Tick it on the New study page.
          "probes": {"sharpness": None}},
-        quick={"seeds": [0]}),
+        quick={"seeds": [0]},
+        figure=(
+            'Layer transfer answers it: accuracy against n per treatment, baseB dashed. Yosinski et al. saw '
+            'AnB fall as n grows (specificity of the upper layers), BnB dip in the middle (fragile co-'
+            'adaptation), AnB+ above baseB everywhere and the random control collapse; the Similarity page '
+            "shows how far each transfer's representations moved from baseB's.")),
     "yosinski-mnist": Preset(
         "yosinski", "The same layer sweep on MNIST halves, 500 images per class (needs MNIST on disk)",
         {"study": "yosinski",
@@ -96,7 +102,10 @@ PRESETS: dict[str, Preset] = {
          "model": {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]},
          "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1]},
         quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3, "probes.sharpness.images": 256,
-               "probes.sharpness.trace_samples": 30, "probes.sharpness.density_iterations": 20}),
+               "probes.sharpness.trace_samples": 30, "probes.sharpness.density_iterations": 20},
+        figure=(
+            'Layer transfer, as for the digits preset, on real handwriting (500 images per class); turn on '
+            'one dot per network to see the seeds.')),
     # ---- cross-data-set studies: named after the axis they vary and the data they use
     "gap-digits-shifts": Preset(
         "cross_dataset", "How does transfer fall as the target drifts from the source? Digits under growing shifts "
@@ -110,7 +119,12 @@ PRESETS: dict[str, Preset] = {
                      {"name": "inverted", "data": _digits_shifted({"kind": "inversion"})}],
          "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
          "amounts": [20, None], "n": [1, 3, 5]},
-        quick={"seeds": [0], "amounts": [None], "n": [3], "train.epochs": 8}),
+        quick={"seeds": [0], "amounts": [None], "n": [3], "train.epochs": 8},
+        figure=(
+            'Explorer with x = measured domain gap (MMD or A-distance) or shift strength and y = gain over '
+            'RI-T, coloured by treatment: does frozen transfer (AnB) fall as the target drifts while fine-'
+            "tuning (AnB+) holds? y = Chen's T asks whether fine-tuning moves the layers further on distant "
+            'targets.')),
     "gap-synthetic": Preset(
         "cross_dataset", "Transfer against the synthetic style dial: the same classes at gap 0, 0.25 ... 1 (offline)",
         {"study": "cross_dataset", "source": {"source": _SYNTHETIC},
@@ -118,7 +132,10 @@ PRESETS: dict[str, Preset] = {
                      for g in (0.0, 0.25, 0.5, 0.75, 1.0)],
          "model": {"arch": "convnet", "channels": [16, 32], "hidden": [64]},
          "train": {"epochs": 10, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2], "amounts": [10, None]},
-        quick={"seeds": [0], "amounts": [None], "n": [1, 2], "train.epochs": 6}),
+        quick={"seeds": [0], "amounts": [None], "n": [1, 2], "train.epochs": 6},
+        figure=(
+            'Explorer with x = shift strength (the synthetic gap dial) or measured gap, y = gain over RI-T: '
+            'the cleanest gap curve, since the classes stay the same and only the style changes.')),
     "amount-digits-halves": Preset(
         "cross_dataset", "Does pretraining on digits 0-4 help digits 5-9 more when there is less target data? "
                          "(offline)",
@@ -127,7 +144,10 @@ PRESETS: dict[str, Preset] = {
                                                       "classes": {"include": [5, 6, 7, 8, 9]}}}],
          "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2],
          "amounts": [3, 10, 30, None]},
-        quick={"seeds": [0], "amounts": [5, None], "n": [3], "train.epochs": 8}),
+        quick={"seeds": [0], "amounts": [5, None], "n": [3], "train.epochs": 8},
+        figure=(
+            "Explorer with x = data amount (log axis) and y = gain over RI-T or Chen's T, with a fitted line:"
+            " Chen et al. report T falling with the target's data amount (log T about -0.6 log N).")),
     "amount-mnist-usps": Preset(
         "cross_dataset", "MNIST -> USPS: the gain of pretraining against the training images per class "
                          "(needs ../shared/datasets)",
@@ -136,7 +156,11 @@ PRESETS: dict[str, Preset] = {
          "input": {"size": 28, "channels": 1}, "model": _MNIST_NET,
          "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1], "amounts": [10, 30, 100, 300, None],
          "n": [1, 3, 5]},
-        quick={"seeds": [0], "amounts": [10, 100], "n": [3], "source.per_class": 300, "train.epochs": 3}),
+        quick={"seeds": [0], "amounts": [10, 100], "n": [3], "source.per_class": 300, "train.epochs": 3},
+        figure=(
+            'Explorer with x = data amount (log axis), y = gain over RI-T: pretraining on MNIST should help '
+            "most with few USPS images; y = Chen's T with a fitted line gives the log-log slope to set beside"
+            " Chen et al.'s -0.6.")),
     "gap-mnist-targets": Preset(
         "cross_dataset", "MNIST -> USPS, Fashion-MNIST, and MNIST under noise, blur and block shuffle: gain "
                          "against measured gap (needs ../shared/datasets)",
@@ -152,7 +176,11 @@ PRESETS: dict[str, Preset] = {
                                                          "shifts": [{"kind": "block_shuffle", "block": 7}]}}],
          "input": {"size": 28, "channels": 1}, "model": _MNIST_NET,
          "train": {"epochs": 5, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1], "amounts": [100], "n": [1, 3, 5]},
-        quick={"seeds": [0], "amounts": [30], "n": [3], "source.per_class": 300, "train.epochs": 3}),
+        quick={"seeds": [0], "amounts": [30], "n": [3], "source.per_class": 300, "train.epochs": 3},
+        figure=(
+            'Explorer with x = measured gap (MMD or A-distance), y = gain over RI-T or T, colour = treatment:'
+            ' do nearer targets gain more? The sweep also ranks LogME, LEEP, NCE and H-score against the '
+            'measured gains.')),
     "amount-cifar10-halves": Preset(
         "cross_dataset", "CIFAR-10 animals-and-vehicles halves: classes 0-4 -> 5-9 against data amount "
                          "(needs ../shared/datasets)",
@@ -162,5 +190,8 @@ PRESETS: dict[str, Preset] = {
          "model": {"arch": "convnet", "channels": [32, 64, 128], "hidden": [128]},
          "train": {"epochs": 15, "batch_size": 128, "lr": 0.05, "augment": "flip_crop"}, "seeds": [0, 1],
          "amounts": [20, 100, None], "n": [1, 2, 3, 4]},
-        quick={"seeds": [0], "amounts": [50], "n": [2], "train.epochs": 4}),
+        quick={"seeds": [0], "amounts": [50], "n": [2], "train.epochs": 4},
+        figure=(
+            'Explorer with x = data amount (log axis), y = gain over RI-T, and Layer transfer per amount: '
+            'natural images between two halves of the classes, where transfer from the other half is weakest.')),
 }

@@ -125,6 +125,7 @@ def test_a_cross_data_set_preset_is_edited_and_queued_like_any_study(app, tmp_pa
     at.run()
     assert not at.exception
     assert any("Cross-data-set transfer" in c.value for c in at.caption)
+    assert any("What answers it" in m.value and "data amount (log axis)" in m.value for m in at.markdown)
     assert at.checkbox(key="new.probe_CrossDatasetSpec.chen_t").value  # the kind's own probes
     at.text_input(key="new.seeds").input("0").run()
     assert not at.exception and not at.error
