@@ -1,5 +1,6 @@
 """The engine functions behind the cross-data-set measurements (named in `backend.jobs.JOB_KINDS`):
-domain gap, Chen et al.'s T, transferability scores. Same contract as `backend.runners`: the job's
+domain gap, Chen et al.'s T (with the weight deviation and parameter distance from the pretrained
+network), transferability scores. Same contract as `backend.runners`: the job's
 spec, the networks it reads, a device and a progress callback in; a JobOutput out; no database.
 """
 
@@ -15,7 +16,7 @@ from torch import Tensor
 from backend.data import Images, load_task
 from backend.jobs import JobOutput
 from backend.models import UnitNet
-from backend.probes.distance import chen_layers, transferability_t
+from backend.probes.distance import chen_layers, l2_distance, relative_deviation, transferability_t
 from backend.probes.domain import diversity, mmd, proxy_a_distance
 from backend.probes.transferability import h_score, leep, logme, nce
 from backend.runners import LoadTask, Networks, Report, probe_images
@@ -89,10 +90,15 @@ def run_chen_t(spec: ChenJobSpec, networks: Networks, device: torch.device, repo
         raise SpecError(f"no Chen layer lies within the first {spec.units} units", field="units")
     t = transferability_t(pretrained.init, pretrained.state, fine_tuned.state, layers, classifier="")
     names = [name for name, _ in layers]
+    # Liu et al.'s weight deviation from the pretrained weights, and Neyshabur et al.'s parameter distance.
+    deviation = relative_deviation(pretrained.state, fine_tuned.state, layers)
     return JobOutput(
         scalars={"t_overall": t["overall"] if t["overall"] is not None else float("nan"),
                  "layers_used": t["layers_used"], "layers_flagged": len(t["flagged"]),
-                 **{f"t.{name}": value for name, value in t["layers"].items() if value is not None}},
+                 **{f"t.{name}": value for name, value in t["layers"].items() if value is not None},
+                 **{f"deviation.{name}": value for name, value in deviation.items()},
+                 "l2_to_pretrained": l2_distance(pretrained.state, fine_tuned.state, layers),
+                 "l2_to_init": l2_distance(pretrained.init, fine_tuned.state, layers)},
         arrays={"t_layers": np.array([t["layers"][n] if t["layers"][n] is not None else np.nan for n in names])},
         tables={"layers": names, "flagged": t["flagged"], "d_init": t["d_init"], "d_pretrained": t["d_pretrained"],
                 "definition": "T = D(theta_r, theta_B) / D(theta_A, theta_B), D the mean absolute elementwise "

@@ -25,7 +25,7 @@ INTEGER_AXES = ("n", "amount", "per_class", "block", "depth")
 LOG_AXES = ("amount", "per_class")  # data amounts span decades
 METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)", "chen_t": "Chen's T, overall",
            "logme": "LogME of the pretrained network on the target", "leep": "LEEP", "nce": "NCE",
-           "h_score": "H-score"}
+           "h_score": "H-score", "l2_to_pretrained": "parameter distance to the pretrained network (L2)"}
 SCORE_COLUMNS = ("logme", "leep", "nce", "h_score")
 GAP_COLUMNS = ("a_distance", "mmd2_rbf", "mmd2_linear", "diversity")
 
@@ -35,8 +35,9 @@ def metrics_of(rows: pd.DataFrame) -> dict[str, str]:
     transferability scores, where a cross-data-set study measured them."""
     found = {m: label for m, label in METRICS.items() if m in ("gain", "accuracy") or
              (m in rows and rows[m].notna().any())}
-    layers = {c: f"Chen's T of {c[2:]}" for c in rows if c.startswith("t.") and rows[c].notna().any()}
-    return found | layers
+    per_layer = {c: f"Chen's T of {c[2:]}" if c.startswith("t.") else f"weight deviation of {c[10:]} (Liu)"
+                 for c in rows if c.startswith(("t.", "deviation.")) and rows[c].notna().any()}
+    return found | per_layer
 
 
 def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataFrame,
@@ -53,7 +54,7 @@ def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataF
                           how="left")
     if not chen.empty and "t_overall" in chen:
         keys = ["seed", "target", "amount", "n", "treatment"]
-        layers = [c for c in chen if c.startswith("t.")]
+        layers = [c for c in chen if c.startswith(("t.", "deviation.")) or c == "l2_to_pretrained"]
         rows = rows.merge(chen[keys + ["t_overall", *layers]].rename(columns={"t_overall": "chen_t"}), on=keys,
                           how="left")
     if scores is not None and not scores.empty:  # the pretrained network's scores on the same target and amount

@@ -23,10 +23,12 @@ def test_a_cross_data_set_study_runs_through_a_worker_and_reads_back(queue, tmp_
     assert set(gaps.target) == {"near", "far"} and gaps.a_distance.between(0, 2).all()
     assert (gaps.set_index("target").a_distance["far"] >= gaps.set_index("target").a_distance["near"])
     assert chen.t_overall.notna().all() and (chen.t_overall > 0).all()
+    assert (chen["deviation.conv1"] > 0).all() and (chen.l2_to_init > chen.l2_to_pretrained).all()
     assert {"logme", "leep", "nce", "h_score"} <= set(scores.columns) and (scores.leep <= 0).all()
     rows = with_measurements(networks, gaps, chen, {"near": 0.2, "far": 1.0}, scores)
     assert {"a_distance", "strength", "chen_t", "logme"} <= set(rows.columns)
-    assert {"gain", "accuracy", "chen_t", "logme", "t.conv1", "t.conv2"} <= set(metrics_of(rows))
+    assert {"gain", "accuracy", "chen_t", "logme", "t.conv1", "t.conv2", "deviation.conv1",
+            "l2_to_pretrained"} <= set(metrics_of(rows))
     assert {"amount", "a_distance", "strength"} <= set(varying_axes(rows))
     gains = gain_table(rows.assign(study="cross"), "final_accuracy")
     assert len(gains) == 2 * 2 * 2 and gains.gain.notna().all()  # targets x amounts x treatments
