@@ -9,6 +9,7 @@ from backend.specs import SpecError
 from backend.studies import STUDY_KINDS, parse_study
 from ui import store
 from ui.charts import COLOURS, SCORES, ci95, gain_table
+from ui.compare import spec_difference
 from ui.explore import AXES, INTEGER_AXES, LOG_AXES, METRICS, fit_line, metrics_of, varying_axes, with_measurements
 from ui.state import PageState, flag, ints, joined, shown
 from ui.widgets import figure, jobs_of_point, open_jobs
@@ -38,10 +39,16 @@ chosen = st.multiselect("Studies (overlaid)", list(available), format_func=avail
     "studies", [next(iter(available))], ints, lambda v: set(v) <= set(available), show=joined))
 
 
+specs = {study_id: store.results().study_spec(study_id) or {} for study_id in chosen}
+# The spec fields in which the chosen studies differ: each can colour or facet the figure.
+differ = spec_difference({study_id: specs[study_id] for study_id in chosen}) if len(chosen) > 1 else pd.DataFrame()
+
+
 def study_rows(study_id: int) -> pd.DataFrame:
-    """The study's finished networks with its study-level axes and, for a cross-data-set study, its
-    measurements (gap, diversity, Chen's T) and targets' strengths."""
-    spec = store.results().study_spec(study_id) or {}
+    """The study's finished networks with its study-level axes, the spec fields the chosen studies
+    differ in and, for a cross-data-set study, its measurements (gap, diversity, Chen's T, scores)
+    and targets' strengths."""
+    spec = specs[study_id]
     scores = store.results().study_scores(study_id, kinds=NETWORK_KINDS)
     if scores.empty:
         return scores
@@ -49,7 +56,8 @@ def study_rows(study_id: int) -> pd.DataFrame:
     rows = with_measurements(scores, store.results().study_scores(study_id, kinds=["gap"]),
                              store.results().study_scores(study_id, kinds=["chen_t"]), strengths,
                              store.results().study_scores(study_id, kinds=["scores"]))
-    return rows.assign(study=available[study_id], **study_axes(spec))
+    fields = {f"spec.{path}": differ.loc[path, study_id] for path in differ.index}
+    return rows.assign(study=available[study_id], **study_axes(spec), **fields)
 
 
 frames = [f for f in (study_rows(study_id) for study_id in chosen) if not f.empty]
@@ -60,10 +68,12 @@ cols = st.columns(6)
 x = cols[0].selectbox("x axis", varying, format_func=AXES.get, key=state.bind("x", varying[0], valid=varying.__contains__))
 y = cols[1].selectbox("y axis", list(metrics), format_func=metrics.get,
                       key=state.bind("y", "gain", valid=metrics.__contains__))
-colours = [c for c in COLOUR_BY if c in ("treatment", "study", "seed") or c in scores]
-colour = cols[2].selectbox("Colour by", colours, format_func=COLOUR_BY.get,
+# Colour and facet by a label or by any spec field the chosen studies differ in.
+fields = [c for c in scores if c.startswith("spec.")]
+colours = [c for c in COLOUR_BY if c in ("treatment", "study", "seed") or c in scores] + fields
+colour = cols[2].selectbox("Colour by", colours, format_func=lambda c: COLOUR_BY.get(c, c),
                            key=state.bind("colour", "treatment", valid=colours.__contains__))
-facets = [f for f in FACETS if f in ("none", "treatment", "study") or f in scores]
+facets = [f for f in FACETS if f in ("none", "treatment", "study") or f in scores] + fields
 facet = cols[3].selectbox("Facet by", facets, key=state.bind("facet", "none", valid=facets.__contains__))
 score = cols[4].selectbox("Score", list(SCORES), format_func=SCORES.get,
                           key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))

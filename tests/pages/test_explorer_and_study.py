@@ -92,6 +92,9 @@ def test_off_the_n_axis_one_n_is_compared_not_every_n_pooled(app, seeded_store, 
     assert "n" not in means and len(means) == 2 * 3  # two data amounts x three treatments, at n = 2 only
     assert (means.jobs == 1).all()  # one seed: one network per point, not one per n
     assert at.selectbox(key="explorer.at_n").options == ["1", "2", "3"] and not at.selectbox(key="explorer.at_n").disabled
+    assert "spec.data.per_class" in at.selectbox(key="explorer.colour").options  # any field the studies differ in
+    at.selectbox(key="explorer.colour").set_value("spec.data.per_class").run()
+    assert not at.exception and set(at.dataframe[0].value["spec.data.per_class"]) == {"5", "8"}
 
 
 def test_explorer_plots_a_cross_data_set_study_against_measured_gap_and_fits_t(app, tmp_path, monkeypatch):
