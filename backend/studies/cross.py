@@ -110,10 +110,13 @@ def gaps(outcomes: list[JobOutcome]) -> pd.DataFrame:
     return pd.DataFrame(found)
 
 
+SCORES = ("logme", "leep", "nce", "h_score")  # the transferability scores a `scores` job stores
+
+
 def score_ranking(outcomes: list[JobOutcome], table: pd.DataFrame) -> pd.DataFrame:
     """Spearman's rho and Kendall's tau of each transferability score (mean over seeds) with the gain
     of AnB+ at the deepest n over RI-T, one point per (target, amount); empty with fewer than 3 points."""
-    from backend.probes.transferability import rank_correlation
+    from backend.probes.transferability import rank_correlation  # here: this module stays torch-free
 
     found = pd.DataFrame([{k: o.job.labels[k] for k in ("seed", "target", "amount")} | o.output.scalars
                           for o in outcomes if o.job.labels.get("probe") == "scores"])
@@ -126,9 +129,6 @@ def score_ranking(outcomes: list[JobOutcome], table: pd.DataFrame) -> pd.DataFra
         return pd.DataFrame()
     return pd.DataFrame({score: rank_correlation(points[score].tolist(), points["gain"].tolist())
                          for score in SCORES if points[score].nunique() > 1}).T[["spearman", "kendall", "targets"]]
-
-
-SCORES = ("logme", "leep", "nce", "h_score")
 
 
 def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, Any]]:
