@@ -10,7 +10,7 @@ from db.queue import QueueError
 from db.schema import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from db.submit import clone_job
 from ui import store
-from ui.widgets import eta_text, job_role, study_picker
+from ui.widgets import eta_text, job_role, job_table, label_filters, study_picker
 from ui.state import PageState, flag, shown
 
 STATUSES = ["any", QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, BLOCKED]
@@ -25,15 +25,7 @@ with filters[0]:
     study = study_picker(state)
 status = filters[1].selectbox("Status", STATUSES, key=state.bind("status", "any", valid=STATUSES.__contains__))
 kind = filters[2].selectbox("Kind", KINDS, key=state.bind("kind", "any", valid=KINDS.__contains__))
-values = store.results().label_values(study, LABELS) if study is not None else {}
-labels = {}
-for column, (name, title) in zip(filters[3:6], LABELS.items()):
-    options = ["any", *values.get(name, [])]
-    parse = (lambda raw: raw if raw == "any" else int(raw)) if name != "treatment" else str
-    chosen = column.selectbox(title, options, key=state.bind(name, "any", parse, options.__contains__),
-                              disabled=len(options) == 1)
-    if chosen != "any":
-        labels[name] = chosen
+labels = label_filters(state, study, LABELS, filters[3:6], every="any")
 page = filters[6].number_input("Page", 1, 10_000, key=state.bind("page", 1, int, lambda v: v >= 1))
 live = filters[7].toggle("Live", key=state.bind("live", True, flag, show=shown))
 state.report()
@@ -63,15 +55,12 @@ def board(live_view: bool = False) -> None:
     jobs["took (s)"] = (jobs.finished_at - jobs.started_at).round(1)
     shown_jobs = jobs[["id", "kind", "role", "status", "progress", "images/s", "message", "attempts", "worker",
                        "took (s)", "error"]]
-    picked = st.dataframe(shown_jobs.astype(object).where(shown_jobs.notna(), ""), hide_index=True, width="stretch",
-                          on_select="rerun", selection_mode="single-row", key="jobs.table",
-                          column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0,
-                                                                                     max_value=1),
-                                         "error": st.column_config.TextColumn("error", width="large")})
+    job_table(shown_jobs.astype(object).where(shown_jobs.notna(), ""), "jobs.table", study, jobs="id",
+              width="stretch",
+              column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+                             "error": st.column_config.TextColumn("error", width="large")})
     st.caption("Select a row to open its job; click a column header to sort. images/s: the last epoch's "
                "training throughput of a running job.")
-    if picked.selection.rows:
-        st.switch_page("pages/job.py", query_params={"job": int(shown_jobs.id.iloc[picked.selection.rows[0]])})
 
 
 counts_now = store.queue().counts(study)

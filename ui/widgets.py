@@ -81,12 +81,32 @@ def open_jobs(study: int | None, jobs: list[int]) -> None:
                                                         **({"study": study} if study is not None else {})})
 
 
-def job_table(frame, key: str, study: int | None, jobs: str = "jobs") -> None:
-    """A table whose rows open their jobs when selected (the `jobs` column: one id or a list)."""
-    picked = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="single-row", key=key)
+def job_table(frame, key: str, study: int | None, jobs: str = "jobs", **options) -> None:
+    """A table whose rows open their jobs when selected (the `jobs` column: one id or a list);
+    `options` go to st.dataframe (column_config, width)."""
+    picked = st.dataframe(frame, hide_index=True, on_select="rerun", selection_mode="single-row", key=key, **options)
     if picked.selection.rows:
         value = frame[jobs].iloc[picked.selection.rows[0]]
         open_jobs(study, [int(v) for v in str(value).split(",") if v.strip().isdigit()])
+
+
+def label_filters(state: PageState, study: int | None, labels: dict[str, str], columns=None,
+                  every: str | None = None) -> dict:
+    """One select box per job label (name -> title), its choices the values the study's jobs take,
+    bound to the URL; returns {label: chosen value} for `Results` filters. With `every` (e.g. "any")
+    each box also offers no filter and every label gets its box, disabled while its label is absent;
+    without, only the labels the study carries get one, and one value is always chosen."""
+    values = store.results().label_values(study, labels) if study is not None else {}
+    shown = list(labels) if every else list(values)
+    columns = columns if columns is not None else (st.columns(len(shown)) if shown else [])
+    chosen = {}
+    for column, name in zip(columns, shown):
+        options = ([every] if every else []) + [str(v) for v in values.get(name, [])]
+        picked = column.selectbox(labels[name], options, key=state.bind(name, options[0], str, options.__contains__),
+                                  disabled=len(options) == 1 and every is not None)
+        if picked != every:
+            chosen[name] = int(picked) if picked.lstrip("-").isdigit() else picked
+    return chosen
 
 
 TASK_LABELS = {"target": "Target task", "amount": "Training images per class"}
@@ -95,11 +115,4 @@ TASK_LABELS = {"target": "Target task", "amount": "Training images per class"}
 def task_filter(state: PageState, study: int | None) -> dict:
     """For a study with several target tasks or data amounts (a cross-data-set study), one of each,
     bound to the URL: figures that average over seeds must not average over targets too."""
-    values = store.results().label_values(study, TASK_LABELS) if study is not None else {}
-    chosen = {}
-    columns = st.columns(len(values)) if values else []
-    for column, (name, options) in zip(columns, values.items()):
-        options = [str(v) for v in options]
-        picked = column.selectbox(TASK_LABELS[name], options, key=state.bind(name, options[0], str, options.__contains__))
-        chosen[name] = int(picked) if picked.isdigit() else picked
-    return chosen
+    return label_filters(state, study, TASK_LABELS)
