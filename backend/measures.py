@@ -13,31 +13,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from backend.data import Images, load_task
+from backend.data import load_task
 from backend.jobs import JobOutput
 from backend.models import UnitNet
 from backend.probes.distance import chen_layers, l2_distance, relative_deviation, transferability_t
 from backend.probes.domain import diversity, mmd, proxy_a_distance
 from backend.probes.transferability import h_score, leep, logme, nce
-from backend.runners import LoadTask, Networks, Report, probe_images
+from backend.runners import LoadTask, Networks, Report, network_named, network_on, probe_images
 from backend.specs import ChenJobSpec, DomainGapJobSpec, ScoresJobSpec, SpecError
-from backend.transfer import SourceNet
 
 EVAL_CHUNK = 256  # images per forward pass
 
 
-def _net(networks: Networks, key: str) -> SourceNet:
-    if key not in networks:
-        raise SpecError(f"network {key[:12]} is not available", field="networks")
-    return networks[key]
-
-
 @torch.inference_mode()
-def penultimate(source: SourceNet, images: Images, device: torch.device) -> tuple[Tensor, Tensor]:
+def penultimate(net: UnitNet, x: Tensor) -> tuple[Tensor, Tensor]:
     """The network's features just before its classifier, flattened, and its class probabilities:
-    (N, C, H, W) uint8 -> (N, d) float64, (N, classes) float64."""
-    net: UnitNet = source.build().to(device).eval()
-    x, _ = source.normalization.apply(images, device, channels_last=False)
+    (N, C, H, W) normalised images -> (N, d) float64, (N, classes) float64."""
     top = len(net.unit_names) - 1
     features, probs = [], []
     for xb in x.split(EVAL_CHUNK):
@@ -56,10 +47,11 @@ def run_gap(spec: DomainGapJobSpec, networks: Networks, device: torch.device, re
     if source.x.shape[1:] != target.x.shape[1:]:
         raise SpecError(f"source images are {tuple(source.x.shape[1:])} but target images "
                         f"{tuple(target.x.shape[1:])}: bring both to one format", field="target")
-    net = _net(networks, spec.network)
-    if s.space == "features":
-        f_source, _ = penultimate(net, source, device)
-        f_target, _ = penultimate(net, target, device)
+    if s.space == "features":  # both domains normalised as the pretrained network saw its training data
+        net, x_source, _ = network_on(networks, spec.network, source, device, channels_last=False)
+        x_target, _ = network_named(networks, spec.network).normalization.apply(target, device, False)
+        f_source, _ = penultimate(net, x_source)
+        f_target, _ = penultimate(net, x_target)
     else:  # raw pixels in 0..1
         f_source, f_target = (i.x.flatten(1).double() / 255 for i in (source, target))
     report(0.5, f"features of {len(f_source)} + {len(f_target)} images")
@@ -79,7 +71,7 @@ def run_gap(spec: DomainGapJobSpec, networks: Networks, device: torch.device, re
 
 def run_chen_t(spec: ChenJobSpec, networks: Networks, device: torch.device, report: Report,
                load: LoadTask = load_task, **_: Any) -> JobOutput:
-    pretrained, fine_tuned = _net(networks, spec.pretrained), _net(networks, spec.fine_tuned)
+    pretrained, fine_tuned = network_named(networks, spec.pretrained), network_named(networks, spec.fine_tuned)
     if pretrained.init is None:
         raise SpecError("the pretraining run did not save its random init (theta_r): rerun it with this "
                         "version", field="pretrained")
@@ -109,11 +101,11 @@ def run_scores(spec: ScoresJobSpec, networks: Networks, device: torch.device, re
                load: LoadTask = load_task, **_: Any) -> JobOutput:
     started = time.perf_counter()
     images, fingerprint = probe_images(spec.images, load)
-    net = _net(networks, spec.network)
-    if net.image_shape is not None and tuple(net.image_shape) != tuple(images.x.shape[1:]):
-        raise SpecError(f"the pretrained network takes {tuple(net.image_shape)} images but the target's are "
+    shape = network_named(networks, spec.network).image_shape
+    if shape is not None and tuple(shape) != tuple(images.x.shape[1:]):
+        raise SpecError(f"the pretrained network takes {tuple(shape)} images but the target's are "
                         f"{tuple(images.x.shape[1:])}", field="images")
-    features, probs = penultimate(net, images, device)
+    features, probs = penultimate(*network_on(networks, spec.network, images, device, channels_last=False)[:2])
     y = images.y
     return JobOutput(
         scalars={"logme": logme(features, y), "leep": leep(probs, y), "nce": nce(probs.argmax(1), y),

@@ -107,14 +107,19 @@ def probe_images(images: ProbeImages, load: LoadTask = load_task) -> tuple[Image
     return split.take(chosen), task.fingerprint
 
 
-# Memory layout per probe, measured on this CPU: CKA of two default convnets on 2,048 images took
-# 0.51 s in NHWC against 1.02 s in NCHW; the sharpness probe ran about 10% slower in NHWC.
-def _network(networks: Networks, key: str, images: Images, device: torch.device,
-             channels_last: bool) -> tuple[UnitNet, Tensor, Tensor]:
-    """The network `key` in eval mode, and the images normalised the way it saw its training data."""
+def network_named(networks: Networks, key: str) -> SourceNet:
+    """The network a probe reads, or a SpecError naming the one missing."""
     if key not in networks:
         raise SpecError(f"network {key[:12]} is not available", field="networks")
-    net = networks[key]
+    return networks[key]
+
+
+# Memory layout per probe, measured on this CPU: CKA of two default convnets on 2,048 images took
+# 0.51 s in NHWC against 1.02 s in NCHW; the sharpness probe ran about 10% slower in NHWC.
+def network_on(networks: Networks, key: str, images: Images, device: torch.device,
+             channels_last: bool) -> tuple[UnitNet, Tensor, Tensor]:
+    """The network `key` in eval mode, and the images normalised the way it saw its training data."""
+    net = network_named(networks, key)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x, y = net.normalization.apply(images, device, channels_last)
     return net.build().to(device, memory_format=layout).eval(), x, y
@@ -124,10 +129,10 @@ def run_similarity(spec: SimilarityJobSpec, networks: Networks, device: torch.de
                    load: LoadTask = load_task, **_: Any) -> JobOutput:
     s = spec.settings
     images, fingerprint = probe_images(spec.images, load)
-    net_a, x_a, _ = _network(networks, spec.a, images, device, channels_last=True)
+    net_a, x_a, _ = network_on(networks, spec.a, images, device, channels_last=True)
     net_b, x_b = None, None
     if spec.b != spec.a:
-        net_b, x_b, _ = _network(networks, spec.b, images, device, channels_last=True)
+        net_b, x_b, _ = network_on(networks, spec.b, images, device, channels_last=True)
     started = time.perf_counter()
     result = cka_matrix(net_a, x_a, net_b, x_b, kernel=s.kernel, estimator=s.estimator, batch_size=s.batch_size,
                         pool=s.pool, rbf_width=s.rbf_width, progress=report)
@@ -147,7 +152,7 @@ def run_sharpness(spec: SharpnessJobSpec, networks: Networks, device: torch.devi
                   load: LoadTask = load_task, **_: Any) -> JobOutput:
     s = spec.settings
     images, fingerprint = probe_images(spec.images, load)
-    model, x, y = _network(networks, spec.network, images, device, channels_last=False)
+    model, x, y = network_on(networks, spec.network, images, device, channels_last=False)
     scopes = parameter_scopes(model.unit_names, spec.cut, s.scopes, s.units)
     out = JobOutput(tables={"data_fingerprint": fingerprint, "scopes": scopes, "estimator": {}})
     for i, (scope, units) in enumerate(scopes.items()):
