@@ -10,7 +10,7 @@ from ui.charts import SCORES, SHOWN_COLUMNS, layer_summary
 from ui.compare import compare_figure, compare_table, highlight_differences, spec_difference
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, flag, ints, joined, shown, strs
-from ui.widgets import figure, job_table
+from ui.widgets import figure, job_table, study_choices
 
 state = PageState("compare")
 st.title("Compare studies")
@@ -30,8 +30,7 @@ if snapshot is not None:
            snapshot.caption)
     st.dataframe(rows.rename(columns=SHOWN_COLUMNS), hide_index=True)
     st.stop()
-linked = [int(v) for v in str(st.query_params.get("studies", "")).split(",") if v.isdigit()]
-available = {s.id: f"#{s.id} {s.name}" for s in store.studies().listing(include=linked)}  # archived: by link only
+available = study_choices()
 if len(available) < 2:
     st.info("Comparing needs two studies or more: queue another on the New study page.")
     st.stop()

@@ -12,7 +12,7 @@ from ui.charts import COLOURS, SCORES, ci95, gain_table
 from ui.compare import spec_difference
 from ui.explore import AXES, INTEGER_AXES, LOG_AXES, METRICS, fit_line, metrics_of, varying_axes, with_measurements
 from ui.state import PageState, flag, ints, joined, shown
-from ui.widgets import figure, jobs_of_point, open_jobs
+from ui.widgets import figure, jobs_of_point, open_jobs, study_choices
 
 COLOUR_BY = {"treatment": "treatment", "study": "study", "seed": "seed", "target": "target task",
              "amount": "data amount"}
@@ -30,8 +30,7 @@ def study_axes(spec: dict) -> dict:
 
 state = PageState("explorer")
 st.title("Explorer")
-linked = [int(v) for v in str(st.query_params.get("studies", "")).split(",") if v.isdigit()]
-available = {s.id: f"#{s.id} {s.name}" for s in store.studies().listing(include=linked)}  # archived: by link only
+available = study_choices()
 if not available:
     st.info("No study yet: queue one on the New study page.")
     st.stop()

@@ -23,6 +23,13 @@ def study_picker(state: PageState, label: str = "Study") -> int | None:
     return st.selectbox(label, list(names), format_func=names.get, key=key)
 
 
+def study_choices() -> dict[int, str]:
+    """Study id -> "#id name" for a multi-study picker bound to the URL's `studies`: newest first,
+    archived studies left out except those the link names."""
+    linked = [int(v) for v in str(st.query_params.get("studies", "")).split(",") if v.isdigit()]
+    return {s.id: f"#{s.id} {s.name}" for s in store.studies().listing(include=linked)}
+
+
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
