@@ -7,10 +7,14 @@ import streamlit as st
 from backend.jobs import NETWORK_KINDS
 from backend.specs import SpecError
 from backend.studies import STUDY_KINDS, parse_study
+from backend.studies.cross import legacy_labels
 from ui import store
 from ui.charts import COLOURS, SCORES, ci95, gain_table
 from ui.compare import spec_difference
-from ui.explore import AXES, INTEGER_AXES, LOG_AXES, METRICS, fit_line, metrics_of, varying_axes, with_measurements
+from ui.explore import (
+    AXES, INTEGER_AXES, LOG_AXES, METRICS, fit_line, metrics_of, varying_axes, with_labels, with_measurements,
+    with_probes,
+)
 from ui.state import PageState, flag, ints, joined, shown
 from ui.widgets import figure, jobs_of_point, open_jobs, study_choices
 
@@ -19,13 +23,14 @@ COLOUR_BY = {"treatment": "treatment", "study": "study", "seed": "seed", "target
 FACETS = ["none", "treatment", "study", "target"]
 
 
-def study_axes(spec: dict) -> dict:
-    """Study-level values of the explorer's axes (None where the study does not set one)."""
+def study_axes(spec: dict) -> tuple[dict, dict]:
+    """Study-level values of the explorer's axes (None where the study does not set one), and the
+    setting labels of a cross-data-set study's jobs stored before it had them."""
     try:
         study = parse_study(spec)
     except SpecError:
-        return {}
-    return STUDY_KINDS[study.study].axes(study)
+        return {}, {}
+    return STUDY_KINDS[study.study].axes(study), legacy_labels(study) if study.study == "cross_dataset" else {}
 
 
 state = PageState("explorer")
@@ -45,18 +50,22 @@ differ = spec_difference({study_id: specs[study_id] for study_id in chosen}) if 
 
 def study_rows(study_id: int) -> pd.DataFrame:
     """The study's finished networks with its study-level axes, the spec fields the chosen studies
-    differ in and, for a cross-data-set study, its measurements (gap, diversity, Chen's T, scores)
-    and targets' strengths."""
+    differ in, their probes (sharpness, CKA) and, for a cross-data-set study, its measurements (gap,
+    diversity, Chen's T, scores) and targets' strengths."""
     spec = specs[study_id]
-    scores = store.results().study_scores(study_id, kinds=NETWORK_KINDS)
+    axes, legacy = study_axes(spec)
+
+    def read(*kinds: str) -> pd.DataFrame:
+        return with_labels(store.results().study_scores(study_id, kinds=kinds), legacy)
+
+    scores = read(*NETWORK_KINDS)
     if scores.empty:
         return scores
+    scores = with_probes(scores, read("sharpness"), read("similarity"))
     strengths = {t["name"]: t.get("strength") for t in spec.get("targets", [])}
-    rows = with_measurements(scores, store.results().study_scores(study_id, kinds=["gap"]),
-                             store.results().study_scores(study_id, kinds=["chen_t"]), strengths,
-                             store.results().study_scores(study_id, kinds=["scores"]))
+    rows = with_measurements(scores, read("gap"), read("chen_t"), strengths, read("scores"))
     fields = {f"spec.{path}": differ.loc[path, study_id] for path in differ.index}
-    return rows.assign(study=available[study_id], **study_axes(spec), **fields)
+    return rows.assign(study=available[study_id], **{k: v for k, v in axes.items() if k not in rows}, **fields)
 
 
 frames = [f for f in (study_rows(study_id) for study_id in chosen) if not f.empty]
@@ -94,7 +103,8 @@ if scores.empty:
     st.info("The chosen studies have no finished jobs yet.")
 else:
     rows = gain_table(scores, score)
-    rows = rows.dropna(subset=[x]) if x == "n" else rows[rows.n == at_n].dropna(subset=[x])
+    # baseB (gain 0) is the reference at every n: its own probes sit beside the transfers'.
+    rows = rows.dropna(subset=[x]) if x == "n" else rows[(rows.n == at_n) | (rows.treatment == "baseB")].dropna(subset=[x])
     rows = rows.dropna(subset=[y])
     if rows.empty:
         st.info(f"No network of these studies has both {AXES[x]} and {metrics[y]}: pick other axes.")

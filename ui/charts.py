@@ -10,6 +10,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.stats import t as t_dist
 
+from backend.studies.cross import SETTING
+
 SCORES = {"final_accuracy": "final test accuracy", "best10_accuracy": "mean of the 10 best evaluations"}
 # How the summary tables' columns are shown (and kept in a snapshot).
 SHOWN_COLUMNS = {"mean": "mean %", "ci95": "± 95% CI"}
@@ -123,11 +125,12 @@ def _translucent(hex_colour: str, alpha: float = 0.15) -> str:
 
 
 def gain_table(scores: pd.DataFrame, score: str) -> pd.DataFrame:
-    """Each transfer job's score minus baseB's of the same study, seed and (in a cross-data-set
-    study) target task and data amount, in points."""
-    keys = ["study", "seed"] + [c for c in ("target", "amount") if c in scores]
+    """Each target network's score minus baseB's of the same study, seed and (in a cross-data-set
+    study) setting: depth, target task, class share and data amount, in points. baseB itself is kept
+    (gain 0): the reference its probes are compared with."""
+    keys = ["study", "seed"] + [c for c in SETTING[1:] if c in scores]
     base = scores[scores.treatment == "baseB"].groupby(keys)[score].mean().rename("base").reset_index()
-    rows = scores[~scores.treatment.isin(["baseA", "baseB"])].merge(base, on=keys, how="inner")
+    rows = scores[scores.treatment != "baseA"].merge(base, on=keys, how="inner")
     return rows.assign(gain=100 * (rows[score] - rows["base"]), accuracy=100 * rows[score])
 
 

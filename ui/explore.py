@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from backend.studies.cross import SETTING
+
 # Axes a network can be compared along. Study-level ones come from the spec (STUDY_KINDS[...].axes);
 # the others vary within a cross-data-set study: its job labels and its measurements.
 AXES = {
@@ -25,7 +27,10 @@ INTEGER_AXES = ("n", "amount", "per_class", "block", "depth")
 LOG_AXES = ("amount", "per_class")  # data amounts span decades
 METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)", "chen_t": "Chen's T, overall",
            "logme": "LogME of the pretrained network on the target", "leep": "LEEP", "nce": "NCE",
-           "h_score": "H-score", "l2_to_pretrained": "parameter distance to the pretrained network (L2)"}
+           "h_score": "H-score", "l2_to_pretrained": "parameter distance to the pretrained network (L2)",
+           "top_eigenvalue": "Hessian top eigenvalue (sharpness)", "trace": "Hessian trace",
+           "cka_vs_baseB": "CKA against baseB (RI-T), mean over units",
+           "cka_vs_baseA": "CKA against baseA (the source network), mean over units"}
 SCORE_COLUMNS = ("logme", "leep", "nce", "h_score")
 GAP_COLUMNS = ("a_distance", "mmd2_rbf", "mmd2_linear", "diversity")
 
@@ -42,28 +47,48 @@ def metrics_of(rows: pd.DataFrame) -> dict[str, str]:
 
 def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataFrame,
                       strengths: dict[str, float | None], scores: pd.DataFrame | None = None) -> pd.DataFrame:
-    """A cross-data-set study's networks with their target's measured gap and diversity (same seed
-    and target), their Chen's T (AnB+ networks) and the target's nominal strength. A data amount of
-    "all" becomes the mean training images per class the network had (runs stored before that scalar
-    existed stay off the amount axis)."""
-    rows = networks.copy()
+    """A cross-data-set study's networks with their target's measured gap and diversity (same seed,
+    depth, target and class share), their Chen's T (AnB+ networks), the pretrained network's scores
+    on their target and the target's nominal strength. A data amount of "all" becomes the mean training
+    images per class the network had (runs stored before that scalar existed stay off the amount axis)."""
+    rows = networks
     if "target" not in rows:
         return rows
     if not gaps.empty:
-        rows = rows.merge(gaps[["seed", "target", *[c for c in GAP_COLUMNS if c in gaps]]], on=["seed", "target"],
-                          how="left")
+        keys = [k for k in SETTING[:4] if k in rows]
+        rows = rows.merge(gaps[keys + [c for c in GAP_COLUMNS if c in gaps]], on=keys, how="left")
     if not chen.empty and "t_overall" in chen:
-        keys = ["seed", "target", "amount", "n", "treatment"]
+        keys = [k for k in SETTING if k in rows] + ["n", "treatment"]
         layers = [c for c in chen if c.startswith(("t.", "deviation.")) or c == "l2_to_pretrained"]
-        rows = rows.merge(chen[keys + ["t_overall", *layers]].rename(columns={"t_overall": "chen_t"}), on=keys,
-                          how="left")
-    if scores is not None and not scores.empty:  # the pretrained network's scores on the same target and amount
-        keys = ["seed", "target", "amount"]
+        rows = rows.merge(chen[keys + ["t_overall", *layers]].rename(columns={"t_overall": "chen_t"}),
+                          on=keys, how="left")
+    if scores is not None and not scores.empty:  # the pretrained network's scores on the same setting
+        keys = [k for k in SETTING if k in rows]
         rows = rows.merge(scores[keys + [c for c in SCORE_COLUMNS if c in scores]], on=keys, how="left")
     rows["strength"] = rows["target"].map(strengths)
     if "amount" in rows:  # "all": the mean training images per class the network had
         every = rows["train_images"] / rows["classes"] if {"train_images", "classes"} <= set(rows) else None
         rows["amount"] = pd.to_numeric(rows["amount"], errors="coerce").fillna(every)
+    return rows
+
+
+def with_labels(frame: pd.DataFrame, defaults: dict[str, object]) -> pd.DataFrame:
+    """Jobs with the labels they lack filled in: those of jobs stored before their study kind had them."""
+    return frame.assign(**{k: frame[k].fillna(v) if k in frame else v for k, v in defaults.items()})
+
+
+def with_probes(rows: pd.DataFrame, sharpness: pd.DataFrame, similarity: pd.DataFrame) -> pd.DataFrame:
+    """Networks with their probes' summaries: the Hessian top eigenvalue and trace, and the mean CKA
+    diagonal against each base network. A probe's job carries its network's labels; `rows` must have
+    the same setting labels (legacy ones filled) and amounts as stored, before they become numbers."""
+    keys = [k for k in (*SETTING, "treatment", "n") if k in rows]
+    if not sharpness.empty and "top_eigenvalue" in sharpness:
+        rows = rows.merge(sharpness[[k for k in keys if k in sharpness] + ["top_eigenvalue", "trace"]],
+                          on=[k for k in keys if k in sharpness], how="left")
+    if not similarity.empty and "cka_diagonal_mean" in similarity:
+        on = [k for k in keys if k in similarity]
+        wide = similarity.pivot_table(index=on, columns="against", values="cka_diagonal_mean").add_prefix("cka_vs_")
+        rows = rows.merge(wide.reset_index(), on=on, how="left")
     return rows
 
 

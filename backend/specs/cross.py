@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from backend.specs.base import Spec, SpecError
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
-from backend.specs.probes import GapSettings, ScoreSettings
+from backend.specs.probes import GapSettings, ScoreSettings, SharpnessSettings, SimilaritySettings
 from backend.specs.training import TrainSpec
 
 # The pretrained network's first n units frozen (P-T frozen) or fine-tuned with the rest (P-T).
@@ -47,6 +47,11 @@ class CrossProbes(Spec):
                                     "the target's diversity")
     chen_t: bool = Field(True, description="Chen et al.'s T per layer and overall, for every AnB+ network")
     scores: ScoreSettings | None = Field(ScoreSettings(), description="LogME, LEEP, NCE, H-score per target")
+    sharpness: SharpnessSettings | None = Field(
+        None, description="Hessian sharpness of every target network (RI-T and P-T) at the end of its training")
+    similarity: SimilaritySettings | None = Field(
+        None, description="CKA of each P-T network against the target's RI-T network and the pretrained one")
+    treatments: list[str] | None = Field(None, description="sharpness and CKA for these treatments only; None = all")
 
 
 class CrossDatasetSpec(Spec):
@@ -62,6 +67,10 @@ class CrossDatasetSpec(Spec):
     seeds: list[int] = Field([0], min_length=1, description="one pretraining and one run per target each")
     amounts: list[int | None] = Field([None], min_length=1, description="training images per class on the "
                                       "target (data amount); None = all")
+    class_fractions: list[float | None] = Field(
+        [None], min_length=1, description="share of each target's classes kept, drawn per seed (diversity); None = all")
+    depths: list[int] | None = Field(None, description="conv blocks of the network, the first k of model.channels "
+                                     "(network depth); None = the model as given")
     n: list[int] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
     treatments: list[Literal[CROSS_TREATMENTS]] = Field(  # type: ignore[valid-type]
         list(CROSS_TREATMENTS), min_length=1, description="AnB: P-T frozen; AnB+: P-T fine-tuned (baseB always)")
@@ -78,7 +87,20 @@ class CrossDatasetSpec(Spec):
             raise SpecError("data amounts must be distinct", field="amounts")
         if any(a is not None and a < 1 for a in self.amounts):
             raise SpecError("a data amount is at least 1 image per class (None = all)", field="amounts")
-        top = len(unit_names(self.model)) - 1
+        if len({f or 1.0 for f in self.class_fractions}) != len(self.class_fractions):  # None = 1.0: all
+            raise SpecError("class shares must be distinct", field="class_fractions")
+        if any(f is not None and not 0 < f <= 1 for f in self.class_fractions):
+            raise SpecError("a class share is in (0, 1] (None = all classes)", field="class_fractions")
+        if self.depths is not None:
+            if not isinstance(self.model, ConvNetSpec):
+                raise SpecError(f"network depth is a number of conv blocks: {self.model.arch} has none",
+                                field="depths")
+            blocks = len(self.model.channels)
+            if not self.depths or len(set(self.depths)) != len(self.depths) or not all(
+                    1 <= d <= blocks for d in self.depths):
+                raise SpecError(f"depths are distinct numbers of conv blocks in 1..{blocks} (model.channels has "
+                                f"{blocks})", field="depths")
+        top = max(len(unit_names(m)) - 1 for m in self.models)
         bad = [n for n in self.n or [] if not 1 <= n <= top]
         if bad:
             raise SpecError(f"{bad} out of range: {self.model.arch} has units 1..{top} to transfer", field="n")
@@ -93,8 +115,16 @@ class CrossDatasetSpec(Spec):
         return self
 
     @property
-    def n_values(self) -> list[int]:
-        return sorted(set(self.n)) if self.n else list(range(1, len(unit_names(self.model))))
+    def models(self) -> list[ModelSpec]:  # type: ignore[valid-type]
+        """The network at every depth of the grid (the model itself when the grid has none)."""
+        if self.depths is None:
+            return [self.model]
+        return [self.model.model_copy(update={"channels": self.model.channels[:d]}) for d in self.depths]
+
+    def n_values(self, model: ModelSpec) -> list[int]:  # type: ignore[valid-type]
+        """Units transferred into `model`: the grid's n that it has, or all but its classifier."""
+        top = len(unit_names(model)) - 1
+        return sorted(n for n in set(self.n) if n <= top) if self.n else list(range(1, top + 1))
 
     def formatted(self, data: DataSpec) -> DataSpec:
         """A task brought to the study's common input format."""

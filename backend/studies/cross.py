@@ -18,12 +18,14 @@ from backend.specs import (
     TransferJobSpec, spec_hash, unit_names,
 )
 from backend.studies.plan import PlannedJob
-from backend.studies.yosinski import TRANSFER_SEED_OFFSET
+from backend.studies.yosinski import TRANSFER_SEED_OFFSET, probes as network_probes
 
 if TYPE_CHECKING:
     from backend.studies.local import JobOutcome
 
 ALL = "all"  # the amount label of a target trained on all its images
+# The labels that say which setting a target network was trained in: its baseB shares them.
+SETTING = ("seed", "depth", "target", "class_fraction", "amount")
 
 
 def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
@@ -32,37 +34,49 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
     plan: list[PlannedJob] = []
     source = study.formatted(study.source)
     for seed in study.seeds:
-        pretrain = TrainJobSpec(data=source, model=study.model, train=study.train.model_copy(update={"seed": seed}))
-        base_a = PlannedJob(pretrain, {"seed": seed, "treatment": "baseA", "n": 0})
-        plan.append(base_a)
         target_train = study.train.model_copy(update={"seed": seed + TRANSFER_SEED_OFFSET})
         probes: list[PlannedJob] = []
-        for target in study.targets:
-            task = study.formatted(target.data)
-            where = {"seed": seed, "target": target.name}
-            if study.probes.gap is not None:
-                probes.append(_gap(study, base_a, source, task, where))
-            for amount in study.amounts:
-                data = task.model_copy(update={"per_class": amount}) if amount is not None else task
-                labels = {**where, "amount": ALL if amount is None else amount}
-                plan.append(PlannedJob(TrainJobSpec(data=data, model=study.model, train=target_train),
-                                       {**labels, "treatment": "baseB", "n": 0}))
-                for treatment in study.treatments:
-                    for n in study.n_values:
-                        spec = TransferJobSpec(data=data, model=study.model, train=target_train, source=pretrain,
-                                               transfer={"n": n, "fine_tune": treatment.endswith("+")})
-                        network = PlannedJob(spec, {**labels, "treatment": treatment, "n": n})
-                        plan.append(network)
-                        if study.probes.chen_t and treatment == "AnB+":
-                            probes.append(PlannedJob(ChenJobSpec(pretrained=base_a.key, fine_tuned=network.key, units=n),
-                                                     {**network.labels, "probe": "chen_t"}))
-                if study.probes.scores is not None:
-                    s = study.probes.scores
-                    images = ProbeImages(data=data, split="train", images=s.images, seed=s.seed)
-                    probes.append(PlannedJob(ScoresJobSpec(network=base_a.key, images=images, settings=s),
-                                             {**labels, "probe": "scores"}))
+        for model in study.models:
+            depth = len(unit_names(model)) - 1
+            pretrain = TrainJobSpec(data=source, model=model, train=study.train.model_copy(update={"seed": seed}))
+            base_a = PlannedJob(pretrain, {"seed": seed, "depth": depth, "treatment": "baseA", "n": 0})
+            plan.append(base_a)
+            for target, share in ((t, f) for t in study.targets for f in study.class_fractions):
+                task = _task(study, target.data, share, seed)
+                where = {"seed": seed, "depth": depth, "target": target.name, "class_fraction": share or 1.0}
+                if study.probes.gap is not None:
+                    probes.append(_gap(study, base_a, source, task, where))
+                for amount in study.amounts:
+                    data = task.model_copy(update={"per_class": amount}) if amount is not None else task
+                    labels = {**where, "amount": ALL if amount is None else amount}
+                    base_b = PlannedJob(TrainJobSpec(data=data, model=model, train=target_train),
+                                        {**labels, "treatment": "baseB", "n": 0})
+                    networks = [base_b]
+                    for treatment in study.treatments:
+                        for n in study.n_values(model):
+                            spec = TransferJobSpec(data=data, model=model, train=target_train, source=pretrain,
+                                                   transfer={"n": n, "fine_tune": treatment.endswith("+")})
+                            networks.append(PlannedJob(spec, {**labels, "treatment": treatment, "n": n}))
+                    plan += networks
+                    probes += [PlannedJob(ChenJobSpec(pretrained=base_a.key, fine_tuned=job.key, units=job.labels["n"]),
+                                          {**job.labels, "probe": "chen_t"})
+                               for job in networks if study.probes.chen_t and job.labels["treatment"] == "AnB+"]
+                    probes += network_probes(study.probes, networks, {"baseA": base_a.key, "baseB": base_b.key}, data)
+                    if study.probes.scores is not None:
+                        s = study.probes.scores
+                        images = ProbeImages(data=data, split="train", images=s.images, seed=s.seed)
+                        probes.append(PlannedJob(ScoresJobSpec(network=base_a.key, images=images, settings=s),
+                                                 {**labels, "probe": "scores"}))
         plan += probes
     return plan
+
+
+def _task(study: CrossDatasetSpec, data: DataSpec, share: float | None, seed: int) -> DataSpec:
+    """A target in the study's input format with a seeded share of its classes (all for None)."""
+    data = study.formatted(data)
+    if share is None:
+        return data
+    return data.model_copy(update={"classes": data.classes.model_copy(update={"fraction": share, "seed": seed})})
 
 
 def _gap(study: CrossDatasetSpec, base_a: PlannedJob, source: DataSpec, target: DataSpec,
@@ -75,37 +89,58 @@ def _gap(study: CrossDatasetSpec, base_a: PlannedJob, source: DataSpec, target: 
 
 
 def axes(study: CrossDatasetSpec) -> dict[str, Any]:
-    """Study-level values of the explorer's axes (targets and amounts vary within the study)."""
-    return {"depth": len(unit_names(study.model)) - 1}
+    """Study-level values of the explorer's axes: none, as targets, amounts, class shares and depths
+    all vary within the study and its jobs carry them as labels."""
+    return {}
+
+
+def legacy_labels(study: CrossDatasetSpec) -> dict[str, Any]:
+    """The setting labels of jobs stored before the study kind had class shares and depths."""
+    return {"depth": len(unit_names(study.model)) - 1, "class_fraction": 1.0}
+
+
+def probe_columns(labels: dict[str, Any], scalars: dict[str, float]) -> dict[str, float]:
+    """What a probe of one target network adds to that network's row (empty for other jobs)."""
+    probe = labels.get("probe")
+    if probe == "chen_t":
+        return {"chen_t": scalars.get("t_overall"), **{k: v for k, v in scalars.items() if k.startswith("t.")}}
+    if probe == "sharpness":
+        return {"top_eigenvalue": scalars["top_eigenvalue"], "trace": scalars["trace"]}
+    if probe == "similarity":
+        return {f"cka_vs_{labels['against']}": scalars["cka_diagonal_mean"]}
+    return {}
 
 
 def rows(outcomes: list[JobOutcome]) -> pd.DataFrame:
-    """One row per target network: seed, target, amount, treatment, n, final accuracy (%), gain over
-    baseB (RI-T) of the same seed, target and amount, and Chen's T for AnB+."""
-    networks, chen = [], {}
+    """One row per target network: its setting (seed, depth, target, class share, amount), treatment,
+    n, final accuracy (%), gain over baseB (RI-T) of the same setting, and its probes' summaries
+    (Chen's T for AnB+; sharpness and CKA where the study measured them)."""
+    networks, probed = [], {}
     for o in outcomes:
-        labels, scalars = o.job.labels, o.output.scalars
-        if labels.get("probe") == "chen_t":
-            chen[(labels["seed"], labels["target"], labels["amount"], labels["n"])] = {
-                "chen_t": scalars.get("t_overall"), **{k: v for k, v in scalars.items() if k.startswith("t.")}}
-        elif "probe" not in labels and "target" in labels:
-            networks.append({**{k: labels[k] for k in ("seed", "target", "amount", "treatment", "n")},
-                             "final": 100 * scalars["final_accuracy"], "job": o.job.key[:16]})
+        labels = o.job.labels
+        key = tuple(labels.get(k) for k in (*SETTING, "treatment", "n"))
+        if "probe" in labels:
+            probed.setdefault(key, {}).update(probe_columns(labels, o.output.scalars))
+        elif "target" in labels:
+            networks.append({**{k: labels.get(k) for k in (*SETTING, "treatment", "n")},
+                             "final": 100 * o.output.scalars["final_accuracy"], "job": o.job.key[:16]})
     table = pd.DataFrame(networks)
     if table.empty:
         return table
-    keys = ["seed", "target", "amount"]
+    keys = list(SETTING)
     base = table[table.treatment == "baseB"].set_index(keys)["final"].rename("baseB")
     table = table.join(base, on=keys)
     table["gain"] = table["final"] - table.pop("baseB")
-    per_layer = pd.DataFrame([chen.get((r.seed, r.target, r.amount, r.n), {}) if r.treatment == "AnB+" else {}
-                              for r in table.itertuples()], index=table.index)
-    return table.join(per_layer) if not per_layer.empty else table.assign(chen_t=None)
+    extra = pd.DataFrame([probed.get(tuple(r[k] for k in (*SETTING, "treatment", "n")), {})
+                          for r in table.to_dict("records")], index=table.index)
+    table = table.join(extra) if not extra.empty else table
+    return table if "chen_t" in table else table.assign(chen_t=None)
 
 
 def gaps(outcomes: list[JobOutcome]) -> pd.DataFrame:
-    """Per seed and target: the measured gap (A-distance, MMD) and the target's diversity."""
-    found = [{"seed": o.job.labels["seed"], "target": o.job.labels["target"], **o.output.scalars}
+    """Per seed, depth, target and class share: the measured gap (A-distance, MMD) and the target's
+    diversity."""
+    found = [{**{k: o.job.labels.get(k) for k in SETTING[:4]}, **o.output.scalars}
              for o in outcomes if o.job.labels.get("probe") == "gap"]
     return pd.DataFrame(found)
 
@@ -115,15 +150,16 @@ SCORES = ("logme", "leep", "nce", "h_score")  # the transferability scores a `sc
 
 def score_ranking(outcomes: list[JobOutcome], table: pd.DataFrame) -> pd.DataFrame:
     """Spearman's rho and Kendall's tau of each transferability score (mean over seeds) with the gain
-    of AnB+ at the deepest n over RI-T, one point per (target, amount); empty with fewer than 3 points."""
+    of AnB+ at the deepest n over RI-T, one point per setting (depth, target, class share, amount);
+    empty with fewer than 3 points."""
     from backend.probes.transferability import rank_correlation  # here: this module stays torch-free
 
-    found = pd.DataFrame([{k: o.job.labels[k] for k in ("seed", "target", "amount")} | o.output.scalars
+    found = pd.DataFrame([{k: o.job.labels.get(k) for k in SETTING} | o.output.scalars
                           for o in outcomes if o.job.labels.get("probe") == "scores"])
     deepest = table[(table.treatment == "AnB+") & (table.n == table.n.max())]
     if found.empty or deepest.empty:
         return pd.DataFrame()
-    keys = ["target", "amount"]
+    keys = [k for k in SETTING[1:] if k in deepest and found[k].notna().any()]
     points = found.groupby(keys)[list(SCORES)].mean().join(deepest.groupby(keys)["gain"].mean(), how="inner")
     if len(points) < 3:
         return pd.DataFrame()
@@ -137,26 +173,31 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
     if table.empty:
         return table, "no target network ran", {}
     seeds = sorted(int(s) for s in table.seed.unique())
-    parts = [f"mean over seeds {seeds}; gain = accuracy minus baseB's (RI-T), same seed, target and amount"]
+    parts = [f"mean over seeds {seeds}; gain = accuracy minus baseB's (RI-T), same seed and setting "
+             "(depth, target, class share, amount)"]
+    # Rows per target and each setting axis the grid varies (data amount always shown).
+    varied = [c for c in ("depth", "class_fraction") if table[c].nunique() > 1]
+    index = ["target", *varied, "amount"]
     measured = gaps(outcomes)
     if not measured.empty:
         cols = [c for c in ("a_distance", "mmd2_linear", "mmd2_rbf", "diversity", "classes") if c in measured]
         parts.append("\nmeasured domain gap (pretrained features), per target\n"
-                     + measured.groupby("target", sort=False)[cols].mean().round(4).to_string())
+                     + measured.groupby(["target", *varied], sort=False)[cols].mean().round(4).to_string())
     for value, what in (("final", "final test accuracy (%)"), ("gain", "gain over RI-T (points)"),
-                        ("chen_t", "Chen's T, overall (AnB+)")):
-        if table[value].notna().any():
-            pivot = table.pivot_table(index=["target", "amount"], columns=["treatment", "n"], values=value,
+                        ("chen_t", "Chen's T, overall (AnB+)"), ("top_eigenvalue", "Hessian top eigenvalue"),
+                        ("cka_vs_baseB", "mean CKA diagonal against RI-T (baseB)")):
+        if value in table and table[value].notna().any():
+            pivot = table.pivot_table(index=index, columns=["treatment", "n"], values=value,
                                       aggfunc="mean", sort=False)
-            parts.append(f"\n{what}\n" + pivot.round(3 if value == "chen_t" else 2).to_string(na_rep=""))
+            parts.append(f"\n{what}\n" + pivot.round(2 if value in ("final", "gain") else 3).to_string(na_rep=""))
     ranking = score_ranking(outcomes, table)
     if not ranking.empty:
-        parts.append("\nscores against the measured gain of AnB+ at the deepest n, across targets and amounts\n"
+        parts.append("\nscores against the measured gain of AnB+ at the deepest n, across settings\n"
                      + ranking.round(3).to_string())
     layers = [c for c in table if c.startswith("t.")]
     if layers:
         deepest = table[(table.treatment == "AnB+") & (table.n == table.n.max())]
         parts.append(f"\nChen's T per layer (AnB+, n = {int(table.n.max())}), mean over seeds\n"
-                     + deepest.groupby(["target", "amount"], sort=False)[layers].mean().round(2).to_string())
+                     + deepest.groupby(index, sort=False)[layers].mean().round(2).to_string())
     checks = {f"gain_{t}": v for t, v in table[table.treatment != "baseB"].groupby("treatment")["gain"].mean().items()}
     return table, "\n".join(parts), checks

@@ -45,14 +45,18 @@ def expand(study: YosinskiSpec) -> list[PlannedJob]:
                               "fine_tune": treatment.endswith("+")},
                 )
                 networks.append(PlannedJob(spec, {"seed": seed, "treatment": treatment, "n": n}))
-        plan += networks + probes(study, networks, base)
+        base_keys = {f"base{half}": spec_hash(spec) for half, spec in base.items()}
+        plan += networks + probes(study.probes, networks, base_keys, base["B"].data)
     return plan
 
 
-def probes(study: YosinskiSpec, networks: list[PlannedJob], base: dict[str, TrainJobSpec]) -> list[PlannedJob]:
+def probes(settings: Any, networks: list[PlannedJob], base: dict[str, str], data: DataSpec) -> list[PlannedJob]:
     """Sharpness of every network; CKA of every transfer against baseB and against the base network
-    its units came from (for BnB that is baseB itself, one job), and of baseA against baseB."""
-    settings, jobs = study.probes, []
+    its units came from (for BnB that is baseB itself, one job), and of baseA against baseB.
+
+    `settings` has `sharpness`, `similarity` and `treatments` (StudyProbes, CrossProbes); `base` maps
+    base network names (baseA, baseB) to their job keys; CKA is measured on the images of `data`."""
+    jobs = []
     chosen = settings.treatments
     probed = [job for job in networks if chosen is None or job.labels["treatment"] in chosen]
     if settings.sharpness is not None:
@@ -63,11 +67,10 @@ def probes(study: YosinskiSpec, networks: list[PlannedJob], base: dict[str, Trai
             jobs.append(PlannedJob(spec, {**job.labels, "probe": "sharpness"}))
     if settings.similarity is not None:
         s = settings.similarity
-        base_key = {f"base{half}": spec_hash(spec) for half, spec in base.items()}
-        images = ProbeImages(data=base["B"].data, split=s.split, images=s.images, seed=s.seed)
+        images = ProbeImages(data=data, split=s.split, images=s.images, seed=s.seed)
         for job in probed:
             for other in compared_with(job.labels["treatment"]):
-                spec = SimilarityJobSpec(a=job.key, b=base_key[other], images=images, settings=s)
+                spec = SimilarityJobSpec(a=job.key, b=base[other], images=images, settings=s)
                 jobs.append(PlannedJob(spec, {**job.labels, "probe": "similarity", "against": other}))
     return jobs
 

@@ -27,7 +27,7 @@ def test_the_dag_pretrains_once_per_seed_and_trains_each_target_and_amount():
     by_key = {j.key: j for j in plan}
     for job in transfers:  # every transfer reads its seed's pretrained network
         [source] = job.depends_on
-        assert by_key[source].labels == {"seed": job.labels["seed"], "treatment": "baseA", "n": 0}
+        assert by_key[source].labels == {"seed": job.labels["seed"], "depth": 3, "treatment": "baseA", "n": 0}
     assert [j.spec.data.per_class for j in scratch if j.labels["amount"] == 5] == [5] * 4
     probes = {kind: [j for j in plan if j.kind == kind] for kind in ("gap", "chen_t", "scores")}
     assert len(probes["gap"]) == 2 * 2 and len(probes["scores"]) == 2 * 2 * 2
@@ -35,6 +35,44 @@ def test_the_dag_pretrains_once_per_seed_and_trains_each_target_and_amount():
     assert all(by_key[j.spec.fine_tuned].labels["treatment"] == "AnB+" for j in probes["chen_t"])
     order = {j.key: i for i, j in enumerate(plan)}
     assert all(order[d] < order[j.key] for j in plan for d in j.depends_on)  # dependencies first
+
+
+def test_depth_and_class_share_are_grid_axes_with_one_pretraining_per_depth():
+    study = parse_study({**STUDY, "seeds": [0], "amounts": [None], "n": None, "depths": [1, 2],
+                         "class_fractions": [0.5, None], "probes": {"gap": {"images": 20}, "chen_t": False,
+                                                                   "scores": None, "sharpness": {"images": 8},
+                                                                   "similarity": {"images": 8}}})
+    plan = expand(study)
+    networks = [j for j in plan if "probe" not in j.labels]
+    pretrain = {j.labels["depth"]: j for j in networks if j.labels["treatment"] == "baseA"}
+    assert sorted(pretrain) == [2, 3]  # 1 and 2 conv blocks, plus the hidden fc layer
+    assert [len(j.spec.model.channels) for j in pretrain.values()] == [1, 2]
+    scratch = [j for j in networks if j.labels["treatment"] == "baseB"]
+    assert {(j.labels["depth"], j.labels["target"], j.labels["class_fraction"]) for j in scratch} == {
+        (d, t, f) for d in (2, 3) for t in ("near", "far") for f in (0.5, 1.0)}
+    assert {j.spec.data.classes.fraction for j in scratch} == {0.5, None}
+    for job in networks:  # n runs over each depth's own units, all but the classifier
+        if job.labels["treatment"] == "AnB":
+            assert 1 <= job.labels["n"] <= job.labels["depth"]
+            assert pretrain[job.labels["depth"]].key in job.depends_on
+    assert len([j for j in networks if j.labels["treatment"] == "AnB"]) == (2 + 3) * 2 * 2
+    gap = [j for j in plan if j.kind == "gap"]
+    assert len(gap) == 2 * 2 * 2  # per depth (its features), target and class share
+    # Sharpness of every target network; CKA of each P-T network against its RI-T and pretrained ones.
+    sharp = [j for j in plan if j.kind == "sharpness"]
+    assert len(sharp) == len(networks) - 2
+    by_key = {j.key: j for j in plan}
+    for job in (j for j in plan if j.kind == "similarity"):
+        a, b = by_key[job.spec.a], by_key[job.spec.b]
+        assert b.labels["treatment"] == job.labels["against"] and a.labels["depth"] == b.labels["depth"]
+        if job.labels["against"] == "baseB":
+            assert (a.labels["target"], a.labels["class_fraction"]) == (b.labels["target"], b.labels["class_fraction"])
+    with pytest.raises(SpecError, match="1..2") as err:
+        parse(CrossDatasetSpec, {**STUDY, "depths": [3]})
+    assert err.value.field == "depths"
+    with pytest.raises(SpecError, match="distinct") as err:
+        parse(CrossDatasetSpec, {**STUDY, "class_fractions": [1.0, None]})
+    assert err.value.field == "class_fractions"
 
 
 def test_two_studies_share_their_pretraining_by_content_hash():

@@ -6,7 +6,8 @@ def test_explorer_plots_gain_against_n(app, seeded_store):
     assert not at.exception
     assert at.get("plotly_chart")
     means = at.dataframe[0].value
-    assert set(means.treatment) == {"AnB", "AnB+", "random"} and set(means.n) == {1, 2, 3}
+    assert set(means.treatment) == {"baseB", "AnB", "AnB+", "random"} and set(means.n) == {0, 1, 2, 3}
+    assert (means[means.treatment == "baseB"].gain == 0).all()  # the reference: training from scratch
 
 
 def test_explorer_depth_axis_and_tampered_params(app, seeded_store):
@@ -17,7 +18,7 @@ def test_explorer_depth_axis_and_tampered_params(app, seeded_store):
     assert not at.exception
     assert any("studies=" in w.value for w in at.warning)
     assert at.query_params["studies"] == str(study_id)  # fell back to the default study
-    assert set(at.dataframe[0].value.treatment) == {"AnB", "AnB+", "random"}  # one facet each
+    assert set(at.dataframe[0].value.treatment) == {"baseB", "AnB", "AnB+", "random"}  # one facet each
 
 
 def test_study_overview_edits_notes_and_offers_tables(app, seeded_store):
@@ -50,7 +51,7 @@ def test_explorer_offers_only_axes_the_studies_vary(app, seeded_store):
     assert at.selectbox(key="explorer.x").options == ["units transferred (n)"]
     assert any("x=per_class" in w.value for w in at.warning)
     assert "differ only in n" in at.main.caption[0].value
-    assert set(at.dataframe[0].value.treatment) == {"AnB", "AnB+", "random"}  # faceted, not averaged
+    assert set(at.dataframe[0].value.treatment) == {"baseB", "AnB", "AnB+", "random"}  # faceted, not averaged
 
 
 def test_eta_extrapolates_the_pace_so_far():
@@ -89,7 +90,7 @@ def test_off_the_n_axis_one_n_is_compared_not_every_n_pooled(app, seeded_store, 
     at.run()
     assert not at.exception
     means = at.dataframe[0].value
-    assert "n" not in means and len(means) == 2 * 3  # two data amounts x three treatments, at n = 2 only
+    assert "n" not in means and len(means) == 2 * 4  # two data amounts x (baseB + three treatments at n = 2)
     assert (means.jobs == 1).all()  # one seed: one network per point, not one per n
     assert at.selectbox(key="explorer.at_n").options == ["1", "2", "3"] and not at.selectbox(key="explorer.at_n").disabled
     assert "spec.data.per_class" in at.selectbox(key="explorer.colour").options  # any field the studies differ in
