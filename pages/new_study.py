@@ -81,6 +81,12 @@ with data_col:
             + ([{"kind": "block_shuffle", "block": block}] if block else [])
             + ([{"kind": "noise", "std": noise}] if noise else [])}
     preview.data_preview(data, st.session_state.get("new.seeds", ",".join(map(str, preset.get("seeds", [])))))
+    if "targets" in study_kind.spec.model_fields:
+        st.subheader("Targets")
+        targets_text = st.text_area(
+            "One entry per target task: a name, its data (as above) and optionally a strength for the x axis (YAML)",
+            yaml.safe_dump(preset["targets"], sort_keys=False), height=240, key=f"new.targets.{preset_name}")
+        slots["targets"] = st.empty()
 
 with model_col:
     st.subheader("Network and training")
@@ -113,7 +119,7 @@ with grid_col:
         if field.choices:
             grid[field.path] = st.multiselect(field.label, field.choices, default=list(value or field.choices), key=key)
         else:
-            grid[field.path] = st.text_input(field.label, ",".join(map(str, value or [])), key=key)
+            grid[field.path] = st.text_input(field.label, field.text(value), key=key)
         slots[field.path] = st.empty()
     probes = {}
     if "probes" in study_kind.spec.model_fields:
@@ -140,6 +146,19 @@ def numbers(text: str, field: str) -> list[int]:
         raise SpecError(f"expected comma-separated whole numbers, got {text!r}", field=field) from None
 
 
+def targets() -> dict:
+    """The Targets box as a spec field ({} for study kinds without targets)."""
+    if "targets" not in study_kind.spec.model_fields:
+        return {}
+    try:
+        listed = yaml.safe_load(targets_text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"the targets are not readable YAML: {exc}", field="targets") from None
+    if not isinstance(listed, list):
+        raise SpecError("the targets are a list: one '- name: ...' entry per target task", field="targets")
+    return {"targets": listed}
+
+
 def build():
     if imported is not None:
         return parse_study(imported)
@@ -147,9 +166,8 @@ def build():
         preview.folder_counts(source["root"])  # refuses an empty path, a missing or malformed folder
     elif source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
         raise SpecError(f"{source['root']!r} is not a readable folder", field="data.source.root")
-    spec = {**preset, **{f.path: grid[f.path] if f.choices else numbers(grid[f.path], f.path) or None
-                         for f in study_kind.grid},
-            study_kind.data_field: data,
+    spec = {**preset, **{f.path: grid[f.path] if f.choices else f.parse(grid[f.path]) for f in study_kind.grid},
+            study_kind.data_field: data, **targets(),
             "model": {k: numbers(v, f"model.{k}") if k in ("channels", "hidden") else v for k, v in model.items()},
             "train": train}
     if probes:

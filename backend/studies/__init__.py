@@ -20,7 +20,29 @@ class GridField:
 
     path: str  # dotted path in the study spec
     label: str
-    choices: tuple[str, ...] = ()  # a multiselect when given, else comma-separated integers
+    choices: tuple[str, ...] = ()  # a multiselect when given, else comma-separated numbers
+    number: type = int  # what each comma-separated value is
+    all_is_none: bool = False  # "all" stands for None (every image, every class)
+    empty: Any = None  # the value of an empty box
+
+    def text(self, values: list | None) -> str:
+        """The field's values as the page shows them."""
+        return ",".join("all" if v is None else str(v) for v in values or [])
+
+    def parse(self, text: str) -> list | None:
+        """Comma-separated values -> a list (None when empty); a bad value is a SpecError naming the field."""
+        values = []
+        for token in (t.strip() for t in text.split(",") if t.strip()):
+            if self.all_is_none and token.lower() == "all":
+                values.append(None)
+                continue
+            try:
+                values.append(self.number(token))
+            except ValueError:
+                kind = "whole numbers" if self.number is int else "numbers"
+                raise SpecError(f"expected comma-separated {kind}{' or all' if self.all_is_none else ''}, got "
+                                f"{token!r}", field=self.path) from None
+        return values or self.empty
 
 
 @dataclass(frozen=True)
@@ -51,11 +73,15 @@ STUDY_KINDS: dict[str, StudyKind] = {
         "source once; on every target and data amount, train baseB from scratch (RI-T) and from baseA's first n "
         "units, frozen (AnB) or fine-tuned (AnB+). Measured: the domain gap source -> target (proxy A-distance, "
         "MMD) and the target's diversity, Chen's T of every AnB+ network, and LogME, LEEP, NCE and H-score of "
-        "baseA on each target. The Data column edits the source; the targets come with the preset or an "
-        "imported spec.",
+        "baseA on each target. The Data column edits the source, the Targets box the targets.",
         cross.axes, cross.summarise,
         (GridField("seeds", "Seeds (one pretraining each)"), GridField("treatments", "Treatments", CROSS_TREATMENTS),
-         GridField("n", "Units transferred n (empty = all)")),
+         GridField("n", "Units transferred n (empty = all)"),
+         GridField("amounts", "Training images per class on the target (data amount; all = every image)",
+                   all_is_none=True, empty=[None]),
+         GridField("class_fractions", "Share of each target's classes kept (diversity; all = every class)",
+                   number=float, all_is_none=True, empty=[None]),
+         GridField("depths", "Network depth in conv blocks (empty = the network's own)")),
         data_field="source",
     ),
 }

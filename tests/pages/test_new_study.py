@@ -133,3 +133,35 @@ def test_a_cross_data_set_preset_is_edited_and_queued_like_any_study(app, tmp_pa
     assert not at.exception and "Queued study #1" in at.success[0].value
     spec = Results(get_engine(url)).study_spec(1)
     assert spec["study"] == "cross_dataset" and spec["seeds"] == [0] and spec["source"]["classes"]["include"] == [0, 1, 2, 3, 4]
+
+
+def test_the_targets_and_the_cross_grid_are_edited_on_the_page(app, tmp_path, monkeypatch):
+    from db.results import Results
+    from db.session import get_engine
+
+    url = f"sqlite:///{tmp_path / 'cross.db'}"
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
+    at = app("new_study.py")
+    at.query_params["preset"] = "gap-digits-shifts"
+    at.run()
+    assert "name:" in at.text_area(key="new.targets.gap-digits-shifts").value
+    at.text_area(key="new.targets.gap-digits-shifts").input("- {name: blurred, strength: 1.5, data: {source: {kind: digits}, shifts: [{kind: blur, sigma: 1.5}]}}").run()
+    at.text_input(key="new.amounts").input("5, all").run()
+    at.text_input(key="new.class_fractions").input("0.5,all").run()
+    at.text_input(key="new.depths").input("1").run()
+    assert any("out of range" in e.value for e in at.error)  # the preset's n beyond one conv block's units
+    at.text_input(key="new.n").input("").run()  # every depth's own units
+    at.text_input(key="new.seeds").input("0").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button(key="new.submit").click().run()
+    spec = Results(get_engine(url)).study_spec(1)
+    assert [t["name"] for t in spec["targets"]] == ["blurred"] and spec["targets"][0]["data"]["shifts"][0]["sigma"] == 1.5
+    assert spec["amounts"] == [5, None] and spec["class_fractions"] == [0.5, None] and spec["depths"] == [1]
+    before = job_count(url)
+    at.text_area(key="new.targets.gap-digits-shifts").input("- name: [unclosed").run()
+    assert any("targets" in e.value and "YAML" in e.value for e in at.columns[0].error)  # under the box
+    at.text_area(key="new.targets.gap-digits-shifts").input("- {name: x}").run()  # no data
+    assert any("targets.0.data" in e.value for e in at.error)
+    at.text_input(key="new.amounts").input("5,lots").run()
+    assert any("amounts" in e.value and "or all" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "new.submit"] and job_count(url) == before
