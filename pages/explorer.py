@@ -19,8 +19,8 @@ from ui.state import PageState, flag, ints, joined, shown
 from ui.widgets import figure, jobs_of_point, open_jobs, study_choices
 
 COLOUR_BY = {"treatment": "treatment", "study": "study", "seed": "seed", "target": "target task",
-             "amount": "data amount"}
-FACETS = ["none", "treatment", "study", "target"]
+             "amount": "data amount", "class_fraction": "share of classes", "depth": "network depth"}
+FACETS = ["none", "treatment", "study", "target", "class_fraction", "depth"]
 
 
 def study_axes(spec: dict) -> tuple[dict, dict]:
@@ -78,10 +78,10 @@ y = cols[1].selectbox("y axis", list(metrics), format_func=metrics.get,
                       key=state.bind("y", "gain", valid=metrics.__contains__))
 # Colour and facet by a label or by any spec field the chosen studies differ in.
 fields = [c for c in scores if c.startswith("spec.")]
-colours = [c for c in COLOUR_BY if c in ("treatment", "study", "seed") or c in scores] + fields
+colours = [c for c in COLOUR_BY if c in ("treatment", "study", "seed") or scores.get(c, pd.Series()).nunique() > 1] + fields
 colour = cols[2].selectbox("Colour by", colours, format_func=lambda c: COLOUR_BY.get(c, c),
                            key=state.bind("colour", "treatment", valid=colours.__contains__))
-facets = [f for f in FACETS if f in ("none", "treatment", "study") or f in scores] + fields
+facets = [f for f in FACETS if f in ("none", "treatment", "study") or scores.get(f, pd.Series()).nunique() > 1] + fields
 facet = cols[3].selectbox("Facet by", facets, key=state.bind("facet", "none", valid=facets.__contains__))
 score = cols[4].selectbox("Score", list(SCORES), format_func=SCORES.get,
                           key=state.bind("score", "final_accuracy", valid=SCORES.__contains__))
