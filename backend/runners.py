@@ -22,6 +22,7 @@ from backend.models import UnitNet
 from backend.data.preview import data_preview
 from backend.probes.curvature import sharpness
 from backend.probes.similarity import cka_matrix
+from backend.probes.smoothness import speed_summary
 from backend.specs import (
     DataSpec, ProbeImages, SharpnessJobSpec, SimilarityJobSpec, SpecError, TrainJobSpec, TransferJobSpec,
     canonical_json, spec_hash,
@@ -31,6 +32,7 @@ from backend.train import Progress, ProgressFn, Trained, train_job
 from backend.transfer import SourceNet, transfer_job
 
 Report = Callable[[float, str], None]
+SPEED_FRACTIONS = (0.9, 0.99)  # epochs to reach these shares of the run's best test accuracy
 Networks = Mapping[str, SourceNet]
 LoadTask = Callable[[DataSpec], TaskData]
 
@@ -69,11 +71,15 @@ def training_progress(report: Report) -> ProgressFn:
 
 def network_output(trained: Trained) -> JobOutput:
     r = trained.result
+    speed = speed_summary(r.history, fractions=SPEED_FRACTIONS)
     return JobOutput(
         scalars={"final_accuracy": r.final_accuracy, "best10_accuracy": r.best_mean(10),
                  "train_seconds": r.train_seconds, "images_seen": r.images_seen,
                  "images_per_second": r.images_seen / max(r.train_seconds, 1e-9),
-                 "train_images": len(trained.data.train.y), "classes": trained.data.n_classes},
+                 "train_images": len(trained.data.train.y), "classes": trained.data.n_classes,
+                 # Optimisation speed (Neyshabur et al.): how soon the run got near its best.
+                 "best_epoch": speed["best_epoch"], "curve_area": speed["curve_area"],
+                 **{f"epochs_to_{round(100 * p)}pct": speed[f"epochs_to_{p:g}_of_best"] for p in SPEED_FRACTIONS}},
         curves=[m for record in r.history for m in epoch_metrics(record)],
         tables={"data_fingerprint": trained.data.fingerprint},
         network=trained)

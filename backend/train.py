@@ -37,6 +37,7 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+StepHook = Callable[[int, int, nn.Module, Tensor, Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -151,10 +152,13 @@ def train_job(job: TrainJobSpec, device: str | torch.device = "auto", progress: 
 
 def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], spec: TrainSpec,
         progress: ProgressFn | None = None, on_epoch: Callable[[TrainState], None] | None = None,
-        resume: TrainState | None = None) -> TrainResult:
-    """Train `model` in place on device tensors (inputs may be images or cached features).
+        resume: TrainState | None = None, on_step: StepHook | None = None) -> TrainResult:
+    """Train `model` in place on device tensors (inputs may be images or cached features), for the
+    first `spec.epochs_run` epochs of the schedule.
 
     `on_epoch` receives the state after every epoch (a worker saves it); `resume` continues from one.
+    `on_step(step, total, model, x, y)` is called before each optimisation step (step 0-based, of
+    `total`) and after the last: a probe of the landscape along training.
     """
     x, y = train
     device = x.device
@@ -180,7 +184,9 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
         g.set_state(resume.generator)
         _set_rng_state(device, resume.rng)
         result = resume.result
-    for epoch in range(len(result.history) + 1, spec.epochs + 1):
+    epochs = spec.epochs_run
+    total = epochs * steps
+    for epoch in range(len(result.history) + 1, epochs + 1):
         started = time.perf_counter()
         model.train()
         order = torch.randperm(n, device=device, generator=g)
@@ -190,6 +196,8 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
         for step in range(1, steps + 1):
             idx = order[(step - 1) * batch: step * batch]
             xb, yb = x[idx], y[idx]
+            if on_step:
+                on_step((epoch - 1) * steps + step - 1, total, model, x, y)
             if spec.augment != "none" and xb.ndim == 4:
                 xb = augment(xb, flip=spec.augment == "flip_crop", generator=g)
             with autocast:
@@ -204,7 +212,7 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
             correct += (logits.argmax(1) == yb).sum()
             if progress and (time.perf_counter() - last_report > 0.5 or step == steps):
                 last_report = time.perf_counter()
-                progress(Progress("train", epoch, spec.epochs, step, steps, loss.item()))
+                progress(Progress("train", epoch, epochs, step, steps, loss.item()))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - started
@@ -217,10 +225,12 @@ def fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tens
         result.images_seen += seen
         result.train_seconds += train_seconds
         if progress:
-            progress(Progress("eval", epoch, spec.epochs, steps, steps, record.train_loss, test_acc))
+            progress(Progress("eval", epoch, epochs, steps, steps, record.train_loss, test_acc))
         if on_epoch:
             on_epoch(TrainState(epoch, model.state_dict(), optimizer.state_dict(), schedule.state_dict(),
                                 g.get_state(), _rng_state(device), result))
+    if on_step:
+        on_step(total, total, model, x, y)
     return result
 
 

@@ -32,8 +32,9 @@ PREFIX_CACHE_BYTES = 4 << 30
 @dataclass(frozen=True)
 class SourceNet:
     """A trained network's weights, the input normalisation it was trained with, and what it takes
-    to rebuild it (architecture, input shape, classes) for probes that run it; for a network trained
-    from scratch, also its initial weights (theta_r), read only when a probe asks for `init`."""
+    to rebuild it (architecture, input shape, classes) for probes that run it, and its weights before
+    its first step (theta_r for a network trained from scratch; for a transfer, the copied units and
+    the fresh ones above), read only when a probe asks for `init`."""
 
     state: dict[str, Tensor]
     normalization: Normalization
@@ -45,8 +46,8 @@ class SourceNet:
 
     @cached_property
     def init(self) -> dict[str, Tensor] | None:
-        """theta_r, the weights before the run's first step; None when the run kept none (a transfer,
-        or a checkpoint written before init saving)."""
+        """The weights before the run's first step; None when the run kept none (a checkpoint written
+        before init saving)."""
         if self.init_state is not None:
             return self.init_state
         return load_init(self.init_path) if self.init_path else None
@@ -102,13 +103,15 @@ def transfer_job(job: TransferJobSpec, source: SourceNet | None, device: str | t
         copy_units(source.state, model, t.n)
     frozen = 0 if t.fine_tune else t.n
     model.freeze(frozen)
+    # theta_0, where this run's optimisation starts (copied units included): module criticality rewinds to it.
+    init = {k: v.detach().clone() for k, v in model.state_dict().items()}
     train = norm.apply(data.train, device, job.train.channels_last)
     test = norm.apply(data.test, device, job.train.channels_last)
     if frozen and t.cache_prefix and job.train.augment == "none" and _fits_cache(model, frozen, train[0]):
         result = fit_frozen_prefix(model, frozen, train, test, job, progress, **fit_options)
     else:
         result = fit(model, train, test, job.train, progress, **fit_options)
-    return Trained(model, result, data, norm)
+    return Trained(model, result, data, norm, init)
 
 
 def _shape(image_shape) -> str:

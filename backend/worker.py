@@ -30,7 +30,7 @@ from backend.checkpoints import (
 from backend.provenance import environment
 from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
 from backend.runners import checkpoint_meta, epoch_metrics
-from backend.specs import SpecError, TrainJobSpec, spec_hash
+from backend.specs import SpecError, TrainJobSpec, TransferJobSpec, spec_hash
 from backend.train import Trained, resolve_device
 from backend.transfer import SourceNet
 from db.queue import ClaimedJob, Queue
@@ -150,7 +150,7 @@ class Worker:
         state_path = self._job_dir(job.id) / "state.safetensors"
         resume = load_train_state(state_path, job.spec_hash)
         if resume is not None:
-            beat.report(resume.epoch / spec.train.epochs, f"resumed after epoch {resume.epoch}")
+            beat.report(resume.epoch / spec.train.epochs_run, f"resumed after epoch {resume.epoch}")
 
         def on_epoch(state) -> None:
             save_train_state(state_path, state, job.spec_hash)
@@ -161,7 +161,7 @@ class Worker:
             options["on_init"] = lambda trained: self._save_init(job, spec, trained)
         return options
 
-    def _save_init(self, job: ClaimedJob, spec: TrainJobSpec, trained: Trained) -> Path:
+    def _save_init(self, job: ClaimedJob, spec: TrainJobSpec | TransferJobSpec, trained: Trained) -> Path:
         """The network's weights before its first step, written once, at the run's first start: a run
         resumed from an epoch state keeps that file."""
         path = self._job_dir(job.id) / "init.safetensors"
@@ -189,9 +189,9 @@ class Worker:
         artifacts, scalars = [], dict(output.scalars)
         if output.network is not None:
             init = None
-            if isinstance(spec, TrainJobSpec) and output.network.init is not None:
-                init = self._save_init(job, spec, output.network)  # already there unless deleted mid-run
-            # The sidecar names the init file beside it, so `SourceNet.load` finds theta_r.
+            if output.network.init is not None:  # a train job's is there already, unless deleted mid-run
+                init = self._save_init(job, spec, output.network)
+            # The sidecar names the init file beside it, so `SourceNet.load` finds it.
             path = save_checkpoint(folder / "model", output.network.model, {
                 **checkpoint_meta(spec, output.network), "job": job.id, "device": str(self.device),
                 **({"init": init.name} if init else {})})

@@ -7,7 +7,7 @@ import json
 from functools import lru_cache
 from typing import Any, Mapping, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 
 class SpecError(ValueError):
@@ -22,6 +22,22 @@ class Spec(BaseModel):
     """Base of every spec: immutable, unknown fields rejected (a typo is an error, not a default)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_serializer(mode="wrap")
+    def _without_late_defaults(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name, info in type(self).model_fields.items():
+                if (info.json_schema_extra or {}).get("late") and name in data and getattr(self, name) == info.default:
+                    del data[name]
+        return data
+
+
+def late_field(default: Any, description: str, **constraints: Any) -> Any:
+    """A field added to a job spec after jobs of it were stored: left out of the canonical JSON (and
+    so of the content hash) while at its default, so every stored job keeps its hash and its results
+    keep being reused."""
+    return Field(default, description=description, json_schema_extra={"late": True}, **constraints)
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -54,8 +70,7 @@ def spec_error(exc: ValidationError, prefix: str = "") -> SpecError:
                      field=None if len(lines) > 1 else fields[0])
 
 
-# Pydantic puts the discriminator value of a union member into error locations
-# (`source.torchvision.root`); field names read better without it.@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def _union_tags() -> frozenset[str]:
     """Pydantic puts the discriminator value of a union member into error locations
     (`source.torchvision.root`); field names read better without it."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from backend.specs.base import Spec
+from backend.specs.base import Spec, SpecError, late_field
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec
 
@@ -28,6 +28,20 @@ class TrainSpec(Spec):
     amp: bool = Field(True, description="bfloat16/float16 autocast; CUDA only")
     channels_last: bool = Field(True, description="NHWC memory format; ~3x faster convs on CPU")
     seed: int = Field(0, description="model init, batch order, augmentation: a CPU run is exact")
+    stop_after: int | None = late_field(
+        None, "train only the first k epochs of this schedule: the network at epoch k of the full run (a "
+        "pretraining checkpoint, Neyshabur et al.); None = every epoch", ge=1)
+
+    @model_validator(mode="after")
+    def _stops_within(self) -> TrainSpec:
+        if self.stop_after is not None and self.stop_after > self.epochs:
+            raise SpecError(f"stop_after {self.stop_after} is beyond the schedule's {self.epochs} epochs",
+                            field="stop_after")
+        return self
+
+    @property
+    def epochs_run(self) -> int:
+        return self.stop_after or self.epochs
 
 
 class TrainJobSpec(Spec):

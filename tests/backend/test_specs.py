@@ -83,3 +83,16 @@ def test_an_empty_root_is_not_the_working_directory(source):
     with pytest.raises(SpecError) as info:
         parse(DataSpec, {"source": source})
     assert info.value.field == "source.root" and "no folder given" in str(info.value)
+
+
+def test_a_field_added_late_leaves_stored_hashes_alone():
+    from backend.specs import TrainSpec
+
+    plain = TrainSpec()
+    assert "stop_after" not in canonical_json(plain)  # at its default: the hash of every stored job holds
+    stopped = TrainSpec(epochs=8, stop_after=2)
+    assert '"stop_after":2' in canonical_json(stopped) and spec_hash(stopped) != spec_hash(TrainSpec(epochs=8))
+    assert parse(TrainSpec, canonical_json(stopped)) == stopped and parse(TrainSpec, canonical_json(plain)) == plain
+    with pytest.raises(SpecError, match="beyond") as err:
+        parse(TrainSpec, {"epochs": 3, "stop_after": 4})
+    assert err.value.field == "stop_after"
