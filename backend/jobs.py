@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from backend.specs import (
-    ChenJobSpec, DomainGapJobSpec, ScoresJobSpec, SharpnessJobSpec, SimilarityJobSpec, Spec, SpecError, TrainJobSpec,
-    TransferJobSpec, parse, spec_hash,
+    ChenJobSpec, CriticalityJobSpec, DomainGapJobSpec, InterpolationJobSpec, PlaneJobSpec, ScoresJobSpec,
+    SharpnessJobSpec, SimilarityJobSpec, SmoothnessJobSpec, Spec, SpecError, TrainJobSpec, TransferJobSpec, parse,
+    spec_hash,
 )
 from backend.specs.preview import DataPreviewSpec
 
@@ -54,6 +55,17 @@ JOB_KINDS: dict[str, JobKind] = {
     "scores": JobKind(ScoresJobSpec, "backend.measures:run_scores", ("scalars",),
                       "transferability scores of a pretrained network on a target (LogME, LEEP, NCE, H-score)",
                       lambda spec: spec.networks),
+    "interpolation": JobKind(InterpolationJobSpec, "backend.landscapes:run_interpolation", ("scalars", "matrices"),
+                             "test loss and accuracy along the line between two networks (barrier), their "
+                             "mistake overlap and parameter distance", lambda spec: spec.networks),
+    "plane": JobKind(PlaneJobSpec, "backend.landscapes:run_plane", ("scalars", "matrices"),
+                     "the loss on a filter-normalised random plane around a network", lambda spec: spec.networks),
+    "criticality": JobKind(CriticalityJobSpec, "backend.landscapes:run_criticality", ("scalars", "matrices"),
+                           "module criticality: the error with one unit rewound towards its start, plus noise",
+                           lambda spec: spec.networks),
+    "smoothness": JobKind(SmoothnessJobSpec, "backend.landscapes:run_smoothness", ("scalars", "curves"),
+                          "the landscape along a network's training: loss spread, gradient change, gradient "
+                          "singular values (a replay of its run)", lambda spec: spec.networks),
     "preview": JobKind(DataPreviewSpec, "backend.runners:run_preview", ("scalars", "matrices"),
                        "a look at the data: classes, images per split, samples, each seed's halves A/B",
                        lambda spec: ()),

@@ -19,7 +19,8 @@ from ui.state import PageState, flag, ints, joined, shown
 from ui.widgets import figure, jobs_of_point, open_jobs, study_choices
 
 COLOUR_BY = {"treatment": "treatment", "study": "study", "seed": "seed", "target": "target task",
-             "amount": "data amount", "class_fraction": "share of classes", "depth": "network depth"}
+             "amount": "data amount", "class_fraction": "share of classes", "depth": "network depth",
+             "source_epoch": "pretraining epoch"}
 FACETS = ["none", "treatment", "study", "target", "class_fraction", "depth"]
 
 
@@ -61,7 +62,7 @@ def study_rows(study_id: int) -> pd.DataFrame:
     scores = read(*NETWORK_KINDS)
     if scores.empty:
         return scores
-    scores = with_probes(scores, read("sharpness"), read("similarity"))
+    scores = with_probes(scores, {kind: read(kind) for kind in ("sharpness", "similarity", "smoothness")})
     strengths = {t["name"]: t.get("strength") for t in spec.get("targets", [])}
     rows = with_measurements(scores, read("gap"), read("chen_t"), strengths, read("scores"))
     fields = {f"spec.{path}": differ.loc[path, study_id] for path in differ.index}

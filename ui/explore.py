@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backend.studies.cross import SETTING
+from backend.studies.cross import NETWORK, SETTING
 
 # Axes a network can be compared along. Study-level ones come from the spec (STUDY_KINDS[...].axes);
 # the others vary within a cross-data-set study: its job labels and its measurements.
@@ -22,15 +22,21 @@ AXES = {
     "domain_gap": "synthetic domain gap",
     "block": "block-shuffle block size (0 = none)",
     "depth": "network depth (transferable units)",
+    "source_epoch": "pretraining epoch fine-tuned from (pretraining stage)",
 }
-INTEGER_AXES = ("n", "amount", "per_class", "block", "depth")
+INTEGER_AXES = ("n", "amount", "per_class", "block", "depth", "source_epoch")
 LOG_AXES = ("amount", "per_class")  # data amounts span decades
 METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)", "chen_t": "Chen's T, overall",
            "logme": "LogME of the pretrained network on the target", "leep": "LEEP", "nce": "NCE",
            "h_score": "H-score", "l2_to_pretrained": "parameter distance to the pretrained network (L2)",
            "top_eigenvalue": "Hessian top eigenvalue (sharpness)", "trace": "Hessian trace",
            "cka_vs_baseB": "CKA against baseB (RI-T), mean over units",
-           "cka_vs_baseA": "CKA against baseA (the source network), mean over units"}
+           "cka_vs_baseA": "CKA against baseA (the source network), mean over units",
+           "beta_smoothness_mean": "gradient Lipschitz constant along training, mean (Liu; Santurkar)",
+           "loss_spread_mean": "loss spread along the gradient during training, mean",
+           "epochs_to_90pct": "epochs to 90% of the run's best accuracy (optimisation speed)",
+           "curve_area": "area under the test-accuracy curve (optimisation speed)",
+           "best_epoch": "epoch of the best test accuracy"}
 SCORE_COLUMNS = ("logme", "leep", "nce", "h_score")
 GAP_COLUMNS = ("a_distance", "mmd2_rbf", "mmd2_linear", "diversity")
 
@@ -58,7 +64,7 @@ def with_measurements(networks: pd.DataFrame, gaps: pd.DataFrame, chen: pd.DataF
         keys = [k for k in SETTING[:4] if k in rows]
         rows = rows.merge(gaps[keys + [c for c in GAP_COLUMNS if c in gaps]], on=keys, how="left")
     if not chen.empty and "t_overall" in chen:
-        keys = [k for k in SETTING if k in rows] + ["n", "treatment"]
+        keys = [k for k in NETWORK if k in rows and k in chen]
         layers = [c for c in chen if c.startswith(("t.", "deviation.")) or c == "l2_to_pretrained"]
         rows = rows.merge(chen[keys + ["t_overall", *layers]].rename(columns={"t_overall": "chen_t"}),
                           on=keys, how="left")
@@ -77,18 +83,23 @@ def with_labels(frame: pd.DataFrame, defaults: dict[str, object]) -> pd.DataFram
     return frame.assign(**{k: frame[k].fillna(v) if k in frame else v for k, v in defaults.items()})
 
 
-def with_probes(rows: pd.DataFrame, sharpness: pd.DataFrame, similarity: pd.DataFrame) -> pd.DataFrame:
-    """Networks with their probes' summaries: the Hessian top eigenvalue and trace, and the mean CKA
-    diagonal against each base network. A probe's job carries its network's labels; `rows` must have
-    the same setting labels (legacy ones filled) and amounts as stored, before they become numbers."""
-    keys = [k for k in (*SETTING, "treatment", "n") if k in rows]
-    if not sharpness.empty and "top_eigenvalue" in sharpness:
-        rows = rows.merge(sharpness[[k for k in keys if k in sharpness] + ["top_eigenvalue", "trace"]],
-                          on=[k for k in keys if k in sharpness], how="left")
-    if not similarity.empty and "cka_diagonal_mean" in similarity:
-        on = [k for k in keys if k in similarity]
-        wide = similarity.pivot_table(index=on, columns="against", values="cka_diagonal_mean").add_prefix("cka_vs_")
-        rows = rows.merge(wide.reset_index(), on=on, how="left")
+# What each network probe adds to its network's row.
+PROBE_COLUMNS = {"sharpness": ("top_eigenvalue", "trace"), "smoothness": ("beta_smoothness_mean", "loss_spread_mean")}
+
+
+def with_probes(rows: pd.DataFrame, probes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Networks with their probes' summaries (probe kind -> its jobs): the Hessian top eigenvalue and
+    trace, the landscape's smoothness along training, and the mean CKA diagonal against each base
+    network. A probe's job carries its network's labels; `rows` must have the same setting labels
+    (legacy ones filled) and amounts as stored, before they become numbers."""
+    keys = [k for k in NETWORK if k in rows]
+    for kind, frame in probes.items():
+        on = [k for k in keys if k in frame]
+        if kind == "similarity" and "cka_diagonal_mean" in frame:
+            wide = frame.pivot_table(index=on, columns="against", values="cka_diagonal_mean", dropna=False)
+            rows = rows.merge(wide.add_prefix("cka_vs_").reset_index(), on=on, how="left")
+        elif not frame.empty and set(PROBE_COLUMNS.get(kind, ())) & set(frame):
+            rows = rows.merge(frame[on + [c for c in PROBE_COLUMNS[kind] if c in frame]], on=on, how="left")
     return rows
 
 

@@ -18,6 +18,10 @@ from backend.specs.probes import (
     SCOPES, ChenJobSpec, DomainGapJobSpec, GapSettings, ProbeImages, ScoresJobSpec, ScoreSettings, SharpnessJobSpec,
     SharpnessSettings, SimilarityJobSpec, SimilaritySettings, StudyProbes,
 )
+from backend.specs.landscape import (
+    CriticalityJobSpec, CriticalitySettings, InterpolationJobSpec, InterpolationSettings, PlaneJobSpec, PlaneSettings,
+    SmoothnessJobSpec, SmoothnessSettings,
+)
 from backend.specs.cross import CROSS_TREATMENTS, CrossDatasetSpec, CrossProbes, InputFormat, TargetTask
 from backend.specs.studies import PRESETS, Preset, YosinskiSpec
 
@@ -33,4 +37,6 @@ __all__ = [
     "SCOPES", "ProbeImages", "SharpnessJobSpec", "SharpnessSettings", "SimilarityJobSpec", "SimilaritySettings",
     "StudyProbes", "ChenJobSpec", "DomainGapJobSpec", "GapSettings", "ScoresJobSpec", "ScoreSettings",
     "CROSS_TREATMENTS", "CrossDatasetSpec", "CrossProbes", "InputFormat", "TargetTask",
+    "CriticalityJobSpec", "CriticalitySettings", "InterpolationJobSpec", "InterpolationSettings", "PlaneJobSpec",
+    "PlaneSettings", "SmoothnessJobSpec", "SmoothnessSettings",
 ]

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from backend.specs.base import Spec, SpecError
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
+from backend.specs.landscape import SmoothnessSettings
 from backend.specs.probes import GapSettings, ScoreSettings, SharpnessSettings, SimilaritySettings
 from backend.specs.training import TrainSpec
 
@@ -51,7 +52,10 @@ class CrossProbes(Spec):
         None, description="Hessian sharpness of every target network (RI-T and P-T) at the end of its training")
     similarity: SimilaritySettings | None = Field(
         None, description="CKA of each P-T network against the target's RI-T network and the pretrained one")
-    treatments: list[str] | None = Field(None, description="sharpness and CKA for these treatments only; None = all")
+    smoothness: SmoothnessSettings | None = Field(
+        None, description="the landscape along training of every target network (Liu et al.), by a replay of its run")
+    treatments: list[str] | None = Field(None, description="sharpness, CKA and smoothness for these treatments "
+                                         "only; None = all")
 
 
 class CrossDatasetSpec(Spec):
@@ -71,6 +75,9 @@ class CrossDatasetSpec(Spec):
         [None], min_length=1, description="share of each target's classes kept, drawn per seed (diversity); None = all")
     depths: list[int] | None = Field(None, description="conv blocks of the network, the first k of model.channels "
                                      "(network depth); None = the model as given")
+    source_epochs: list[int] | None = Field(
+        None, description="fine-tune from the pretraining at these epochs of its schedule (pretraining stage, "
+        "Neyshabur et al.; Liu et al.); None = the finished pretraining only")
     n: list[int] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
     treatments: list[Literal[CROSS_TREATMENTS]] = Field(  # type: ignore[valid-type]
         list(CROSS_TREATMENTS), min_length=1, description="AnB: P-T frozen; AnB+: P-T fine-tuned (baseB always)")
@@ -100,6 +107,10 @@ class CrossDatasetSpec(Spec):
                     1 <= d <= blocks for d in self.depths):
                 raise SpecError(f"depths are distinct numbers of conv blocks in 1..{blocks} (model.channels has "
                                 f"{blocks})", field="depths")
+        if self.source_epochs is not None and (not self.source_epochs or len(set(self.source_epochs)) != len(
+                self.source_epochs) or not all(1 <= e <= self.train.epochs for e in self.source_epochs)):
+            raise SpecError(f"source epochs are distinct epochs in 1..{self.train.epochs} (train.epochs)",
+                            field="source_epochs")
         top = max(len(unit_names(m)) - 1 for m in self.models)
         bad = [n for n in self.n or [] if not 1 <= n <= top]
         if bad:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from backend.specs import (
-    ChenJobSpec, CrossDatasetSpec, DataSpec, DomainGapJobSpec, ProbeImages, ScoresJobSpec, TrainJobSpec,
-    TransferJobSpec, spec_hash, unit_names,
+    ChenJobSpec, CrossDatasetSpec, DataSpec, DomainGapJobSpec, ProbeImages, ScoresJobSpec, SmoothnessJobSpec,
+    TrainJobSpec, TransferJobSpec, unit_names,
 )
 from backend.studies.plan import PlannedJob
 from backend.studies.yosinski import TRANSFER_SEED_OFFSET, probes as network_probes
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 ALL = "all"  # the amount label of a target trained on all its images
 # The labels that say which setting a target network was trained in: its baseB shares them.
 SETTING = ("seed", "depth", "target", "class_fraction", "amount")
+# The labels that name one target network (a study with source epochs labels its transfers with one).
+NETWORK = (*SETTING, "source_epoch", "treatment", "n")
 
 
 def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
@@ -38,9 +40,17 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
         probes: list[PlannedJob] = []
         for model in study.models:
             depth = len(unit_names(model)) - 1
-            pretrain = TrainJobSpec(data=source, model=model, train=study.train.model_copy(update={"seed": seed}))
-            base_a = PlannedJob(pretrain, {"seed": seed, "depth": depth, "treatment": "baseA", "n": 0})
-            plan.append(base_a)
+            # One pretraining per source epoch (the network at epoch e of the full schedule); the
+            # last one's features measure the gap and the scores.
+            pretrained = {}
+            for epoch in study.source_epochs or [study.train.epochs]:
+                stop = None if epoch == study.train.epochs else epoch
+                spec = TrainJobSpec(data=source, model=model,
+                                    train=study.train.model_copy(update={"seed": seed, "stop_after": stop}))
+                pretrained[epoch] = PlannedJob(spec, {"seed": seed, "depth": depth, "treatment": "baseA", "n": 0,
+                                                      **({"source_epoch": epoch} if study.source_epochs else {})})
+            plan += pretrained.values()
+            base_a = pretrained[max(pretrained)]
             for target, share in ((t, f) for t in study.targets for f in study.class_fractions):
                 task = _task(study, target.data, share, seed)
                 where = {"seed": seed, "depth": depth, "target": target.name, "class_fraction": share or 1.0}
@@ -51,17 +61,22 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
                     labels = {**where, "amount": ALL if amount is None else amount}
                     base_b = PlannedJob(TrainJobSpec(data=data, model=model, train=target_train),
                                         {**labels, "treatment": "baseB", "n": 0})
-                    networks = [base_b]
-                    for treatment in study.treatments:
-                        for n in study.n_values(model):
-                            spec = TransferJobSpec(data=data, model=model, train=target_train, source=pretrain,
-                                                   transfer={"n": n, "fine_tune": treatment.endswith("+")})
-                            networks.append(PlannedJob(spec, {**labels, "treatment": treatment, "n": n}))
-                    plan += networks
-                    probes += [PlannedJob(ChenJobSpec(pretrained=base_a.key, fine_tuned=job.key, units=job.labels["n"]),
-                                          {**job.labels, "probe": "chen_t"})
-                               for job in networks if study.probes.chen_t and job.labels["treatment"] == "AnB+"]
-                    probes += network_probes(study.probes, networks, {"baseA": base_a.key, "baseB": base_b.key}, data)
+                    plan.append(base_b)
+                    probes += network_probes(study.probes, [base_b], {}, data) + _smoothness(study, [base_b])
+                    for epoch, pretrain in pretrained.items():
+                        networks = [PlannedJob(TransferJobSpec(data=data, model=model, train=target_train,
+                                                               source=pretrain.spec,
+                                                               transfer={"n": n, "fine_tune": treatment.endswith("+")}),
+                                               {**labels, **{k: v for k, v in pretrain.labels.items()
+                                                             if k == "source_epoch"}, "treatment": treatment, "n": n})
+                                    for treatment in study.treatments for n in study.n_values(model)]
+                        plan += networks
+                        probes += [PlannedJob(ChenJobSpec(pretrained=pretrain.key, fine_tuned=job.key,
+                                                          units=job.labels["n"]), {**job.labels, "probe": "chen_t"})
+                                   for job in networks if study.probes.chen_t and job.labels["treatment"] == "AnB+"]
+                        probes += network_probes(study.probes, networks, {"baseA": pretrain.key, "baseB": base_b.key},
+                                                 data)
+                        probes += _smoothness(study, networks)
                     if study.probes.scores is not None:
                         s = study.probes.scores
                         images = ProbeImages(data=data, split="train", images=s.images, seed=s.seed)
@@ -69,6 +84,15 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
                                                  {**labels, "probe": "scores"}))
         plan += probes
     return plan
+
+
+def _smoothness(study: CrossDatasetSpec, networks: list[PlannedJob]) -> list[PlannedJob]:
+    """The landscape along training of each network of the chosen treatments, by a replay of its run."""
+    s, chosen = study.probes.smoothness, study.probes.treatments
+    if s is None:
+        return []
+    return [PlannedJob(SmoothnessJobSpec(network=job.key, run=job.spec, settings=s), {**job.labels, "probe": "smoothness"})
+            for job in networks if chosen is None or job.labels["treatment"] in chosen]
 
 
 def _task(study: CrossDatasetSpec, data: DataSpec, share: float | None, seed: int) -> DataSpec:
@@ -108,6 +132,8 @@ def probe_columns(labels: dict[str, Any], scalars: dict[str, float]) -> dict[str
         return {"top_eigenvalue": scalars["top_eigenvalue"], "trace": scalars["trace"]}
     if probe == "similarity":
         return {f"cka_vs_{labels['against']}": scalars["cka_diagonal_mean"]}
+    if probe == "smoothness":
+        return {k: scalars[k] for k in ("beta_smoothness_mean", "loss_spread_mean") if k in scalars}
     return {}
 
 
@@ -118,11 +144,11 @@ def rows(outcomes: list[JobOutcome]) -> pd.DataFrame:
     networks, probed = [], {}
     for o in outcomes:
         labels = o.job.labels
-        key = tuple(labels.get(k) for k in (*SETTING, "treatment", "n"))
+        key = tuple(labels.get(k) for k in NETWORK)
         if "probe" in labels:
             probed.setdefault(key, {}).update(probe_columns(labels, o.output.scalars))
         elif "target" in labels:
-            networks.append({**{k: labels.get(k) for k in (*SETTING, "treatment", "n")},
+            networks.append({**{k: labels.get(k) for k in NETWORK},
                              "final": 100 * o.output.scalars["final_accuracy"], "job": o.job.key[:16]})
     table = pd.DataFrame(networks)
     if table.empty:
@@ -131,7 +157,7 @@ def rows(outcomes: list[JobOutcome]) -> pd.DataFrame:
     base = table[table.treatment == "baseB"].set_index(keys)["final"].rename("baseB")
     table = table.join(base, on=keys)
     table["gain"] = table["final"] - table.pop("baseB")
-    extra = pd.DataFrame([probed.get(tuple(r[k] for k in (*SETTING, "treatment", "n")), {})
+    extra = pd.DataFrame([probed.get(tuple(r[k] for k in NETWORK), {})
                           for r in table.to_dict("records")], index=table.index)
     table = table.join(extra) if not extra.empty else table
     return table if "chen_t" in table else table.assign(chen_t=None)

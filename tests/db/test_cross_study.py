@@ -30,8 +30,8 @@ def test_a_cross_data_set_study_runs_through_a_worker_and_reads_back(queue, tmp_
     assert chen.t_overall.notna().all() and (chen.t_overall > 0).all()
     assert (chen["deviation.conv1"] > 0).all() and (chen.l2_to_init > chen.l2_to_pretrained).all()
     assert {"logme", "leep", "nce", "h_score"} <= set(scores.columns) and (scores.leep <= 0).all()
-    networks = with_probes(networks, results.study_scores(study_id, kinds=["sharpness"]),
-                           results.study_scores(study_id, kinds=["similarity"]))
+    networks = with_probes(networks, {kind: results.study_scores(study_id, kinds=[kind])
+                                      for kind in ("sharpness", "similarity")})
     probed = networks[networks.treatment.isin(["baseB", "AnB+"])]
     assert probed.top_eigenvalue.notna().all() and networks[networks.treatment == "AnB"].trace.isna().all()
     assert probed[probed.treatment == "AnB+"][["cka_vs_baseA", "cka_vs_baseB"]].notna().all().all()

@@ -39,7 +39,7 @@ def test_study_overview_edits_notes_and_offers_tables(app, seeded_store):
     assert again.text_input[0].value == "mnist, pilot"
     artifacts = again.dataframe[0].value
     assert (artifacts.kind == "checkpoint").sum() == 22  # one checkpoint per network
-    assert (artifacts.kind == "init").sum() == 4  # and the random init of each network trained from scratch
+    assert (artifacts.kind == "init").sum() == 22  # and each network's weights before its first step
 
 
 def test_explorer_offers_only_axes_the_studies_vary(app, seeded_store):
