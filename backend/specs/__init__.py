@@ -23,7 +23,9 @@ from backend.specs.landscape import (
     SmoothnessJobSpec, SmoothnessSettings,
 )
 from backend.specs.cross import CROSS_TREATMENTS, CrossDatasetSpec, CrossProbes, InputFormat, TargetTask
-from backend.specs.studies import PRESETS, Preset, YosinskiSpec
+from backend.specs.basins import BasinProbes, BasinsSpec
+from backend.specs.presets import PRESETS, Preset
+from backend.specs.studies import YosinskiSpec
 
 UNIONS = (Source, Shift, ModelSpec)  # discriminated unions, for error messages
 
@@ -38,5 +40,5 @@ __all__ = [
     "StudyProbes", "ChenJobSpec", "DomainGapJobSpec", "GapSettings", "ScoresJobSpec", "ScoreSettings",
     "CROSS_TREATMENTS", "CrossDatasetSpec", "CrossProbes", "InputFormat", "TargetTask",
     "CriticalityJobSpec", "CriticalitySettings", "InterpolationJobSpec", "InterpolationSettings", "PlaneJobSpec",
-    "PlaneSettings", "SmoothnessJobSpec", "SmoothnessSettings",
+    "PlaneSettings", "SmoothnessJobSpec", "SmoothnessSettings", "BasinProbes", "BasinsSpec",
 ]

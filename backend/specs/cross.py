@@ -40,6 +40,22 @@ class InputFormat(Spec):
     size: int | None = Field(None, ge=4, le=512, description="resize every task to size x size; None = as given")
     channels: Literal[1, 3] | None = Field(None, description="1 = grey, 3 = RGB for every task; None = as given")
 
+    def apply(self, data: DataSpec) -> DataSpec:
+        """A task brought to this format."""
+        update = {k: v for k, v in self.model_dump().items() if v is not None}
+        return data.model_copy(update=update) if update else data
+
+    def check(self, source: DataSpec, targets: list[TargetTask]) -> None:
+        """Every target in the source's format once brought to this one, or a SpecError naming both."""
+        source = self.apply(source)
+        for i, target in enumerate(targets):
+            data = self.apply(target.data)
+            for what in ("size", "channels"):
+                a, b = getattr(source, what), getattr(data, what)
+                if a is not None and b is not None and a != b:
+                    raise SpecError(f"the source's {what} is {a} but target {target.name!r}'s is {b}: set "
+                                    f"input.{what} to bring every task to one", field=f"targets.{i}.data.{what}")
+
 
 class CrossProbes(Spec):
     """Which measurements a cross-data-set study attaches; None (False) turns one off."""
@@ -115,14 +131,7 @@ class CrossDatasetSpec(Spec):
         bad = [n for n in self.n or [] if not 1 <= n <= top]
         if bad:
             raise SpecError(f"{bad} out of range: {self.model.arch} has units 1..{top} to transfer", field="n")
-        source = self.formatted(self.source)
-        for i, target in enumerate(self.targets):
-            data = self.formatted(target.data)
-            for what in ("size", "channels"):
-                a, b = getattr(source, what), getattr(data, what)
-                if a is not None and b is not None and a != b:
-                    raise SpecError(f"the source's {what} is {a} but target {target.name!r}'s is {b}: set "
-                                    f"input.{what} to bring every task to one", field=f"targets.{i}.data.{what}")
+        self.input.check(self.source, self.targets)
         return self
 
     @property
@@ -136,8 +145,3 @@ class CrossDatasetSpec(Spec):
         """Units transferred into `model`: the grid's n that it has, or all but its classifier."""
         top = len(unit_names(model)) - 1
         return sorted(n for n in set(self.n) if n <= top) if self.n else list(range(1, top + 1))
-
-    def formatted(self, data: DataSpec) -> DataSpec:
-        """A task brought to the study's common input format."""
-        update = {k: v for k, v in self.input.model_dump().items() if v is not None}
-        return data.model_copy(update=update) if update else data

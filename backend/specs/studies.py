@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -23,6 +21,9 @@ class YosinskiSpec(Spec):
 
     study: Literal["yosinski"] = "yosinski"
     data: DataSpec = Field(description="the whole task; each seed splits its classes into halves A, B")
+    groups: list[list[int]] | None = Field(
+        None, description="two class groups A and B in place of random halves (a dissimilar split, e.g. "
+        "natural vs man-made); the same split for every seed")
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = TrainSpec()
     seeds: list[int] = Field([0], min_length=1, description="one class split and one training seed each")
@@ -37,6 +38,14 @@ class YosinskiSpec(Spec):
             raise SpecError("the study chooses the halves itself; leave it unset", field="data.classes.half")
         if len(set(self.seeds)) != len(self.seeds):
             raise SpecError("seeds must be distinct", field="seeds")
+        if self.groups is not None:
+            if len(self.groups) != 2 or not all(self.groups):
+                raise SpecError("two non-empty class groups: A (the source) and B (the target)", field="groups")
+            a, b = map(set, self.groups)
+            if a & b or len(a) != len(self.groups[0]) or len(b) != len(self.groups[1]):
+                raise SpecError(f"the groups share or repeat classes {sorted(a & b)}", field="groups")
+            if self.data.classes.include is not None:
+                raise SpecError("the groups choose the classes; leave data.classes.include unset", field="groups")
         top = len(unit_names(self.model)) - 1
         bad = [n for n in self.n or [] if not 1 <= n <= top]
         if bad:
@@ -46,152 +55,3 @@ class YosinskiSpec(Spec):
     @property
     def n_values(self) -> list[int]:
         return sorted(set(self.n)) if self.n else list(range(1, len(unit_names(self.model))))
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A ready-made study: its spec as a plain dict (so the CLI and the UI can show and edit it), and
-    the overrides of its quick size, which finishes in a few minutes on a laptop CPU."""
-
-    study: str  # the study kind, a key of backend.studies.STUDY_KINDS
-    asks: str  # one line: the question it answers
-    spec: dict[str, Any]
-    quick: dict[str, Any] = field(default_factory=dict)  # dotted field paths -> values
-    figure: str = ""  # a paragraph for the New study page: which figure answers the question, what to look for
-
-    def spec_dict(self, quick: bool = False) -> dict[str, Any]:
-        """A fresh copy of the spec to edit, at its quick size when asked."""
-        from backend.specs.base import set_field
-
-        spec = json.loads(json.dumps(self.spec))
-        for path, value in (self.quick.items() if quick else ()):
-            set_field(spec, path, value)
-        return spec
-
-
-_DIGITS_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [64, 64]}
-_MNIST_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]}
-_DATASETS = "../shared/datasets"
-_MNIST = {"kind": "torchvision", "name": "MNIST", "root": _DATASETS}
-_CIFAR = {"kind": "folder", "root": f"{_DATASETS}/cifar10-5k"}
-_SYNTHETIC = {"kind": "synthetic", "n_classes": 10, "train_per_class": 60, "test_per_class": 30, "size": 16}
-
-
-def _digits_shifted(shift: dict) -> dict:
-    return {"source": {"kind": "digits"}, "shifts": [shift]}
-
-
-PRESETS: dict[str, Preset] = {
-    "yosinski-digits": Preset(
-        "yosinski", "Which layers of a digits net transfer between two halves of the classes? (offline)",
-        {"study": "yosinski", "data": {"source": {"kind": "digits"}}, "model": _DIGITS_NET,
-         "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
-         # Sharpness off here: it took the sweep from 15 s to 600 s on 2 CPU cores (3.5 s per network
-         # for 3 scopes); CKA on: 108 comparisons in about 1 s. Tick it on the New study page.
-         "probes": {"sharpness": None}},
-        quick={"seeds": [0]},
-        figure=(
-            'Layer transfer answers it: accuracy against n per treatment, baseB dashed. Yosinski et al. saw '
-            'AnB fall as n grows (specificity of the upper layers), BnB dip in the middle (fragile co-'
-            'adaptation), AnB+ above baseB everywhere and the random control collapse; the Similarity page '
-            "shows how far each transfer's representations moved from baseB's.")),
-    "yosinski-mnist": Preset(
-        "yosinski", "The same layer sweep on MNIST halves, 500 images per class (needs MNIST on disk)",
-        {"study": "yosinski",
-         "data": {"source": {"kind": "torchvision", "name": "MNIST", "root": "../shared/datasets"}, "per_class": 500},
-         "model": {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]},
-         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1]},
-        quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3, "probes.sharpness.images": 256,
-               "probes.sharpness.trace_samples": 30, "probes.sharpness.density_iterations": 20},
-        figure=(
-            'Layer transfer, as for the digits preset, on real handwriting (500 images per class); turn on '
-            'one dot per network to see the seeds.')),
-    # ---- cross-data-set studies: named after the axis they vary and the data they use
-    "gap-digits-shifts": Preset(
-        "cross_dataset", "How does transfer fall as the target drifts from the source? Digits under growing shifts "
-                         "(offline)",
-        {"study": "cross_dataset", "source": {"source": {"kind": "digits"}},
-         "targets": [{"name": "same", "data": {"source": {"kind": "digits"}}, "strength": 0.0},
-                     {"name": "noise 0.2", "data": _digits_shifted({"kind": "noise", "std": 0.2}), "strength": 0.2},
-                     {"name": "noise 0.4", "data": _digits_shifted({"kind": "noise", "std": 0.4}), "strength": 0.4},
-                     {"name": "blur 1", "data": _digits_shifted({"kind": "blur", "sigma": 1.0}), "strength": 1.0},
-                     {"name": "blocks 2", "data": _digits_shifted({"kind": "block_shuffle", "block": 2})},
-                     {"name": "inverted", "data": _digits_shifted({"kind": "inversion"})}],
-         "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
-         "amounts": [20, None], "n": [1, 3, 5]},
-        quick={"seeds": [0], "amounts": [None], "n": [3], "train.epochs": 8},
-        figure=(
-            'Explorer with x = measured domain gap (MMD or A-distance) or shift strength and y = gain over '
-            'RI-T, coloured by treatment: does frozen transfer (AnB) fall as the target drifts while fine-'
-            "tuning (AnB+) holds? y = Chen's T asks whether fine-tuning moves the layers further on distant "
-            'targets.')),
-    "gap-synthetic": Preset(
-        "cross_dataset", "Transfer against the synthetic style dial: the same classes at gap 0, 0.25 ... 1 (offline)",
-        {"study": "cross_dataset", "source": {"source": _SYNTHETIC},
-         "targets": [{"name": f"gap {g}", "data": {"source": {**_SYNTHETIC, "gap": g}}, "strength": g}
-                     for g in (0.0, 0.25, 0.5, 0.75, 1.0)],
-         "model": {"arch": "convnet", "channels": [16, 32], "hidden": [64]},
-         "train": {"epochs": 10, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2], "amounts": [10, None]},
-        quick={"seeds": [0], "amounts": [None], "n": [1, 2], "train.epochs": 6},
-        figure=(
-            'Explorer with x = shift strength (the synthetic gap dial) or measured gap, y = gain over RI-T: '
-            'the cleanest gap curve, since the classes stay the same and only the style changes.')),
-    "amount-digits-halves": Preset(
-        "cross_dataset", "Does pretraining on digits 0-4 help digits 5-9 more when there is less target data? "
-                         "(offline)",
-        {"study": "cross_dataset", "source": {"source": {"kind": "digits"}, "classes": {"include": [0, 1, 2, 3, 4]}},
-         "targets": [{"name": "digits 5-9", "data": {"source": {"kind": "digits"},
-                                                      "classes": {"include": [5, 6, 7, 8, 9]}}}],
-         "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2],
-         "amounts": [3, 10, 30, None]},
-        quick={"seeds": [0], "amounts": [5, None], "n": [3], "train.epochs": 8},
-        figure=(
-            "Explorer with x = data amount (log axis) and y = gain over RI-T or Chen's T, with a fitted line:"
-            " Chen et al. report T falling with the target's data amount (log T about -0.6 log N).")),
-    "amount-mnist-usps": Preset(
-        "cross_dataset", "MNIST -> USPS: the gain of pretraining against the training images per class "
-                         "(needs ../shared/datasets)",
-        {"study": "cross_dataset", "source": {"source": _MNIST, "per_class": 1000},
-         "targets": [{"name": "USPS", "data": {"source": {"kind": "folder", "root": f"{_DATASETS}/usps"}}}],
-         "input": {"size": 28, "channels": 1}, "model": _MNIST_NET,
-         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1], "amounts": [10, 30, 100, 300, None],
-         "n": [1, 3, 5]},
-        quick={"seeds": [0], "amounts": [10, 100], "n": [3], "source.per_class": 300, "train.epochs": 3},
-        figure=(
-            'Explorer with x = data amount (log axis), y = gain over RI-T: pretraining on MNIST should help '
-            "most with few USPS images; y = Chen's T with a fitted line gives the log-log slope to set beside"
-            " Chen et al.'s -0.6.")),
-    "gap-mnist-targets": Preset(
-        "cross_dataset", "MNIST -> USPS, Fashion-MNIST, and MNIST under noise, blur and block shuffle: gain "
-                         "against measured gap (needs ../shared/datasets)",
-        {"study": "cross_dataset", "source": {"source": _MNIST, "per_class": 1000},
-         "targets": [{"name": "USPS", "data": {"source": {"kind": "folder", "root": f"{_DATASETS}/usps"}}},
-                     {"name": "Fashion-MNIST", "data": {"source": {"kind": "folder",
-                                                                   "root": f"{_DATASETS}/fashion-mnist-10k"}}},
-                     {"name": "MNIST noise 0.3", "data": {"source": _MNIST, "shifts": [{"kind": "noise", "std": 0.3}]},
-                      "strength": 0.3},
-                     {"name": "MNIST blur 1.5", "data": {"source": _MNIST, "shifts": [{"kind": "blur", "sigma": 1.5}]},
-                      "strength": 1.5},
-                     {"name": "MNIST blocks 7", "data": {"source": _MNIST,
-                                                         "shifts": [{"kind": "block_shuffle", "block": 7}]}}],
-         "input": {"size": 28, "channels": 1}, "model": _MNIST_NET,
-         "train": {"epochs": 5, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1], "amounts": [100], "n": [1, 3, 5]},
-        quick={"seeds": [0], "amounts": [30], "n": [3], "source.per_class": 300, "train.epochs": 3},
-        figure=(
-            'Explorer with x = measured gap (MMD or A-distance), y = gain over RI-T or T, colour = treatment:'
-            ' do nearer targets gain more? The sweep also ranks LogME, LEEP, NCE and H-score against the '
-            'measured gains.')),
-    "amount-cifar10-halves": Preset(
-        "cross_dataset", "CIFAR-10 animals-and-vehicles halves: classes 0-4 -> 5-9 against data amount "
-                         "(needs ../shared/datasets)",
-        {"study": "cross_dataset",
-         "source": {"source": _CIFAR, "classes": {"include": [0, 1, 2, 3, 4]}},
-         "targets": [{"name": "classes 5-9", "data": {"source": _CIFAR, "classes": {"include": [5, 6, 7, 8, 9]}}}],
-         "model": {"arch": "convnet", "channels": [32, 64, 128], "hidden": [128]},
-         "train": {"epochs": 15, "batch_size": 128, "lr": 0.05, "augment": "flip_crop"}, "seeds": [0, 1],
-         "amounts": [20, 100, None], "n": [1, 2, 3, 4]},
-        quick={"seeds": [0], "amounts": [50], "n": [2], "train.epochs": 4},
-        figure=(
-            'Explorer with x = data amount (log axis), y = gain over RI-T, and Layer transfer per amount: '
-            'natural images between two halves of the classes, where transfer from the other half is weakest.')),
-}

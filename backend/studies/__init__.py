@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from backend.specs import CROSS_TREATMENTS, TREATMENTS, CrossDatasetSpec, Spec, SpecError, YosinskiSpec, parse
-from backend.studies import cross, yosinski
+from backend.specs import (
+    CROSS_TREATMENTS, TREATMENTS, BasinsSpec, CrossDatasetSpec, Spec, SpecError, YosinskiSpec, parse,
+)
+from backend.studies import basins, cross, yosinski
 from backend.studies.plan import PlannedJob
 
 
@@ -82,6 +84,17 @@ STUDY_KINDS: dict[str, StudyKind] = {
          GridField("class_fractions", "Share of each target's classes kept (diversity; all = every class)",
                    number=float, all_is_none=True, empty=[None]),
          GridField("depths", "Network depth in conv blocks (empty = the network's own)")),
+        data_field="source",
+    ),
+    "basins": StudyKind(
+        BasinsSpec, basins.expand, ("seed", "target", "treatment", "run", "n", "probe", "pair", "runs"),
+        "Neyshabur et al. 2020's basins: per seed, pretrain baseA on the source; on every target, several runs "
+        "fine-tuned from it (P-T, AnB+) and several trained from scratch (RI-T, baseB), each with its own seed. "
+        "Measured between every pair of runs of a kind: the linear interpolation path and its barrier, CKA, the "
+        "parameter distance and the mistake overlap; on every run, module criticality. The Data column edits the "
+        "source, the Targets box the targets.",
+        basins.axes, basins.summarise,
+        (GridField("seeds", "Seeds (one pretraining each)"),),
         data_field="source",
     ),
 }

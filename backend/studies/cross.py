@@ -34,7 +34,7 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
     """Pretrainings first, then each target's networks, then the measurements that read them.
     Identical jobs (a scratch run another study already has) share one key: they run once."""
     plan: list[PlannedJob] = []
-    source = study.formatted(study.source)
+    source = study.input.apply(study.source)
     for seed in study.seeds:
         target_train = study.train.model_copy(update={"seed": seed + TRANSFER_SEED_OFFSET})
         probes: list[PlannedJob] = []
@@ -97,7 +97,7 @@ def _smoothness(study: CrossDatasetSpec, networks: list[PlannedJob]) -> list[Pla
 
 def _task(study: CrossDatasetSpec, data: DataSpec, share: float | None, seed: int) -> DataSpec:
     """A target in the study's input format with a seeded share of its classes (all for None)."""
-    data = study.formatted(data)
+    data = study.input.apply(data)
     if share is None:
         return data
     return data.model_copy(update={"classes": data.classes.model_copy(update={"fraction": share, "seed": seed})})
@@ -204,6 +204,10 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
     # Rows per target and each setting axis the grid varies (data amount always shown).
     varied = [c for c in ("depth", "class_fraction") if table[c].nunique() > 1]
     index = ["target", *varied, "amount"]
+    columns = ["treatment", "n"]
+    if table["source_epoch"].notna().any():  # fine-tuned from several pretraining epochs
+        table = table.assign(source_epoch=table["source_epoch"].map(lambda e: "" if pd.isna(e) else int(e)))
+        columns.append("source_epoch")
     measured = gaps(outcomes)
     if not measured.empty:
         cols = [c for c in ("a_distance", "mmd2_linear", "mmd2_rbf", "diversity", "classes") if c in measured]
@@ -213,7 +217,7 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
                         ("chen_t", "Chen's T, overall (AnB+)"), ("top_eigenvalue", "Hessian top eigenvalue"),
                         ("cka_vs_baseB", "mean CKA diagonal against RI-T (baseB)")):
         if value in table and table[value].notna().any():
-            pivot = table.pivot_table(index=index, columns=["treatment", "n"], values=value,
+            pivot = table.pivot_table(index=index, columns=columns, values=value,
                                       aggfunc="mean", sort=False)
             parts.append(f"\n{what}\n" + pivot.round(2 if value in ("final", "gain") else 3).to_string(na_rep=""))
     ranking = score_ranking(outcomes, table)

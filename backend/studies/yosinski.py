@@ -31,7 +31,7 @@ def expand(study: YosinskiSpec) -> list[PlannedJob]:
     """The study's jobs, bases before the transfers that depend on them, probes last."""
     plan: list[PlannedJob] = []
     for seed in study.seeds:
-        base = {half: TrainJobSpec(data=_half(study.data, half, seed), model=study.model,
+        base = {half: TrainJobSpec(data=_half(study, half, seed), model=study.model,
                                    train=study.train.model_copy(update={"seed": seed}))
                 for half in ("A", "B")}
         networks = [PlannedJob(spec, {"seed": seed, "treatment": f"base{half}", "n": 0}) for half, spec in base.items()]
@@ -93,9 +93,14 @@ def axes(study: YosinskiSpec) -> dict[str, Any]:
             "depth": len(unit_names(study.model)) - 1}
 
 
-def _half(data: DataSpec, half: str, seed: int) -> DataSpec:
-    classes = data.classes.model_copy(update={"half": half, "seed": seed})
-    return data.model_copy(update={"classes": classes})
+def _half(study: YosinskiSpec, half: str, seed: int) -> DataSpec:
+    """Class group A or B: the study's own groups, or the seed's random half."""
+    data = study.data
+    if study.groups is not None:
+        update = {"include": study.groups["AB".index(half)]}
+    else:
+        update = {"half": half, "seed": seed}
+    return data.model_copy(update={"classes": data.classes.model_copy(update=update)})
 
 
 def rows(outcomes: list[JobOutcome]) -> pd.DataFrame:
