@@ -41,9 +41,13 @@ _DIGITS_B = {"source": {"kind": "digits"}, "classes": {"include": [5, 6, 7, 8, 9
 _NOISE = {"kind": "noise", "std": 0.3}
 
 
-def _blocks(block: int) -> list[dict]:
-    """A block shuffle of the 8x8 digits; blocks of 8 are the plain image."""
-    return [{"kind": "block_shuffle", "block": block}] if block < 8 else []
+def _blocks(block: int, size: int = 8) -> list[dict]:
+    """A block shuffle of size x size images (8: the digits); blocks of the whole image are the plain image."""
+    return [{"kind": "block_shuffle", "block": block}] if block < size else []
+
+
+def _mnist(classes: list[int], per_class: int) -> dict:
+    return {"source": _MNIST, "classes": {"include": classes}, "per_class": per_class}
 
 
 def _digits_shifted(shift: dict) -> dict:
@@ -233,4 +237,58 @@ PRESETS: dict[str, Preset] = {
             'Compare studies with yosinski-digits (the similar, random split): the AnB curves on one chart. '
             'Yosinski et al. found AnB falls faster with n when A and B are dissimilar (natural vs man-made '
             'ImageNet classes); here A holds the digits with closed loops (0, 3, 6, 8, 9), B the rest.')),
+    # ---- the same questions at full size on the real data sets in ../shared/datasets
+    "neyshabur-block-shuffle-mnist": Preset(
+        "cross_dataset", "Block shuffle on real digits: MNIST 0-4 -> 5-9 at every block size dividing 28 "
+                         "(needs ../shared/datasets)",
+        {"study": "cross_dataset", "source": _mnist([0, 1, 2, 3, 4], 1000),
+         "targets": [{"name": f"blocks {b}" if b < 28 else "plain",
+                      "data": {**_mnist([5, 6, 7, 8, 9], 1000), "shifts": _blocks(b, 28)}, "strength": b}
+                     for b in (1, 2, 4, 7, 14, 28)],
+         "model": _MNIST_NET, "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1],
+         "treatments": ["AnB+"], "n": [5], "probes": {"scores": None}},
+        quick={"seeds": [0], "source.per_class": 200, "train.epochs": 3},
+        figure="As for neyshabur-block-shuffle, on MNIST: block sizes 1, 2, 4, 7, 14 and the plain image (28)."),
+    "neyshabur-basins-mnist-usps": Preset(
+        "basins", "Basins on real digits: MNIST -> USPS, two P-T and two RI-T runs (needs ../shared/datasets)",
+        {"study": "basins", "source": {"source": _MNIST, "per_class": 1000},
+         "targets": [{"name": "USPS", "data": {"source": {"kind": "folder", "root": f"{_DATASETS}/usps"}}}],
+         "input": {"size": 28, "channels": 1}, "model": _MNIST_NET,
+         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1], "runs": 2,
+         "probes": {"images": 1000, "plane": {"resolution": 11}}},
+        quick={"seeds": [0], "source.per_class": 200, "train.epochs": 3, "probes.plane": None},
+        figure="As for neyshabur-basins, from MNIST to USPS."),
+    "neyshabur-pretraining-stage-mnist": Preset(
+        "cross_dataset", "Pretraining checkpoints on real digits: MNIST 0-4 -> 5-9, 100 target images per class "
+                         "(needs ../shared/datasets)",
+        {"study": "cross_dataset", "source": _mnist([0, 1, 2, 3, 4], 1000),
+         "targets": [{"name": "MNIST 5-9", "data": _mnist([5, 6, 7, 8, 9], 100)}],
+         "model": _MNIST_NET, "train": {"epochs": 8, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1],
+         "source_epochs": [1, 2, 4, 8], "treatments": ["AnB+"], "n": [5], "probes": {"gap": None, "scores": None}},
+        quick={"seeds": [0], "source.per_class": 200, "source_epochs": [1, 8], "train.epochs": 8},
+        figure="As for neyshabur-pretraining-stage, on MNIST."),
+    "liu-flatness-mnist": Preset(
+        "cross_dataset", "Flatness on real images: MNIST 0-4 -> itself, under noise, MNIST 5-9 and Fashion-MNIST "
+                         "(needs ../shared/datasets)",
+        {"study": "cross_dataset", "source": _mnist([0, 1, 2, 3, 4], 1000),
+         "targets": [{"name": "same classes", "data": _mnist([0, 1, 2, 3, 4], 300), "strength": 0},
+                     {"name": "same classes, noise", "data": {**_mnist([0, 1, 2, 3, 4], 300), "shifts": [_NOISE]},
+                      "strength": 1},
+                     {"name": "other classes", "data": _mnist([5, 6, 7, 8, 9], 300), "strength": 2},
+                     {"name": "Fashion-MNIST 0-4", "strength": 3,
+                      "data": {"source": {"kind": "folder", "root": f"{_DATASETS}/fashion-mnist-10k"},
+                               "classes": {"first": 5}, "per_class": 300}}],
+         "model": _MNIST_NET, "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1],
+         "treatments": ["AnB+"], "n": [5],
+         "probes": {"scores": None, "sharpness": {"images": 512, "trace_samples": 30, "density": False,
+                                                  "scopes": ["all"]}, "smoothness": {"points": 7}}},
+        quick={"seeds": [0], "source.per_class": 200, "train.epochs": 3, "probes.smoothness.points": 4},
+        figure="As for liu-flatness, on MNIST and Fashion-MNIST."),
+    "yosinski-mnist-dissimilar": Preset(
+        "yosinski", "The layer sweep between dissimilar MNIST digits: with loops -> without (needs MNIST on disk)",
+        {"study": "yosinski", "data": {"source": _MNIST, "per_class": 500}, "groups": [[0, 3, 6, 8, 9], [1, 2, 4, 5, 7]],
+         "model": _MNIST_NET, "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1],
+         "probes": {"sharpness": None}},
+        quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3},
+        figure="Compare studies with yosinski-mnist (the random split): the AnB curves on one chart."),
 }
