@@ -5,6 +5,7 @@ Loading never unpickles: safetensors holds only tensors, the sidecar only JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -42,9 +43,22 @@ def save_checkpoint(path: str | Path, model: nn.Module | dict[str, Tensor], meta
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """(state dict, sidecar). A missing, truncated or foreign file is a SpecError naming it."""
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """(state dict, sidecar). A missing, truncated or foreign file is a SpecError naming it; so is one
+    whose bytes no longer hash to `sha256`, the digest recorded when it was written: it is never loaded."""
     path = Path(path)
+    if sha256 is not None and path.exists() and (found := sha256_of(path)) != sha256:
+        raise SpecError(f"checkpoint {str(path)!r} was damaged or replaced after it was written: its sha256 is "
+                        f"{found[:12]}..., the recorded one {sha256[:12]}...; re-run the job that wrote it",
+                        field="checkpoint")
     try:
         state = load_file(str(path))
     except FileNotFoundError:
@@ -67,10 +81,10 @@ def save_init(path: str | Path, state: dict[str, Tensor], meta: dict[str, Any]) 
     return save_checkpoint(path, state, {**meta, "kind": INIT})
 
 
-def load_init(path: str | Path) -> dict[str, Tensor]:
+def load_init(path: str | Path, sha256: str | None = None) -> dict[str, Tensor]:
     """The initial weights saved by `save_init`; any other checkpoint is a SpecError. (`SourceNet.load`
     reads the same file when the network itself is wanted.)"""
-    state, meta = load_checkpoint(path)
+    state, meta = load_checkpoint(path, sha256)
     if meta.get("kind") != INIT:
         raise SpecError(f"checkpoint {str(path)!r} holds trained weights, not a network's initial ones",
                         field="checkpoint")

@@ -42,6 +42,7 @@ class SourceNet:
     image_shape: tuple[int, int, int] | None = None  # (C, H, W)
     n_classes: int | None = None
     init_path: str | None = None  # theta_r's file, when its run saved one
+    init_sha256: str | None = None  # its recorded digest, checked before it is read
     init_state: dict[str, Tensor] | None = field(default=None, repr=False)  # or theta_r in memory
 
     @cached_property
@@ -50,7 +51,7 @@ class SourceNet:
         before init saving)."""
         if self.init_state is not None:
             return self.init_state
-        return load_init(self.init_path) if self.init_path else None
+        return load_init(self.init_path, self.init_sha256) if self.init_path else None
 
     @classmethod
     def of(cls, trained: Trained, model: ModelSpec | None = None) -> SourceNet:  # type: ignore[valid-type]
@@ -59,8 +60,9 @@ class SourceNet:
                    init_state=trained.init)
 
     @classmethod
-    def load(cls, path: str) -> SourceNet:
-        state, meta = load_checkpoint(path)
+    def load(cls, path: str, sha256: str | None = None, init_sha256: str | None = None) -> SourceNet:
+        """The network of a checkpoint; with recorded digests, a file that no longer matches is refused."""
+        state, meta = load_checkpoint(path, sha256)
         norm = meta.get("normalization")
         if not norm:
             raise SpecError(f"checkpoint {path!r} has no input normalisation in its sidecar", field="checkpoint")
@@ -70,7 +72,7 @@ class SourceNet:
         return cls(state, Normalization(tuple(norm["mean"]), tuple(norm["std"])),
                    TypeAdapter(ModelSpec).validate_python(model) if model else None,
                    tuple(shape) if shape else None, meta.get("n_classes"),
-                   str(Path(path).with_name(init)) if init else None)
+                   str(Path(path).with_name(init)) if init else None, init_sha256 if init else None)
 
     def build(self) -> UnitNet:
         """The network itself, weights loaded, on the CPU."""

@@ -8,7 +8,6 @@ run at the next step: cancelled jobs are marked so, and on SIGTERM the job goes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ import torch
 
 from backend import settings
 from backend.checkpoints import (
-    INIT, load_train_state, save_checkpoint, save_init, save_train_state, sidecar_path,
+    INIT, load_train_state, save_checkpoint, save_init, save_train_state, sha256_of, sidecar_path,
 )
 from backend.provenance import environment
 from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
@@ -175,14 +174,17 @@ class Worker:
         return path
 
     def _network(self, key: str) -> SourceNet:
-        """The network a job reads, from the checkpoint of a finished run of the job `key`."""
-        relative = self.queue.checkpoint_of(key)
-        if relative is None:
+        """The network a job reads, from the checkpoint of a finished run of the job `key`, its bytes
+        checked against the digest recorded when it was written."""
+        files = self.queue.network_files(key)
+        if "checkpoint" not in files:
             raise SpecError(f"no finished run of the network {key[:12]} has a checkpoint", field="source")
+        relative, sha256, job = files["checkpoint"]
         path = self.artifacts / relative
         if not path.exists():
-            raise SpecError(f"the checkpoint {str(path)!r} is missing from the artifacts folder", field="source")
-        return SourceNet.load(str(path))
+            raise SpecError(f"the checkpoint {str(path)!r} of job {job} is missing from the artifacts folder: "
+                            f"re-run job {job}", field="source")
+        return SourceNet.load(str(path), sha256, files.get(INIT, (None, None))[1])
 
     def _finish(self, job: ClaimedJob, spec, output: JobOutput, options: dict[str, Any]) -> None:
         folder = self._job_dir(job.id)
@@ -207,7 +209,7 @@ class Worker:
             (folder / "state.safetensors").unlink(missing_ok=True)
 
     def _artifact(self, kind: str, path: Path) -> dict[str, Any]:
-        return {"kind": kind, "path": str(path.relative_to(self.artifacts)), "sha256": _sha256(path),
+        return {"kind": kind, "path": str(path.relative_to(self.artifacts)), "sha256": sha256_of(path),
                 "bytes": path.stat().st_size}
 
     def _job_dir(self, job_id: int) -> Path:
@@ -255,11 +257,3 @@ class _Heartbeat:
                 self.stop_reason = "lease lost"
             elif lease.cancel_requested:
                 self.stop_reason = "cancelled"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

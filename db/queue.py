@@ -299,13 +299,15 @@ class Queue:
             with session_scope(self.engine) as s:
                 s.execute(insert(Metric), values)
 
-    def checkpoint_of(self, spec_hash: str) -> str | None:
-        """The path (relative to the artifacts folder) of the checkpoint of a succeeded run of `spec_hash`."""
-        query = (select(Artifact.path).join(Job, Job.id == Artifact.job_id)
-                 .where(Job.spec_hash == spec_hash, Job.status == SUCCEEDED, Artifact.kind == "checkpoint")
-                 .order_by(Job.id.desc()).limit(1))
+    def network_files(self, spec_hash: str) -> dict[str, tuple[str, str, int]]:
+        """Artifact kind (checkpoint, init) -> (path relative to the artifacts folder, recorded sha256,
+        job id) of the latest succeeded run of `spec_hash` that has a checkpoint; {} when none has."""
+        latest = (select(Job.id).join(Artifact, Artifact.job_id == Job.id)
+                  .where(Job.spec_hash == spec_hash, Job.status == SUCCEEDED, Artifact.kind == "checkpoint")
+                  .order_by(Job.id.desc()).limit(1)).scalar_subquery()
+        query = select(Artifact.kind, Artifact.path, Artifact.sha256, Artifact.job_id).where(Artifact.job_id == latest)
         with session_scope(self.engine) as s:
-            return s.scalar(query)
+            return {kind: (path, sha, job) for kind, path, sha, job in s.execute(query).all()}
 
     def register_worker(self, worker_id: str, host: str, device: str, versions: dict[str, Any]) -> None:
         with session_scope(self.engine) as s:

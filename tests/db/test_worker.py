@@ -101,6 +101,24 @@ def test_missing_source_checkpoint_fails_the_transfer_only(queue, artifacts):
     assert len(failed) == 1 and "missing from the artifacts folder" in failed[0]
 
 
+def test_a_damaged_checkpoint_is_refused_never_loaded(queue, artifacts):
+    study = parse(YosinskiSpec, {"data": TINY_DATA, "model": {"arch": "mlp", "hidden": [8, 8]},
+                                 "train": {"epochs": 1, "batch_size": 8}, "treatments": ["AnB", "AnB+"], "n": [1],
+                                 "probes": NO_PROBES})
+    submit_study(queue, study)
+    worker = Worker(queue, "cpu", artifacts=artifacts)
+    worker.serve(max_jobs=2)  # the two base networks
+    for checkpoint in artifacts.rglob("model.safetensors"):
+        data = bytearray(checkpoint.read_bytes())
+        data[-1] ^= 0xFF  # one payload byte flipped: still a readable safetensors file, wrong weights
+        checkpoint.write_bytes(bytes(data))
+        load_file(str(checkpoint))  # safetensors itself cannot tell
+    worker.serve(idle_exit=0)
+    failed = [e for st, e, _ in jobs_by_status(queue).values() if st == "failed"]
+    assert len(failed) == 2 and all("damaged or replaced" in e and "re-run the job" in e for e in failed)
+    assert not [st for st, _, _ in jobs_by_status(queue).values() if st == "succeeded"][2:]  # only the bases
+
+
 def test_cancel_stops_a_running_job_within_seconds(queue, artifacts):
     queue.submit("long", {}, "long", [new_job(tiny(0, epochs=500))])
     worker = Worker(queue, "cpu", artifacts=artifacts, heartbeat_seconds=0.2)
