@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from backend.data import load_task
+from backend.data import Images, load_task
 from backend.jobs import JobOutput
 from backend.probes.criticality import module_criticality
 from backend.probes.distance import l2_distance
@@ -25,18 +25,41 @@ from backend.specs import (
     CriticalityJobSpec, InterpolationJobSpec, PlaneJobSpec, ProbeImages, SmoothnessJobSpec, SpecError,
     TransferJobSpec,
 )
-from backend.train import train_job
+from backend.train import Normalization, train_job
 from backend.transfer import transfer_job
 
 
-def _bn_images(images: ProbeImages, count: int, net: nn.Module, networks: Networks, key: str,
-               device: torch.device, load: LoadTask) -> Tensor | None:
-    """Training images that re-estimate BatchNorm statistics, normalised as network `key` saw its
-    data; None for a network without BatchNorm."""
+class Standardise(nn.Module):
+    """A network's input normalisation as its first layer, its mean and std as buffers: on the path
+    between two networks trained on differently normalised data (P-T against RI-T) they are
+    interpolated with the weights, so both ends see their inputs exactly as in their own training."""
+
+    def __init__(self, normalization: Normalization):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(normalization.mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(normalization.std).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:  # (N, C, H, W) in 0..1
+        return (x - self.mean) / self.std
+
+
+def _with_input(networks: Networks, key: str, device: torch.device) -> nn.Module:
+    """Network `key` taking raw images in 0..1, in eval mode."""
+    source = network_named(networks, key)
+    return nn.Sequential(Standardise(source.normalization), source.build()).to(device).eval()
+
+
+def _raw(images: Images, device: torch.device) -> Tensor:
+    return images.x.to(device).float().div_(255)
+
+
+def _bn_images(images: ProbeImages, count: int, net: nn.Module, device: torch.device,
+               load: LoadTask) -> Tensor | None:
+    """Raw training images that re-estimate BatchNorm statistics; None for a network without BatchNorm."""
     if not has_batch_norm(net):
         return None
     draw, _ = probe_images(images.model_copy(update={"split": "train", "images": count}), load)
-    return network_named(networks, key).normalization.apply(draw, device, False)[0]
+    return _raw(draw, device)
 
 
 def run_interpolation(spec: InterpolationJobSpec, networks: Networks, device: torch.device, report: Report,
@@ -44,25 +67,22 @@ def run_interpolation(spec: InterpolationJobSpec, networks: Networks, device: to
     s = spec.settings
     started = time.perf_counter()
     images, fingerprint = probe_images(spec.images, load)
-    net_a, x, y = network_on(networks, spec.a, images, device, channels_last=False)
-    net_b, x_b, _ = network_on(networks, spec.b, images, device, channels_last=False)
-    # The path's networks see the images as network a saw its data (the same for P-T or RI-T pairs).
-    bn = _bn_images(spec.images, s.bn_images, net_a, networks, spec.a, device, load)
+    net_a, net_b = _with_input(networks, spec.a, device), _with_input(networks, spec.b, device)
+    x, y = _raw(images, device), images.y.to(device)
+    bn = _bn_images(spec.images, s.bn_images, net_a, device, load)
     path = linear_path(net_a, net_b, x, y, points=s.points, bn_images=bn, batch_size=s.batch_size, progress=report)
-    overlap = mistake_overlap(predictions(net_a, x, s.batch_size), predictions(net_b, x_b, s.batch_size), y.cpu())
-    same_input = network_named(networks, spec.a).normalization == network_named(networks, spec.b).normalization
+    overlap = mistake_overlap(predictions(net_a, x, s.batch_size), predictions(net_b, x, s.batch_size), y.cpu())
     return JobOutput(
         scalars={"barrier": path.barrier, "accuracy_barrier": path.accuracy_barrier,
                  "loss_a": path.loss[0], "loss_b": path.loss[-1], "accuracy_a": path.accuracy[0],
                  "accuracy_b": path.accuracy[-1], "loss_midpoint": path.loss[len(path.loss) // 2],
-                 "l2_distance": l2_distance(net_a.state_dict(), net_b.state_dict()),
+                 "l2_distance": l2_distance(net_a[1].state_dict(), net_b[1].state_dict()),
                  **{f"mistakes.{k}": float(v) for k, v in overlap.items()},
                  "seconds": time.perf_counter() - started},
         arrays={"path": np.asarray([path.alphas, path.loss, path.accuracy], dtype=np.float64)},
         tables={"estimator": {**s.model_dump(mode="json"), "bn_reestimated": path.bn_reestimated,
                               "barrier": "max over l of loss(l) - ((1 - l) loss(0) + l loss(1)) (Frankle et al.)",
-                              "inputs": "normalised as network a's training data" if not same_input else
-                              "both networks' own normalisation (the same)"},
+                              "inputs": "each network's input normalisation interpolated with its weights"},
                 "data_fingerprint": fingerprint})
 
 
@@ -70,8 +90,8 @@ def run_plane(spec: PlaneJobSpec, networks: Networks, device: torch.device, repo
               load: LoadTask = load_task, **_: Any) -> JobOutput:
     s = spec.settings
     images, fingerprint = probe_images(spec.images, load)
-    net, x, y = network_on(networks, spec.network, images, device, channels_last=False)
-    bn = _bn_images(spec.images, s.bn_images, net, networks, spec.network, device, load)
+    net, x, y = _with_input(networks, spec.network, device), _raw(images, device), images.y.to(device)
+    bn = _bn_images(spec.images, s.bn_images, net, device, load)
     plane = loss_plane(net, x, y, resolution=s.resolution, span=s.span, seed=s.seed, bn_images=bn,
                        batch_size=s.batch_size, progress=report)
     centre = s.resolution // 2
