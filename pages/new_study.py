@@ -7,7 +7,7 @@ import streamlit as st
 import yaml
 
 from backend.jobs import JOB_KINDS
-from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, canonical_json, unit_names
+from backend.specs import PRESETS, TORCHVISION_SETS, Spec, SpecError, canonical_json, unit_names
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import plan_size, planned_shapes, submit_study
 from ui import preview, store
@@ -53,7 +53,7 @@ with data_col:
         source = {"kind": kind, "name": name, "root": root}
     elif kind == "folder":
         source = {"kind": kind, "root": st.text_input("ImageFolder root (train/ and test/, or one tree)",
-                                                      key="new.folder_root")}
+                                                      source.get("root", ""), key="new.folder_root")}
     elif kind == "synthetic":
         source = {"kind": kind, "n_classes": st.number_input("Classes", 4, 1000, 10, key="new.syn_classes"),
                   "gap": st.slider("Domain style (gap)", 0.0, 1.0, 0.0, 0.05, key="new.syn_gap")}
@@ -128,8 +128,9 @@ with grid_col:
         probe_spec = study_kind.spec.model_fields["probes"].annotation  # StudyProbes, CrossProbes, ...
         defaults = probe_spec.model_validate(preset_probes)
         for name, info in probe_spec.model_fields.items():
-            if name != "treatments":
-                default = getattr(defaults, name)
+            default = getattr(defaults, name)
+            # A probe is a switch (bool) or optional settings; other fields (treatments, images) keep the preset's.
+            if isinstance(default, (bool, Spec)) or (default is None and name != "treatments"):
                 on = st.checkbox(f"{name.replace('_', ' ').capitalize()}: {info.description}",
                                  default not in (None, False), key=f"new.probe_{study_kind.spec.__name__}.{name}")
                 if isinstance(default, bool):

@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from db.schema import Job
@@ -165,3 +168,20 @@ def test_the_targets_and_the_cross_grid_are_edited_on_the_page(app, tmp_path, mo
     at.text_input(key="new.amounts").input("5,lots").run()
     assert any("amounts" in e.value and "or all" in e.value for e in at.error)
     assert not [b for b in at.button if b.key == "new.submit"] and job_count(url) == before
+
+
+def test_every_preset_is_valid_as_the_page_shows_it(app):
+    from backend.specs import PRESETS
+
+    for name, preset in PRESETS.items():
+        at = app("new_study.py")
+        at.query_params["preset"] = name
+        at.run()
+        assert not at.exception, name
+        if "../shared/datasets" in json.dumps(preset.spec) and not Path("../shared/datasets").is_dir():
+            # A fresh clone has no real data sets: the page names the missing folder, where it is typed.
+            assert all("root" in e.value for e in at.error), (name, [e.value for e in at.error])
+            continue
+        assert not at.error, (name, [e.value for e in at.error])
+        assert any(" jobs** (" in m.value for m in at.markdown), name
+        assert any(m.value.startswith("**What answers it.**") for m in at.markdown), name
