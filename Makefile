@@ -14,9 +14,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# The dashboard at http://localhost:8501, with one embedded worker (TRANSFERLAB_EMBEDDED_WORKER=0: none).
+# The dashboard at http://localhost:8501 (listening on localhost only unless TRANSFERLAB_LISTEN_ADDRESS
+# says otherwise), with one embedded worker (TRANSFERLAB_EMBEDDED_WORKER=0: none). Settings: backend/settings.py.
 run: $(STAMP)
-	$(VENV)/bin/streamlit run app.py --server.port 8501
+	$(VENV)/bin/streamlit run app.py $$($(PY) -m backend.settings streamlit-flags)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,23 +1,119 @@
-"""Where things live on disk, from the environment with project-local defaults."""
+"""The one configuration: every setting with its default and a line of documentation.
+
+A setting comes from its environment variable, else from the TOML file named by TRANSFERLAB_CONFIG
+(default `transferlab.toml` in the project folder, when it exists), else from its default. Torch-free:
+the dashboard, the CLI and the workers all read it. `python -m backend.settings` prints them all;
+`python -m backend.settings streamlit-flags` the dashboard's server flags (`make run` uses them).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+@dataclass(frozen=True)
+class Setting:
+    key: str  # the TOML key; the environment variable is TRANSFERLAB_<KEY>
+    default: Callable[[], Any]  # computed late: one setting's default may follow another
+    doc: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env(self) -> str:
+        return f"TRANSFERLAB_{self.key.upper()}"
+
+
+def _paths(raw: str | list) -> list[Path]:
+    """A path list: os.pathsep-separated text, or a TOML list."""
+    items = raw if isinstance(raw, list) else [p for p in str(raw).split(os.pathsep) if p.strip()]
+    return [Path(p).expanduser() for p in items]
+
+
+def _switch(raw: str | bool) -> bool:
+    return raw if isinstance(raw, bool) else str(raw).strip().lower() not in ("0", "false", "no", "off", "")
+
+
+SETTINGS = {s.key: s for s in (
+    Setting("var", lambda: PROJECT_ROOT / "var", "everything the app writes: database, artifacts, caches", Path),
+    Setting("database_url", lambda: f"sqlite:///{get('var') / 'transferlab.db'}",
+            "the store; postgresql+psycopg://user@host/db to scale out to many workers"),
+    Setting("artifacts", lambda: get("var") / "artifacts",
+            "checkpoints and epoch states; one folder shared by every worker of a database", Path),
+    Setting("data_cache", lambda: get("var") / "cache" / "data", "decoded data sets (safetensors)", Path),
+    Setting("data_roots", lambda: [get("var"), PROJECT_ROOT.parent / "shared" / "datasets"],
+            "folders users may read data from (a path list); a typed folder or torchvision root outside "
+            "them is refused, after symlinks", _paths),
+    Setting("device", lambda: "auto", "the workers' device: auto, cpu, cuda or cuda:N"),
+    Setting("embedded_worker", lambda: True, "start one worker with each dashboard server (off in a lab that "
+            "runs its own)", _switch),
+    Setting("listen_address", lambda: "127.0.0.1", "the address the dashboard listens on; 0.0.0.0 exposes it "
+            "to the network"),
+    Setting("port", lambda: 8501, "the dashboard's port", int),
+)}
+
+
+@lru_cache(maxsize=4)
+def _file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"the settings file {path!r} is unreadable: {exc}") from None
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("TRANSFERLAB_CONFIG", PROJECT_ROOT / "transferlab.toml"))
+
+
+def get(key: str) -> Any:
+    """A setting's value: its environment variable, the settings file, or its default."""
+    setting = SETTINGS[key]
+    if setting.env in os.environ:
+        raw = os.environ[setting.env]
+    else:
+        from_file = _file(str(config_file()))
+        if key not in from_file:
+            return setting.default()
+        raw = from_file[key]
+    try:
+        return setting.parse(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {key} ({setting.env}): cannot read {raw!r}") from None
+
+
 def var_dir() -> Path:
-    """Everything the app writes: database, artifacts, caches (never committed)."""
-    return Path(os.environ.get("TRANSFERLAB_VAR", PROJECT_ROOT / "var"))
+    return get("var")
 
 
 def data_cache_dir() -> Path:
-    """Decoded data sets as safetensors, so a folder of PNGs is decoded once."""
-    return Path(os.environ.get("TRANSFERLAB_DATA_CACHE", var_dir() / "cache" / "data"))
+    return get("data_cache")
 
 
 def artifacts_dir() -> Path:
-    """Checkpoints and epoch states the workers write; shared by every worker of a database."""
-    return Path(os.environ.get("TRANSFERLAB_ARTIFACTS", var_dir() / "artifacts"))
+    return get("artifacts")
+
+
+def data_roots() -> list[Path]:
+    return [p.resolve() for p in get("data_roots")]
+
+
+def main(argv: list[str]) -> None:
+    if argv[1:] == ["streamlit-flags"]:
+        print(f"--server.address {get('listen_address')} --server.port {get('port')}")
+        return
+    for key, setting in SETTINGS.items():
+        print(f"{setting.env} = {get(key)!s}    # {setting.doc}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

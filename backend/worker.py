@@ -30,6 +30,7 @@ from backend.provenance import environment
 from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
 from backend.runners import checkpoint_meta, epoch_metrics
 from backend.specs import SpecError, TrainJobSpec, TransferJobSpec, spec_hash
+from backend.specs.roots import check_data_roots
 from backend.train import Trained, resolve_device
 from backend.transfer import SourceNet
 from db.queue import ClaimedJob, Queue
@@ -112,6 +113,7 @@ class Worker:
         """Run one claimed job to an end state; every error ends on the job, never in the loop."""
         try:
             spec = parse_job(job.kind, job.spec)
+            check_data_roots(spec)  # a spec queued around the submit path reads no folder it may not
         except SpecError as exc:
             return self.queue.fail(job.id, self.worker_id, f"invalid job spec: {exc}")
         if spec_hash(spec) != job.spec_hash:

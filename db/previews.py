@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 
 from backend.specs import canonical_json, spec_hash
 from backend.specs.preview import DataPreviewSpec
+from backend.specs.roots import check_data_roots
 from db.queue import Queue
 from db.schema import SUCCEEDED, ArrayRecord, Job, Result
 from db.session import get_engine, session_scope
@@ -19,7 +20,9 @@ PREVIEW_PRIORITY = 100
 
 
 def request_preview(queue: Queue, spec: DataPreviewSpec) -> int:
-    """The preview job of `spec`: an earlier one of the same spec (done, queued or running), or a new one."""
+    """The preview job of `spec`: an earlier one of the same spec (done, queued or running), or a new one.
+    A folder outside the data roots is a SpecError, and nothing is queued."""
+    check_data_roots(spec)
     return queue.enqueue("preview", canonical_json(spec), spec_hash(spec), priority=PREVIEW_PRIORITY)
 
 

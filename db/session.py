@@ -8,7 +8,6 @@ starting together never race the migration.
 from __future__ import annotations
 
 import fcntl
-import os
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -30,8 +29,7 @@ class StoreError(RuntimeError):
 
 
 def database_url() -> str:
-    default = f"sqlite:///{settings.var_dir() / 'transferlab.db'}"
-    return os.environ.get("TRANSFERLAB_DATABASE_URL", default)
+    return settings.get("database_url")
 
 
 @lru_cache(maxsize=8)

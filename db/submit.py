@@ -9,6 +9,7 @@ from typing import Any
 from backend.jobs import parse_job
 from backend.specs import Spec, canonical_json, set_field, spec_hash
 from backend.specs.base import shape_hash
+from backend.specs.roots import check_data_roots
 from backend.studies import expand
 from backend.studies.plan import PlannedJob
 from db.queue import NewJob, Queue
@@ -36,7 +37,9 @@ def _shapes(jobs: list[PlannedJob]) -> dict[str, str]:
 
 def submit_study(queue: Queue, study: Spec, name: str | None = None, preset: str | None = None,
                  priority: int = 0) -> int:
-    """Queue every job of `study` (any study kind); returns the study id. Identical jobs are queued once."""
+    """Queue every job of `study` (any study kind); returns the study id. Identical jobs are queued once.
+    A data folder outside the allowed data roots is a SpecError, and nothing is queued."""
+    check_data_roots(study)
     jobs: dict[str, NewJob] = {}
     planned = expand(study)
     shapes = _shapes(planned)

@@ -8,6 +8,7 @@ import yaml
 
 from backend.jobs import JOB_KINDS
 from backend.specs import PRESETS, TORCHVISION_SETS, Spec, SpecError, canonical_json, unit_names
+from backend.specs.roots import check_data_roots, check_folder
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import plan_size, planned_shapes, submit_study
 from ui import preview, store
@@ -162,7 +163,11 @@ def targets() -> dict:
 
 def build():
     if imported is not None:
-        return parse_study(imported)
+        study = parse_study(imported)
+        check_data_roots(study)
+        return study
+    if source.get("root"):
+        check_folder(source["root"], "data.source.root")  # before anything lists it
     if kind == "folder":
         preview.folder_counts(source["root"])  # refuses an empty path, a missing or malformed folder
     elif source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
@@ -173,7 +178,9 @@ def build():
             "train": train}
     if probes:
         spec["probes"] = {**preset.get("probes", {}), **probes}
-    return parse_study(spec)
+    study = parse_study(spec)
+    check_data_roots(study)  # the targets' folders too
+    return study
 
 
 st.divider()

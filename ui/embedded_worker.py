@@ -8,7 +8,6 @@ The worker is a separate process: the web tier never imports torch.
 from __future__ import annotations
 
 import atexit
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from backend import settings
 
 
 def enabled() -> bool:
-    return os.environ.get("TRANSFERLAB_EMBEDDED_WORKER", "1") != "0"
+    return settings.get("embedded_worker")
 
 
 @st.cache_resource(show_spinner=False)

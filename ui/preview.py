@@ -13,6 +13,7 @@ import streamlit as st
 from backend.specs import SpecError, parse, spec_hash
 from backend.specs.folders import image_folder
 from backend.specs.preview import DataPreviewSpec
+from backend.specs.roots import check_data_roots
 from db.previews import DataPreview, Previews, request_preview
 from ui import store
 from ui.state import ints
@@ -37,6 +38,7 @@ def data_preview(data: dict, seeds: str) -> None:
         typed = []
     try:
         spec = parse(DataPreviewSpec, {"data": data, "seeds": typed})
+        check_data_roots(spec)  # nothing outside the data roots is listed, let alone queued
         if spec.data.source.kind == "folder":
             _folder_summary(*folder_counts(spec.data.source.root))
     except SpecError:

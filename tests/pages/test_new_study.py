@@ -185,3 +185,20 @@ def test_every_preset_is_valid_as_the_page_shows_it(app):
         assert not at.error, (name, [e.value for e in at.error])
         assert any(" jobs** (" in m.value for m in at.markdown), name
         assert any(m.value.startswith("**What answers it.**") for m in at.markdown), name
+
+
+def test_a_folder_outside_the_data_roots_is_refused_before_it_is_listed(app, seeded_store, tmp_path, monkeypatch):
+    from tests.backend.files import write_image_folder
+
+    url, _ = seeded_store
+    before = job_count(url)
+    write_image_folder(tmp_path / "private", {"secret": 2, "other": 2})
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(tmp_path / "public"))
+    at = app("new_study.py").run()
+    at.radio(key="new.kind").set_value("folder").run()
+    at.text_input(key="new.folder_root").input(str(tmp_path / "private")).run()
+    assert not at.exception
+    assert any("outside the folders data may be read from" in e.value and "public" in e.value
+               for e in at.columns[0].error)
+    assert not any("secret" in c.value or "2 classes" in c.value for c in at.caption)  # nothing listed
+    assert not [b for b in at.button if b.key in ("new.submit", "new.preview")] and job_count(url) == before

@@ -1,0 +1,46 @@
+"""Data roots: a folder a user types (an ImageFolder root, a torchvision root) must lie inside the
+folders the deployment lets users read (`TRANSFERLAB_DATA_ROOTS`), after symlinks are resolved.
+
+Checked where a spec comes in (the New study page, the CLI, the submit path) and again by the worker
+before it runs a job, so a spec queued some other way cannot read elsewhere on the server either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from backend import settings
+from backend.specs.base import SpecError
+from backend.specs.data import FolderSource, TorchvisionSource
+
+
+def data_folders(spec: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """(field path of the root, the folder typed) of every folder a spec reads, at any depth."""
+    if isinstance(spec, (FolderSource, TorchvisionSource)):
+        yield f"{where}.root".lstrip("."), spec.root
+    elif isinstance(spec, BaseModel):
+        for name in type(spec).model_fields:
+            yield from data_folders(getattr(spec, name), f"{where}.{name}")
+    elif isinstance(spec, (list, tuple)):
+        for i, item in enumerate(spec):
+            yield from data_folders(item, f"{where}.{i}")
+
+
+def check_data_roots(spec: Any) -> None:
+    """A SpecError naming the field and the allowed roots for the first folder outside them."""
+    for field, typed in data_folders(spec):
+        check_folder(typed, field)
+
+
+def check_folder(typed: str, field: str) -> None:
+    """A SpecError unless the folder `typed` resolves inside one of the data roots."""
+    roots = settings.data_roots()
+    path = Path(typed).expanduser().resolve()  # symlinks followed: a link inside a root may point out
+    if not any(path == root or root in path.parents for root in roots):
+        allowed = ", ".join(str(r) for r in roots) or "none"
+        raise SpecError(f"{typed!r} is outside the folders data may be read from ({allowed}); an admin adds "
+                        "folders with TRANSFERLAB_DATA_ROOTS", field=field)
