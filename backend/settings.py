@@ -57,6 +57,8 @@ SETTINGS = {s.key: s for s in (
     Setting("listen_address", lambda: "127.0.0.1", "the address the dashboard listens on; 0.0.0.0 exposes it "
             "to the network"),
     Setting("port", lambda: 8501, "the dashboard's port", int),
+    Setting("worker_memory_gb", lambda: None, "memory one worker may use (GiB; its GPU's in a lab); a study whose "
+            "estimated training memory exceeds it is refused at submit. Default: this machine's memory", float),
 )}
 
 

@@ -139,6 +139,10 @@ class Worker:
             return "lost"
         except SpecError as exc:  # bad input: retrying will not help
             return self.queue.fail(job.id, self.worker_id, str(exc))
+        except (MemoryError, torch.OutOfMemoryError) as exc:  # the job, not the worker: it serves the next one
+            log.warning("job %s ran out of memory", job.id)
+            return self.queue.fail(job.id, self.worker_id, f"out of memory on {self.device}: shrink the network or the "
+                                   f"batch, or run it on a larger device ({str(exc).splitlines()[0][:200]})")
         except Exception as exc:  # possibly transient (out of memory, a full disk): retry
             log.exception("job %s failed", job.id)
             detail = "".join(traceback.format_exception_only(exc)).strip()

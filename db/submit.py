@@ -6,13 +6,26 @@ import json
 from collections import Counter
 from typing import Any
 
-from backend.jobs import parse_job
+from backend.jobs import JOB_KINDS, parse_job
 from backend.specs import Spec, canonical_json, set_field, spec_hash
 from backend.specs.base import shape_hash
+from backend.specs.memory import check_fits
 from backend.specs.roots import check_data_roots
 from backend.studies import expand
 from backend.studies.plan import PlannedJob
 from db.queue import NewJob, Queue
+
+
+def check_study(study: Spec) -> None:
+    """What the spec's validation cannot know: that its data folders lie inside the data roots and that
+    each network it trains fits in a worker's memory. A SpecError naming the field otherwise."""
+    check_data_roots(study)
+    seen = set()
+    for job in expand(study):
+        if JOB_KINDS[job.kind].trains and (key := canonical_json(job.spec.model) + str(job.spec.train.batch_size)
+                                           + canonical_json(job.spec.data)) not in seen:
+            seen.add(key)
+            check_fits(job.spec)
 
 
 def plan_size(study: Spec) -> dict[str, int]:
@@ -38,8 +51,9 @@ def _shapes(jobs: list[PlannedJob]) -> dict[str, str]:
 def submit_study(queue: Queue, study: Spec, name: str | None = None, preset: str | None = None,
                  priority: int = 0) -> int:
     """Queue every job of `study` (any study kind); returns the study id. Identical jobs are queued once.
-    A data folder outside the allowed data roots is a SpecError, and nothing is queued."""
-    check_data_roots(study)
+    A data folder outside the allowed data roots, or a network that cannot fit in a worker's memory,
+    is a SpecError, and nothing is queued."""
+    check_study(study)
     jobs: dict[str, NewJob] = {}
     planned = expand(study)
     shapes = _shapes(planned)

@@ -8,9 +8,9 @@ import yaml
 
 from backend.jobs import JOB_KINDS
 from backend.specs import PRESETS, TORCHVISION_SETS, Spec, SpecError, canonical_json, unit_names
-from backend.specs.roots import check_data_roots, check_folder
+from backend.specs.roots import check_folder
 from backend.studies import STUDY_KINDS, parse_study
-from db.submit import plan_size, planned_shapes, submit_study
+from db.submit import check_study, plan_size, planned_shapes, submit_study
 from ui import preview, store
 from ui.state import PageState, ints
 
@@ -164,7 +164,7 @@ def targets() -> dict:
 def build():
     if imported is not None:
         study = parse_study(imported)
-        check_data_roots(study)
+        check_study(study)
         return study
     if source.get("root"):
         check_folder(source["root"], "data.source.root")  # before anything lists it
@@ -179,7 +179,7 @@ def build():
     if probes:
         spec["probes"] = {**preset.get("probes", {}), **probes}
     study = parse_study(spec)
-    check_data_roots(study)  # the targets' folders too
+    check_study(study)  # the targets' folders too, and whether each network fits in a worker
     return study
 
 

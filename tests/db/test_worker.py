@@ -278,3 +278,24 @@ def test_sigterm_requeues_the_current_job_and_exits(database_url, artifacts):
     assert worker.returncode == 0, out
     status, _, attempts = next(iter(jobs_by_status(queue).values()))
     assert status == "queued" and attempts == 0
+
+
+def test_out_of_memory_fails_that_job_and_the_worker_serves_the_next(queue, artifacts, monkeypatch):
+    import backend.worker as worker_module
+
+    real = worker_module.runner
+
+    def runner(kind):
+        def too_big(spec, *args, **kwargs):
+            if spec.train.seed == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+            return real(kind)(spec, *args, **kwargs)
+        return too_big
+
+    monkeypatch.setattr(worker_module, "runner", runner)
+    queue.submit("oom", {}, "oom", [new_job(tiny(1)), new_job(tiny(2))])
+    assert Worker(queue, "cpu", artifacts=artifacts).serve(idle_exit=0) == 2
+    states = sorted(jobs_by_status(queue).values())
+    assert [s for s, _, _ in states] == ["failed", "succeeded"]
+    failed = next(e for s, e, _ in states if s == "failed")
+    assert "out of memory on cpu" in failed and "Tried to allocate 80.00 GiB" in failed

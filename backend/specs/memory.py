@@ -1,0 +1,108 @@
+"""Will a network job fit? Parameters and training memory estimated from the spec alone (torch-free),
+so a conv width of 10^9 or a batch of 10^12 is refused at submit with the estimate, not queued to
+crash a worker.
+
+The estimate is deliberately simple and generous to the job: float32 weights, their gradients and
+two optimiser moments (4 copies); per image, every unit's output kept for the backward pass twice
+(activation and its gradient), the input batch, and the evaluation batch (128 images unless the
+spec says). Images of unknown size (a folder without data.size) are not guessed: only the weights
+are checked for them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from backend import settings
+from backend.specs.base import SpecError
+from backend.specs.data import DataSpec, DigitsSource, SyntheticSource, TorchvisionSource
+from backend.specs.models import ConvNetSpec, MLPSpec
+
+BYTES = 4  # float32
+NATIVE = {"MNIST": (1, 28), "FashionMNIST": (1, 28), "KMNIST": (1, 28), "EMNIST": (1, 28), "QMNIST": (1, 28),
+          "USPS": (1, 16), "SVHN": (3, 32), "CIFAR10": (3, 32), "CIFAR100": (3, 32), "STL10": (3, 96)}
+# torchvision ResNets at 224 x 224: parameters, and the floats training keeps per image (saved
+# activations and their gradients, about 24 MB and 80 MB).
+RESNETS = {"resnet18": (11.7e6, 6e6), "resnet50": (25.6e6, 20e6)}
+
+
+def image_shape(data: DataSpec) -> tuple[int, int, int] | None:
+    """(C, H, W) the task's images will have, as far as the spec says; None when it does not."""
+    source = data.source
+    channels, size = 3, None
+    if isinstance(source, DigitsSource):
+        channels, size = 1, 8
+    elif isinstance(source, SyntheticSource):
+        size = source.size
+    elif isinstance(source, TorchvisionSource):
+        channels, size = NATIVE.get(source.name, (3, None))
+    channels, size = data.channels or channels, data.size or size
+    return (channels, size, size) if size else None
+
+
+def network_cost(model: Any, shape: tuple[int, int, int], classes: int = 1000) -> tuple[float, float]:
+    """(parameters, activation floats per image) of a network on images of `shape`."""
+    c, h, w = shape
+    if isinstance(model, ConvNetSpec):
+        params, activations = 0.0, 0.0
+        for width in model.channels:
+            params += c * width * 9 + (width if model.norm == "none" else 2 * width)  # bias, or norm scale and shift
+            activations += 2 * width * h * w  # conv output and what follows it, before the pool
+            if min(h, w) > 1:
+                h, w = h // 2, w // 2
+            c = width
+        features = c * h * w
+        hidden = model.hidden
+    elif isinstance(model, MLPSpec):
+        params, activations, features, hidden = 0.0, 0.0, c * h * w, model.hidden
+    else:  # a ResNet: scale its 224 x 224 figures by the image area
+        params, per_image = RESNETS[model.arch]
+        scale = (h * w) / (224 * 224) * (16 if model.small_input else 1)  # no stem downsampling
+        return params, per_image * scale / 2  # halved: training_bytes doubles activations for their gradients
+    for width in [*hidden, classes]:
+        params += features * width + width
+        activations += width
+        features = width
+    return params, activations
+
+
+def training_bytes(model: Any, data: DataSpec, batch_size: int, eval_batch_size: int | None) -> dict[str, float]:
+    """The estimate for one network job: parameters, and bytes for weights and optimiser state, a
+    training batch, an evaluation batch."""
+    shape = image_shape(data)
+    params, activations = network_cost(model, shape or (1, 1, 1))
+    pixels = 0 if shape is None else shape[0] * shape[1] * shape[2]
+    if shape is None:
+        activations = 0.0  # an unknown size: the weights alone are checked
+    per_image = BYTES * (2 * activations + pixels)
+    weights = 4 * BYTES * params
+    evaluation = BYTES * (activations + pixels) * (eval_batch_size or 128)
+    return {"parameters": params, "weights": weights, "batch": per_image * batch_size,
+            "total": weights + per_image * batch_size + evaluation}
+
+
+def memory_limit() -> float:
+    """Bytes a worker may use: the worker_memory_gb setting, else this machine's physical memory."""
+    configured = settings.get("worker_memory_gb")
+    if configured:
+        return configured * 2**30
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_fits(spec: Any, where: str = "") -> None:
+    """A SpecError with the estimate when a network job's training would not fit in a worker's memory."""
+    if not all(hasattr(spec, k) for k in ("model", "data", "train")):
+        return
+    cost = training_bytes(spec.model, spec.data, spec.train.batch_size, spec.train.eval_batch_size)
+    limit = memory_limit()
+    if cost["total"] > limit:
+        field = "model" if cost["weights"] > limit else "train.batch_size"
+        raise SpecError(f"this network would need about {_gb(cost['total'])} to train ({cost['parameters']:.3g} "
+                        f"parameters, {_gb(cost['weights'])} for weights and optimiser state, {_gb(cost['batch'])} "
+                        f"per training batch) but a worker has {_gb(limit)}: shrink the network or the batch",
+                        field=f"{where}{field}")
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
