@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from db.session import StoreError, database_url
-from ui import embedded_worker, store
+from ui import access, embedded_worker, store
 from ui.widgets import FIGURE_FORMATS
 
 # A local icon: a :material/...: favicon is fetched from a font host, which fails offline.
@@ -30,6 +30,7 @@ page = st.navigation(pages)
 
 with st.sidebar:
     st.caption("What transfers in transfer learning, from which layers, and when.")
+    access.login_box()
     worker = embedded_worker.ensure_running()
     try:
         workers = store.results().workers()
