@@ -3,12 +3,16 @@
 A setting comes from its environment variable, else from the TOML file named by TRANSFERLAB_CONFIG
 (default `transferlab.toml` in the project folder, when it exists), else from its default. Torch-free:
 the dashboard, the CLI and the workers all read it. `python -m backend.settings` prints them all;
-`python -m backend.settings streamlit-flags` the dashboard's server flags (`make run` uses them).
+`python -m backend.settings streamlit-flags` the dashboard's server flags (`make run` uses them);
+`python -m backend.settings hash-password` the hash of a lab password.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import secrets
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -57,6 +61,10 @@ SETTINGS = {s.key: s for s in (
     Setting("listen_address", lambda: "127.0.0.1", "the address the dashboard listens on; 0.0.0.0 exposes it "
             "to the network"),
     Setting("port", lambda: 8501, "the dashboard's port", int),
+    Setting("access_mode", lambda: "open", "open: anyone who reaches the dashboard may queue and edit (a laptop); "
+            "lab: a login is needed before anything changes state"),
+    Setting("password_hash", lambda: "", "the lab password's scrypt hash (python -m backend.settings hash-password); "
+            "with access_mode lab"),
     Setting("worker_memory_gb", lambda: None, "memory one worker may use (GiB; its GPU's in a lab); a study whose "
             "estimated training memory exceeds it is refused at submit. Default: this machine's memory", float),
 )}
@@ -109,9 +117,29 @@ def data_roots() -> list[Path]:
     return [p.resolve() for p in get("data_roots")]
 
 
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """`scrypt$<salt>$<digest>` (hex): what the password_hash setting holds."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def password_matches(password: str, stored: str) -> bool:
+    try:
+        scheme, salt, _ = stored.split("$")
+        return scheme == "scrypt" and hmac.compare_digest(hash_password(password, bytes.fromhex(salt)), stored)
+    except ValueError:  # not a hash this module wrote
+        return False
+
+
 def main(argv: list[str]) -> None:
     if argv[1:] == ["streamlit-flags"]:
         print(f"--server.address {get('listen_address')} --server.port {get('port')}")
+        return
+    if argv[1:] == ["hash-password"]:
+        from getpass import getpass
+
+        print(hash_password(getpass("lab password: ")))
         return
     for key, setting in SETTINGS.items():
         print(f"{setting.env} = {get(key)!s}    # {setting.doc}")

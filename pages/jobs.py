@@ -9,7 +9,7 @@ from backend.specs import SpecError
 from db.queue import QueueError
 from db.schema import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from db.submit import clone_job
-from ui import store
+from ui import access, store
 from ui.widgets import eta_text, job_role, job_table, label_filters, study_picker
 from ui.state import PageState, flag, shown
 
@@ -79,11 +79,12 @@ cancel, retry, clone, detail = st.columns(4)
 with detail:
     st.page_link("pages/job.py", label=f"Open job {job_id}: spec, curves, artifacts", query_params={"job": job_id})
 try:
-    if cancel.button("Cancel", key="jobs.cancel"):
+    if cancel.button("Cancel", key="jobs.cancel", disabled=access.locked(), help=access.hint("cancel jobs")):
         st.success(f"Job {job_id}: {store.queue().cancel(job_id)}")
-    if retry.button("Retry (and unblock dependants)", key="jobs.retry"):
+    if retry.button("Retry (and unblock dependants)", key="jobs.retry", disabled=access.locked(),
+                    help=access.hint("retry jobs")):
         st.success(f"Queued again: {', '.join(map(str, store.queue().retry(job_id)))}")
-    if clone.button("Clone with edits", key="jobs.clone"):
+    if clone.button("Clone with edits", key="jobs.clone", disabled=access.locked(), help=access.hint("clone jobs")):
         changes = json.loads(edits)
         if not isinstance(changes, dict):
             raise ValueError("edits must be a JSON object")

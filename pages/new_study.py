@@ -11,7 +11,7 @@ from backend.specs import PRESETS, TORCHVISION_SETS, Spec, SpecError, canonical_
 from backend.specs.roots import check_folder
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import check_study, plan_size, planned_shapes, submit_study
-from ui import preview, store
+from ui import access, preview, store
 from ui.state import PageState, ints
 
 state = PageState("new")
@@ -216,7 +216,8 @@ if study is not None:
     name = left.text_input("Study name", preset_name, key="new.name")
     mid.download_button("Export JSON", text, file_name=f"{name}.json", mime="application/json")
     right.download_button("Export YAML", yaml.safe_dump(json.loads(text), sort_keys=False), file_name=f"{name}.yaml")
-    if st.button("Queue study", type="primary", key="new.submit"):
+    if st.button("Queue study", type="primary", key="new.submit", disabled=access.locked(),
+                 help=access.hint("queue studies")):
         study_id = submit_study(store.queue(), study, name=name, preset=as_preset)
         st.success(f"Queued study #{study_id}: {sum(jobs.values())} jobs.")
         # A page link, not a markdown one: it opens in this tab and keeps the session.

@@ -9,7 +9,7 @@ import streamlit as st
 from backend import settings
 from db.queue import QueueError
 from db.session import StoreError
-from ui import store
+from ui import access, store
 from ui.state import PageState, flag, shown
 
 state = PageState("studies")
@@ -90,15 +90,16 @@ study_id = st.selectbox("Study", list(chosen), format_func=lambda i: f"#{i} {cho
 study = chosen[study_id]
 name_col, rename_col, archive_col = st.columns([3, 1, 1], vertical_alignment="bottom")
 name_col.text_input("Name", study.name, key=f"studies.name.{study_id}")
-rename_col.button("Rename", key="studies.rename", on_click=act, args=(rename, study_id))
+rename_col.button("Rename", key="studies.rename", on_click=act, args=(rename, study_id), disabled=access.locked(),
+                  help=access.hint("rename studies"))
 archive_col.button("Unarchive" if study.archived else "Archive", key="studies.archive", on_click=act,
-                   args=(archive, study_id, study.archived))
+                   args=(archive, study_id, study.archived), disabled=access.locked(), help=access.hint("archive studies"))
 with st.expander(f"Delete study #{study_id}"):
     st.warning(f"This deletes study #{study_id} “{study.name}” and its {study.total} jobs with their results. "
                "Runs another study reuses are kept for that study; checkpoints no job uses any more are "
                f"deleted from the artifacts folder ({Path(settings.artifacts_dir())}).")
     sure = st.checkbox("I understand: delete it", key=f"studies.sure.{study_id}")
-    st.button("Delete study", type="primary", disabled=not sure, key="studies.delete", on_click=act,
+    st.button("Delete study", type="primary", disabled=not sure or access.locked(), key="studies.delete", on_click=act,
               args=(delete, study_id))
 
 state.sync()

@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from backend.jobs import NETWORK_KINDS
-from ui import store
+from ui import access, store
 from ui.charts import layer_summary
 from ui.state import PageState
 from ui.widgets import job_table, study_picker
@@ -28,7 +28,7 @@ if study is not None:
         with st.form("study.notes"):
             notes = st.text_area("Notes", summary.notes)
             tags = st.text_input("Tags (comma-separated)", ", ".join(summary.tags))
-            if st.form_submit_button("Save"):
+            if st.form_submit_button("Save", disabled=access.locked(), help=access.hint("edit notes")):
                 store.studies().annotate(study, notes, [t.strip() for t in tags.split(",") if t.strip()])
                 st.success("Saved.")
     with right:

@@ -15,7 +15,7 @@ from backend.specs.folders import image_folder
 from backend.specs.preview import DataPreviewSpec
 from backend.specs.roots import check_data_roots
 from db.previews import DataPreview, Previews, request_preview
-from ui import store
+from ui import access, store
 from ui.state import ints
 
 LIVE = ("queued", "running")
@@ -45,7 +45,8 @@ def data_preview(data: dict, seeds: str) -> None:
         return
     key = f"new.preview_job.{spec_hash(spec)}"
     if key not in st.session_state:
-        if not st.button("Preview data", key="new.preview", help="decodes the data on a worker, ahead of any study"):
+        if not st.button("Preview data", key="new.preview", disabled=access.locked(),
+                         help=access.hint("preview data") or "decodes the data on a worker, ahead of any study"):
             return
         st.session_state[key] = request_preview(store.queue(), spec)
     job_id = st.session_state[key]

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from db.shares import Snapshot
-from ui import store
+from ui import access, store
 from ui.widgets import absolute_link
 
 
@@ -37,7 +37,7 @@ def share_button(page: str, params: dict[str, Any], rows: list[dict[str, Any]], 
                  columns: list[str] | None = None) -> None:
     """A button that stores the view (its rows, the column names shown, its caption and the study's
     spec hash) and shows its link."""
-    if st.button("Share this view", key=f"{page}.share"):
+    if st.button("Share this view", key=f"{page}.share", disabled=access.locked(), help=access.hint("share views")):
         study = params.get("study")
         spec_hash = store.results().study_spec_hash(study) if study is not None else None
         link_id = store.shares().create(page, params, rows, caption=caption, columns=columns, spec_hash=spec_hash)
