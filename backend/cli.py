@@ -5,6 +5,7 @@
     python -m backend sweep --preset yosinski-digits      # run a study here, print its table
     python -m backend submit --preset yosinski-digits     # queue it for the workers
     python -m backend worker --device cuda:0              # run queued jobs
+    python -m backend findings --out docs/findings.md     # what the preset studies found, against the papers
 """
 
 from __future__ import annotations
@@ -52,9 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     worker.add_argument("--idle-exit", type=float, metavar="SECONDS", help="exit after this long with nothing to do")
     worker.add_argument("--lease", type=float, default=30.0, help="seconds a job is held without a heartbeat")
+    findings = commands.add_parser("findings", help="write a Markdown report of what the store's preset studies "
+                                   "measured, beside what their papers reported")
+    findings.add_argument("--out", default="docs/findings.md", metavar="PATH", help="the Markdown file written")
+    findings.add_argument("--database", metavar="URL", help="the store (default TRANSFERLAB_DATABASE_URL, else "
+                          "var/transferlab.db)")
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker(args)
+    if args.command == "findings":
+        return run_findings(args)
     if args.command == "presets":
         return list_presets()
     try:
@@ -211,6 +219,15 @@ def run_worker(args: argparse.Namespace) -> int:
     print(f"worker {worker.worker_id} on {worker.device}", flush=True)
     ran = worker.serve(once=args.once, max_jobs=args.max_jobs, idle_exit=args.idle_exit)
     print(f"worker {worker.worker_id}: ran {ran} jobs", flush=True)
+    return 0
+
+
+def run_findings(args: argparse.Namespace) -> int:
+    from backend.findings import write_findings
+    from db.session import database_url
+
+    path = write_findings(args.out, args.database or database_url())
+    print(f"wrote {path}")
     return 0
 
 

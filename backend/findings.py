@@ -1,0 +1,420 @@
+"""Findings: a Markdown report, generated from the store, of what each preset study measured beside
+what its paper reported, with one sentence per finding saying whether they agree, by a stated rule.
+
+    python -m backend findings --out docs/findings.md [--database URL]
+
+Torch-free: it reads the store through db.results and db.studies only, so it runs on the web tier.
+Every number comes from a succeeded job; the only text typed in here is the papers' (PAPERS.md).
+Most rules ask for an inequality "in every seed", so one lucky seed cannot carry a verdict.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.engine import make_url
+
+from backend.studies.cross import SETTING
+from db.results import Results
+from db.session import get_engine
+from db.studies import Studies, StudyListing
+from ui.charts import ci95  # torch-free: the dashboard's bands and this report share one formula
+from ui.explore import fit_line
+
+# What each paper reported (shared/PAPERS.md), set beside each measurement.
+_Y, _N, _L, _C = "Yosinski et al. 2014", "Neyshabur et al. 2020", "Liu et al. 2019", "Chen et al. 2022"
+PAPER = {
+    "shape": f"{_Y} (top-1 %, n = 1..7): baseB 62.5; BnB 62.7, 62.4, 62.1, 60.5, 59.4, 61.9, 62.3; "
+             "AnB 62.8, 62.4, 61.9, 60.0, 57.8, 58.1, 54.3; AnB+ 63.7, 63.6, 64.3, 64.0, 64.5, 64.6, 64.7; "
+             "random at chance from n = 3.",
+    "anb_drop": f"{_Y}: AnB falls from 62.8% at n = 1 to 54.3% at n = 7, 8.5 points (the upper layers are specific).",
+    "anb_plus": f"{_Y}: AnB+ lies above baseB (62.5%) at every n, by about +1.7 points.",
+    "dissimilar": f"{_Y}: between dissimilar halves (natural vs man-made) the AnB drop grows faster.",
+    "block_accuracy": f"{_N}: small blocks remove most of P-T's advantage in final accuracy.",
+    "block_speed": f"{_N}: with small blocks P-T still trains faster than RI-T.",
+    "barrier": f"{_N}: no loss barrier between P-T runs (one basin); a barrier between RI-T runs.",
+    "cka": f"{_N}: P-T pairs are far more similar in features (CKA) than RI-T pairs.",
+    "l2": f"{_N}: P-T models are close to each other in parameter (l2) distance.",
+    "mistakes": f"{_N}: P-T runs share more of their mistakes than RI-T runs (not in PAPERS.md's summary).",
+    "criticality": f"{_N} (Chatterji et al.'s criticality): P-T models are more robust to rewinding a module; "
+                   "deeper modules are more critical.",
+    "stage": f"{_N}: an early checkpoint at the end of a plateau does about as well as the final one; {_L}: "
+             "transferability first rises, then falls over pretraining.",
+    "sharpness": f"{_L}: pretrained-then-fine-tuned minima are flatter (smaller Hessian top eigenvalue and trace).",
+    "smoothness": f"{_L}: training from a pretrained start is smoother (a smaller gradient change, beta).",
+    "deviation": f"{_L}: the weight deviation ||W - W0||_F / ||W0||_F stays small when the target is similar.",
+    "t_layers": f"{_C}: the first conv is usually NOT the most transferable layer (overall T e.g. CIFAR-10 7.8, "
+                "CIFAR-100 5.6, Caltech-101 23.9, Flowers 106).",
+    "t_amount": f"{_C}: T falls as the target's data amount grows, log T about -0.6 log N.",
+    "t_gap": f"{_C}: T falls with the domain gap (and the dataset diversity).",
+}
+NONE = pd.Series(dtype=float)  # no seed measured it
+CURVATURE = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace",
+             "beta_smoothness_mean": "gradient change beta (mean along training)"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    title: str
+    measured: str  # Markdown: numbers with their seeds and 95% CIs
+    paper: str
+    rule: str  # when the verdict is "agrees"; "" for a table without a verdict
+    agrees: bool | None  # None: the store lacks what the rule needs
+    sentence: str
+
+
+def _finding(title: str, measured: str, paper: str, rule: str, holds: pd.Series | bool | None,
+             evidence: str = "") -> Finding:
+    """The verdict of `rule`: `holds` per seed (agrees when true in every seed), one bool, or None."""
+    if holds is None or (isinstance(holds, pd.Series) and holds.empty):
+        return Finding(title, measured, paper, rule, None, f"Undecided: the store lacks what the rule needs ({rule}).")
+    where, stated = "", rule
+    if isinstance(holds, pd.Series):
+        seeds, failing = (", ".join(str(int(s)) for s in i) for i in (holds.index, holds.index[~holds.to_numpy(bool)]))
+        where = f" in every seed ({seeds})" if holds.all() else f" in seed {failing} (of {seeds})"
+        holds, stated = bool(holds.all()), rule + ", in every seed"
+    sentence = (f"{'Agrees' if holds else 'Disagrees'} with the paper: {rule} "
+                f"{'holds' if holds else 'does not hold'}{where}{evidence}.")
+    return Finding(title, measured, paper, stated, bool(holds), sentence)
+
+
+def _ci(values: pd.Series) -> float:
+    return float(ci95(pd.Series([values.std()]), pd.Series([len(values)])).iloc[0])
+
+
+def _stat(values: pd.Series, digits: int = 2) -> str:
+    """'mean ± half-width (95% CI, seed 0: a, 1: b)' of per-seed values; no CI for one seed."""
+    v = values.dropna()
+    if v.empty:
+        return "n/a"
+    seeds = ", ".join(f"{int(s)}: {x:.{digits}f}" for s, x in v.items())
+    spread = f" ± {_ci(v):.{digits}f} (95% CI," if len(v) > 1 else " (one seed, no CI;"
+    return f"{v.mean():.{digits}f}{spread} seed {seeds})"
+
+
+def _versus(title: str, paper: str, what: str, a: tuple[str, pd.Series], b: tuple[str, pd.Series],
+            smaller: bool, digits: int = 3, extra: str = "") -> Finding:
+    """Rule: a's `what` < (or >) b's, seed by seed; a and b are (name, per-seed Series); `extra` follows."""
+    both = pd.concat({"a": a[1], "b": b[1]}, axis=1).dropna()
+    measured = (f"{a[0]}: {_stat(both.a, digits)}; {b[0]}: {_stat(both.b, digits)}; difference: "
+                f"{_stat(both.a - both.b, digits)}" + (f"\n\n{extra}" if extra else ""))
+    return _finding(title, measured, paper, f"{a[0]} {what} {'<' if smaller else '>'} {b[0]} {what}",
+                    both.a < both.b if smaller else both.a > both.b)
+
+
+def _table(frame: pd.DataFrame, digits: int = 2) -> str:
+    """A Markdown table of `frame` (index included); a cell holding per-seed values shows mean ± CI."""
+    def cell(value) -> str:
+        if isinstance(value, list):
+            s = pd.Series(value, dtype=float).dropna()
+            return "" if s.empty else f"{s.mean():.{digits}f}" + (f" ± {_ci(s):.{digits}f}" if len(s) > 1 else "")
+        return "" if pd.isna(value) else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    frame = frame.reset_index()
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    return "\n".join(lines + ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)])
+
+
+def _cells(frame: pd.DataFrame, index: list[str], columns: str, value: str) -> pd.DataFrame:
+    """index x columns; each cell the list of per-seed means of `value` (a _table cell)."""
+    per_seed = frame.groupby(list(dict.fromkeys([*index, columns, "seed"])), dropna=False)[value].mean()
+    return per_seed.reset_index().groupby([*index, columns], dropna=False)[value].agg(list).unstack(columns)
+
+
+def _probe(scores: pd.DataFrame, *probes: str | None) -> pd.DataFrame:
+    """The rows of the given probes; None: the networks themselves (no probe label)."""
+    if "probe" not in scores:
+        return scores if None in probes else scores.iloc[:0]
+    mask = scores["probe"].isin([p for p in probes if p is not None])
+    return scores[mask | scores["probe"].isna()] if None in probes else scores[mask]
+
+
+def _pt_rit(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per seed and target: `column` of P-T (AnB+ at the deepest n, from the last source epoch) and of
+    RI-T (baseB) in the same setting, averaged over the other setting labels (amount, depth, share)."""
+    if column not in rows or "target" not in rows:  # not measured, or no target network finished yet
+        return pd.DataFrame(columns=["P-T", "RI-T"])
+    pt, rit = _deepest(rows[rows.treatment == "AnB+"]), rows[rows.treatment == "baseB"]
+    both = pt.merge(rit, on=[k for k in SETTING if k in rows], suffixes=("", "_rit"))
+    return both.groupby(["seed", "target"])[[column, f"{column}_rit"]].mean().set_axis(["P-T", "RI-T"], axis=1)
+
+
+def _deepest(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows at the deepest n (every layer transferred), from the last source epoch where there are several."""
+    rows = rows[rows.n == rows.n.max()]
+    return rows[rows.source_epoch == rows.source_epoch.max()] if rows.get("source_epoch", NONE).notna().any() else rows
+
+
+# ---------------------------------------------------------------- one function per preset family
+
+def _anb_drop(scores: pd.DataFrame) -> tuple[pd.Series, int, int]:
+    """Per seed: AnB's best-10 accuracy (%) at the smallest n minus at the deepest n; and those n."""
+    anb = _probe(scores, None)
+    anb = anb[anb.treatment == "AnB"]
+    if anb.n.nunique() < 2:
+        return pd.Series(dtype=float), 0, 0
+    lo, hi = int(anb.n.min()), int(anb.n.max())
+    at = anb.groupby(["n", "seed"])["best10_accuracy"].mean().mul(100)
+    return (at.loc[lo] - at.loc[hi]).dropna(), lo, hi
+
+
+def yosinski(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
+    # The paper's score: the mean of a network's 10 best test evaluations.
+    nets = _probe(scores, None).assign(score=lambda t: 100 * t["best10_accuracy"])
+    out = [Finding("Accuracy per treatment and n", "Mean of the 10 best test evaluations (%), mean ± 95% CI over "
+                   "seeds; baseB at n = 0:\n\n" + _table(_cells(nets[nets.treatment != "baseA"], ["n"], "treatment",
+                                                                "score")), PAPER["shape"], "", None, "")]
+    drop, lo, hi = _anb_drop(scores)
+    if lo:
+        out.append(_finding(f"AnB drop from n = {lo} to n = {hi}", f"AnB at n = {lo} minus at n = {hi} (points): "
+                            + _stat(drop), PAPER["anb_drop"], f"AnB at n = {hi} < AnB at n = {lo}", drop > 0))
+    base = nets[nets.treatment == "baseB"].groupby("seed")["score"].mean()
+    over = nets[nets.treatment == "AnB+"].groupby(["seed", "n"])["score"].mean().sub(base, level="seed")
+    if not over.empty:
+        out.append(_finding("AnB+ against baseB", "AnB+ minus baseB, mean over n (points): "
+                            + _stat(over.groupby(level="seed").mean()), PAPER["anb_plus"],
+                            "AnB+ > baseB at every n", (over > 0).groupby(level="seed").all()))
+    return out
+
+
+def dissimilar_vs_similar(studies: list[tuple[StudyListing, dict, pd.DataFrame]]) -> list[Finding]:
+    """Each dissimilar split (class groups set) against the latest similar study on the same data source."""
+    out = []
+    for listing, spec, scores in studies:
+        similar = [(s, sc) for s, sp, sc in studies if spec.get("groups") and not sp.get("groups")
+                   and sp.get("data", {}).get("source") == spec.get("data", {}).get("source")]
+        if not similar:
+            continue
+        other, other_scores = max(similar, key=lambda pair: pair[0].id)
+        (d, dlo, dhi), (s, slo, shi) = _anb_drop(scores), _anb_drop(other_scores)
+        if d.empty or s.empty:
+            continue
+        # Per unit transferred, so studies with different n grids compare; seeds are matched by number.
+        out.append(_versus(f"Study {listing.id} (dissimilar) vs study {other.id} (similar): AnB drop",
+                           PAPER["dissimilar"], "AnB drop per unit transferred (points)",
+                           (f"dissimilar (study {listing.id})", d / (dhi - dlo)),
+                           (f"similar (study {other.id})", s / (shi - slo)), smaller=False, digits=2))
+    return out
+
+
+def block_shuffle(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
+    # Each target's block size from its shifts; the plain image (no block shuffle) ranks as the largest.
+    blocks = {t["name"]: next((s["block"] for s in t["data"].get("shifts") or [] if s["kind"] == "block_shuffle"),
+                              float("inf")) for t in spec.get("targets", [])}
+    nets = _probe(scores, None)
+    pairs = {"accuracy gain (points)": 100 * _pt_rit(nets, "final_accuracy"),
+             "curve area gain": _pt_rit(nets, "curve_area"), "epochs to 90% saved": -_pt_rit(nets, "epochs_to_90pct")}
+    table = pd.concat({k: p["P-T"] - p["RI-T"] for k, p in pairs.items()}, axis=1).reset_index()
+    if table.empty:
+        return []
+    order = sorted(table.target.unique(), key=lambda t: blocks.get(t, float("inf")))
+    rows = table.groupby(["target", "seed"]).mean().groupby(level="target").agg(list).loc[order]
+    measured = ("P-T (AnB+) minus RI-T (baseB), from the smallest block to the plain image, mean ± 95% CI over "
+                "seeds:\n\n" + _table(rows.assign(block=[str(blocks.get(t, "plain")) for t in order]), 3))
+    small, plain = order[0], order[-1]
+    acc = table.pivot_table(index="seed", columns="target", values="accuracy gain (points)")
+    area = table[table.target == small].groupby("seed")["curve area gain"].mean()
+    return [_finding("Accuracy gain with small blocks", measured, PAPER["block_accuracy"],
+                     f"P-T's accuracy gain on '{small}' < its gain on '{plain}'", acc[small] < acc[plain]),
+            _finding("Speed gain with small blocks", f"curve area gain on '{small}': {_stat(area, 3)}",
+                     PAPER["block_speed"], f"P-T's curve area > RI-T's on '{small}'", area > 0)]
+
+
+def basins(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
+    pairs, out = _probe(scores, "interpolation", "similarity"), []
+    for column, what, key, smaller in (("barrier", "loss barrier", "barrier", True),
+                                       ("cka_diagonal_mean", "CKA", "cka", False),
+                                       ("l2_distance", "l2 distance", "l2", True),
+                                       ("mistakes.mistake_jaccard", "mistake overlap (Jaccard)", "mistakes", False)):
+        if column in pairs:
+            per = pairs.groupby(["pair", "seed"])[column].mean()
+            out.append(_versus(f"{what}: P-T pairs vs RI-T pairs", PAPER[key], what, ("P-T", per.get("P-T", NONE)),
+                               ("RI-T", per.get("RI-T", NONE)), smaller, 4, "Per pair kind (mean over pairs and "
+                               "targets) and seed:\n\n" + _table(_cells(pairs, ["pair"], "seed", column), 4)))
+    critical = _probe(scores, "criticality")
+    units = [c for c in critical if c.startswith("rewind.")]
+    if units:
+        critical = critical.assign(kind=critical.treatment.map({"AnB+": "P-T", "baseB": "RI-T"}),
+                                   rewind=critical[units].mean(axis=1))
+        per = critical.groupby(["kind", "seed"])["rewind"].mean()
+        long = critical.rename(columns=lambda c: c.removeprefix("rewind.")).melt(
+            ["kind", "seed"], [u.removeprefix("rewind.") for u in units], var_name="unit", value_name="a")
+        out.append(_versus("Module criticality: P-T vs RI-T", PAPER["criticality"], "mean rewind tolerance",
+                           ("P-T", per.get("P-T", NONE)), ("RI-T", per.get("RI-T", NONE)), True, 3,
+                           "Rewind tolerance per unit (the smallest a keeping the error within epsilon; lower = less "
+                           "critical), mean ± 95% CI over seeds:\n\n"
+                           + _table(_cells(long, ["unit"], "kind", "a"), 3)))
+    return out
+
+
+def pretraining_stage(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
+    nets = _probe(scores, None).assign(score=lambda t: 100 * t["final_accuracy"])
+    if "source_epoch" not in nets:
+        return []
+    plus = nets[(nets.treatment == "AnB+") & nets.source_epoch.notna()]
+    per = plus[plus.n == plus.n.max()].groupby(["source_epoch", "seed"])["score"].mean()
+    if per.empty:
+        return []
+    base = nets[nets.treatment == "baseB"].groupby("seed")["score"].mean()
+    epochs = sorted(int(e) for e in per.index.get_level_values(0).unique())
+    last = epochs[-1]
+    minus_last = {e: (per.loc[e] - per.loc[last]).dropna() for e in epochs}
+    rows = pd.DataFrame({"AnB+ (%)": [per.loc[e].tolist() for e in epochs],
+                         "minus baseB": [(per.loc[e] - base).dropna().tolist() for e in epochs],
+                         "minus the last": [minus_last[e].tolist() for e in epochs]}, pd.Index(epochs, name="epoch"))
+    measured = (f"Final accuracy of AnB+ fine-tuned from each pretraining epoch, minus baseB's (RI-T: {_stat(base)})"
+                f" and the last checkpoint's (epoch {last}), points, mean ± 95% CI over seeds:\n\n" + _table(rows))
+    # "As well as" is the CI of (early - last) reaching 0; one seed gives it no width, so there the
+    # early checkpoint must match or beat the last outright.
+    early = [e for e in epochs if e <= last / 2]
+    ok = [e for e in early if minus_last[e].mean() + _ci(minus_last[e]) >= 0]
+    evidence = "".join(f" (epoch {e}: {_stat(minus_last[e])})" for e in (ok[:1] or early))
+    return [_finding("Early checkpoint vs the last", measured, PAPER["stage"],
+                     f"some checkpoint at epoch <= {last / 2:g} does as well as epoch {last} (the upper end of the "
+                     f"95% CI of its accuracy minus the last's >= 0)", bool(ok) if early else None, evidence)]
+
+
+def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
+    out = []
+    for probe, column, digits in (("sharpness", "top_eigenvalue", 3), ("sharpness", "trace", 2),
+                                  ("smoothness", "beta_smoothness_mean", 3)):
+        pairs = _pt_rit(_probe(scores, probe), column)
+        if not pairs.empty:  # the rule asks P-T < RI-T on every target, seed by seed
+            long = pairs.reset_index().melt(["seed", "target"], var_name="kind", value_name=column)
+            out.append(_finding(f"{CURVATURE[column]}: P-T vs RI-T", "P-T (AnB+) and RI-T (baseB) per target, mean "
+                                "± 95% CI over seeds:\n\n" + _table(_cells(long, ["target"], "kind", column), digits),
+                                PAPER[probe], f"P-T {CURVATURE[column]} < RI-T's on every target",
+                                (pairs["P-T"] < pairs["RI-T"]).groupby(level="seed").all()))
+    chen = _deepest(_probe(scores, "chen_t"))
+    cols = [c for c in chen if c.startswith("deviation.")]
+    # Dissimilarity: the targets' nominal strengths where all have one, else their order in the spec.
+    targets = spec.get("targets", [])
+    strength = {t["name"]: t["strength"] if all(u.get("strength") is not None for u in targets) else i
+                for i, t in enumerate(targets)}
+    order = sorted(chen.target.unique(), key=lambda t: strength.get(t, 0)) if cols else []
+    if len(order) >= 2:
+        chen = chen.assign(deviation=chen[cols].mean(axis=1))
+        long = chen.melt(["target", "seed"], cols, var_name="layer", value_name="value")
+        table = _cells(long, ["target"], "layer", "value").loc[order].assign(strength=[strength[t] for t in order])
+        per = chen.groupby(["target", "seed"])["deviation"].mean()
+        out.append(_versus("Weight deviation on similar vs dissimilar targets", PAPER["deviation"],
+                           "mean deviation", (f"'{order[0]}'", per.get(order[0], NONE)),
+                           (f"'{order[-1]}'", per.get(order[-1], NONE)), True, 4,
+                           "Deviation per layer (AnB+ from the pretrained weights), from the most similar target to "
+                           "the least (strength), mean ± 95% CI over seeds:\n\n" + _table(table, 4)))
+    return out
+
+
+def chen_t(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
+    chen = _deepest(_probe(scores, "chen_t"))
+    names = [name for name in layers if f"t.{name}" in chen]
+    if not names:
+        return []
+    long = chen.rename(columns=lambda c: c.removeprefix("t.")).melt(["seed"], names, var_name="layer", value_name="T")
+    top = long.groupby(["seed", "layer"])["T"].mean().unstack()[names].idxmax(axis=1)
+    table = _cells(long.assign(kind="T"), ["layer"], "kind", "T").loc[names]
+    out = [_finding("Chen's T per layer", "T per layer (AnB+ at the deepest n), mean ± 95% CI over seeds (each seed "
+                    "the mean over targets and settings):\n\n" + _table(table), PAPER["t_layers"],
+                    f"the first layer ({names[0]}) does not have the largest T", top != names[0],
+                    f" (largest per seed: {', '.join(top)})")]
+    # Data amount N: the fine-tuned network's training images, so that "all" has a number too.
+    keys = [k for k in SETTING if k in chen] + ["treatment", "n"]
+    points = chen.drop(columns="train_images", errors="ignore").merge(_probe(scores, None)[[*keys, "train_images"]],
+                                                                      on=keys)
+    if points.get("amount", NONE).nunique() >= 2:
+        out.append(_fit("Chen's T against data amount", "log T against log N (training images)", PAPER["t_amount"],
+                        fit_line(points, "train_images", "t_overall", log_x=True, log_y=True), points))
+    gaps = _probe(scores, "gap")
+    if "a_distance" in gaps and gaps.target.nunique() >= 2:
+        keys = [k for k in SETTING[:4] if k in gaps]
+        points = gaps[[*keys, "a_distance"]].merge(chen.groupby(keys, as_index=False)["t_overall"].mean(), on=keys)
+        out.append(_fit("Chen's T against the measured gap", "T against the proxy A-distance", PAPER["t_gap"],
+                        fit_line(points, "a_distance", "t_overall"), points))
+    return out
+
+
+def _fit(title: str, what: str, paper: str, fit: dict, points: pd.DataFrame) -> Finding:
+    slope = "n/a (fewer than 3 points)" if fit["slope"] is None else f"{fit['slope']:.3f} (R^2 {fit['r2']:.2f})"
+    seeds = ", ".join(str(int(s)) for s in sorted(points.seed.unique()))
+    return _finding(title, f"least-squares slope of {what}: {slope}, over {fit['points']} points (one per seed, target "
+                    f"and setting; seeds {seeds})", paper, f"the slope of {what} is negative",
+                    None if fit["slope"] is None else fit["slope"] < 0)
+
+
+# ---------------------------------------------------------------- the report
+
+# (study kind, preset name prefixes, its function): real-data variants (yosinski-mnist, amount-mnist-usps,
+# amount-cifar10-halves, ...) share their family's; every cross-data-set study adds Chen's T.
+FAMILIES: list[tuple[str, tuple[str, ...], Callable | None]] = [
+    ("yosinski", ("yosinski",), yosinski),
+    ("basins", ("neyshabur-basins",), basins),
+    ("cross_dataset", ("neyshabur-block-shuffle",), block_shuffle),
+    ("cross_dataset", ("neyshabur-pretraining-stage",), pretraining_stage),
+    ("cross_dataset", ("liu-flatness",), flatness),
+    ("cross_dataset", ("gap-", "amount-"), None),
+]
+
+
+def _functions(listing: StudyListing, spec: dict) -> list[Callable] | None:
+    """The finding functions of a study; None when it is no preset study this report covers."""
+    for kind, prefixes, function in FAMILIES:
+        if listing.kind == kind and (listing.preset or "").startswith(prefixes):
+            return [f for f in (function, chen_t if kind == "cross_dataset" else None) if f is not None]
+    return [yosinski] if listing.kind == "yosinski" and spec.get("groups") else None  # any dissimilar split
+
+
+def _section(f: Finding) -> list[str]:
+    lines = [f"### {f.title}", "", f"**Measured.** {f.measured}", "", f"**Paper.** {f.paper}", ""]
+    return lines + ([f"**Rule.** Agrees when {f.rule}.", "", f"**Verdict.** {f.sentence}", ""] if f.rule else [])
+
+
+def findings_report(database_url: str) -> str:
+    """The report: a header naming the studies it reads, each study's findings, then those across studies."""
+    engine = get_engine(database_url)
+    results, studies = Results(engine), Studies(engine)
+    # render_as_string hides the password (***): the report can be shared.
+    lines = ["# Findings: preset studies against their papers", "",
+             (f"Generated by `python -m backend findings` from `{make_url(database_url).render_as_string()}` on "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, from succeeded jobs only; regenerate it rather than edit "
+              "it. 95% confidence intervals are Student t over seeds."), ""]
+    covered = []
+    for listing in sorted(studies.listing(archived=True, limit=1_000_000), key=lambda s: s.id):
+        spec = results.study_spec(listing.id) or {}
+        if (functions := _functions(listing, spec)) is not None:
+            covered.append((listing, spec, functions))
+    if not covered:
+        prefixes = ", ".join(f"{p}*" for _, group, _ in FAMILIES for p in group)
+        return "\n".join(lines + [(f"No preset study was found in the store: no study has a preset among "
+                                   f"{prefixes}, nor is any a Yosinski study with class groups."), ""])
+    lines += ["| study id | name | preset | seeds | spec hash | jobs |", "|---|---|---|---|---|---|"]
+    for listing, spec, _ in covered:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(listing.counts.items()))
+        seeds = ", ".join(map(str, spec.get("seeds", [])))
+        lines.append(f"| {listing.id} | {listing.name} | {listing.origin} | {seeds} | "
+                     f"`{results.study_spec_hash(listing.id)}` | {listing.total} ({counts}) |")
+    lines.append("")
+    yosinski_studies = []
+    for listing, spec, functions in covered:
+        scores = results.study_scores(listing.id)
+        chen = _probe(scores, "chen_t")
+        # Chen's layers in the network's order (the store's columns are alphabetical), from one job's table.
+        layers = results.job_tables(int(chen.job.iloc[0])).get("layers", []) if not chen.empty else []
+        found = [f for fn in functions for f in fn(scores, spec, layers)] if "seed" in scores else []
+        lines += [f"## Study {listing.id}: {listing.name} ({listing.origin}, {listing.kind})", ""]
+        lines += [line for f in found for line in _section(f)] or [
+            "No succeeded job of this study has measured what its findings need yet.", ""]
+        if listing.kind == "yosinski" and "seed" in scores:
+            yosinski_studies.append((listing, spec, scores))
+    if across := dissimilar_vs_similar(yosinski_studies):
+        lines += ["## Across studies", ""] + [line for f in across for line in _section(f)]
+    return "\n".join(lines)
+
+
+def write_findings(path: str | Path, database_url: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(findings_report(database_url))
+    return path

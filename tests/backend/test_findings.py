@@ -1,0 +1,164 @@
+"""The findings report, generated from a real store: tiny preset studies run by a real worker."""
+
+import re
+
+import pytest
+import torch
+
+from backend.cli import main
+from backend.findings import findings_report
+from backend.specs import PRESETS
+from backend.specs.base import set_field
+from backend.studies import parse_study
+from backend.worker import Worker
+from db.queue import Queue
+from db.results import Results
+from db.session import get_engine
+from db.submit import submit_study
+
+# Every preset at its quick size, shrunk further so the whole store runs in well under a minute on
+# two CPU cores: a small net, 2 epochs, few units, cheap probes.
+SMALL_NET = {"model.channels": [8, 16], "model.hidden": [16], "train.epochs": 2}
+CHEAP_CROSS = {**SMALL_NET, "probes.scores": None, "n": [3]}
+SHRINK = {
+    "yosinski-digits": {**SMALL_NET, "seeds": [0, 1], "n": [1, 3], "treatments": ["AnB"], "probes.similarity": None},
+    "yosinski-digits-dissimilar": {**SMALL_NET, "n": [1, 3], "treatments": ["AnB", "AnB+"],
+                                   "probes.similarity": None},
+    "neyshabur-basins": {**SMALL_NET, "probes.plane": None, "probes.images": 64, "probes.interpolation.points": 3,
+                         "probes.similarity.images": 64,
+                         "probes.criticality": {"alphas": [0.0, 0.5, 1.0], "sigmas": [0.0]}},
+    "neyshabur-block-shuffle": {**CHEAP_CROSS, "probes.gap.images": 64},
+    "neyshabur-pretraining-stage": {**CHEAP_CROSS, "source_epochs": [1, 2], "probes.gap": None},
+    "liu-flatness": {**CHEAP_CROSS, "train.epochs": 1, "probes.gap": None,  # its replays retrain every network
+                     "probes.sharpness": {"images": 32, "max_iterations": 3, "trace_samples": 3, "density": False,
+                                          "scopes": ["all"]},
+                     "probes.smoothness": {"points": 2, "images": 16, "step_sizes": [0.1]}},
+    "amount-digits-halves": {**CHEAP_CROSS, "amounts": [5, 10, None], "treatments": ["AnB+"], "probes.gap": None},
+}
+TARGETS = {"neyshabur-block-shuffle": ["blocks 1", "plain"], "liu-flatness": ["same classes", "other classes"]}
+
+
+def tiny(name: str):
+    spec = PRESETS[name].spec_dict(quick=True)
+    for path, value in SHRINK[name].items():
+        set_field(spec, path, value)
+    if name in TARGETS:
+        spec["targets"] = [t for t in spec["targets"] if t["name"] in TARGETS[name]]
+    return parse_study(spec)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("findings")
+    threads = torch.get_num_threads()
+    # One thread: these nets are too small to split, and on a busy 2-core machine two threads wait on
+    # each other (one study: 0.9 s with one thread, 39 s with two).
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:  # the worker's caches stay in the temp folder
+            mp.setenv("TRANSFERLAB_VAR", str(folder / "var"))
+            url = f"sqlite:///{folder / 'store.db'}"
+            queue = Queue(get_engine(url))
+            ids = {name: submit_study(queue, tiny(name), name=f"tiny {name}", preset=name) for name in SHRINK}
+            Worker(queue, "cpu", artifacts=folder / "artifacts").serve(idle_exit=0)
+    finally:
+        torch.set_num_threads(threads)
+    return url, ids, folder
+
+
+def section(report: str, study_id: int) -> str:
+    """The part of the report about one study."""
+    return report.split(f"## Study {study_id}:")[1].split("\n## ")[0]
+
+
+def test_the_report_names_its_runs_and_quotes_the_store(store):
+    url, ids, folder = store
+    results = Results(get_engine(url))
+    out = folder / "docs" / "findings.md"
+    assert main(["findings", "--out", str(out), "--database", url]) == 0
+    report = out.read_text()
+    assert url in report and re.search(r"on \d{4}-\d\d-\d\d \d\d:\d\d", report)
+    for name, study_id in ids.items():
+        row = next(line for line in report.splitlines() if line.startswith(f"| {study_id} |"))
+        assert f"tiny {name}" in row and f"| {name} |" in row and results.study_spec_hash(study_id) in row
+        assert f"## Study {study_id}: tiny {name}" in report
+    # A number read from the store ourselves: baseB's best-10 accuracy of seed 0, and its mean over seeds.
+    similar = section(report, ids["yosinski-digits"])
+    nets = results.study_scores(ids["yosinski-digits"], kinds=["train"])
+    base = 100 * nets[nets.treatment == "baseB"].set_index("seed")["best10_accuracy"]
+    assert f"{base.mean():.2f} ±" in similar  # two seeds: a confidence interval
+    assert "AnB falls from 62.8% at n = 1 to 54.3% at n = 7" in similar
+    assert re.search(r"\*\*Verdict\.\*\* (Agrees|Disagrees) with the paper: AnB at n = 3 < AnB at n = 1", similar)
+    assert re.search(r"± [\d.]+ \(95% CI, seed 0: -?[\d.]+, 1: -?[\d.]+\)", similar)
+    # Neyshabur's basins: the barrier between P-T pairs, as stored.
+    basins = section(report, ids["neyshabur-basins"])
+    pairs = results.study_scores(ids["neyshabur-basins"], kinds=["interpolation"])
+    barrier = pairs.set_index("pair").barrier["P-T"]
+    assert f"P-T: {barrier:.4f} (one seed, no CI; seed 0: {barrier:.4f})" in basins
+    agrees = barrier < pairs.set_index("pair").barrier["RI-T"]
+    assert f"{'Agrees' if agrees else 'Disagrees'} with the paper: P-T loss barrier < RI-T loss barrier" in basins
+    assert "no loss barrier between P-T runs" in basins and "Module criticality" in basins
+    # Every family says something decided from its numbers.
+    for name, title in (("neyshabur-block-shuffle", "Speed gain with small blocks"),
+                        ("neyshabur-pretraining-stage", "Early checkpoint vs the last"),
+                        ("liu-flatness", "Hessian top eigenvalue: P-T vs RI-T"),
+                        ("liu-flatness", "Weight deviation on similar vs dissimilar targets"),
+                        ("amount-digits-halves", "Chen's T against data amount")):
+        part = section(report, ids[name]).split(f"### {title}")[1].split("\n### ")[0]
+        assert re.search(r"\*\*Verdict\.\*\* (Agrees|Disagrees) with the paper: ", part), (name, title)
+    chen = results.study_scores(ids["amount-digits-halves"], kinds=["chen_t"])
+    assert f"{chen['t.conv1'].mean():.2f}" in section(report, ids["amount-digits-halves"])
+    across = report.split("## Across studies")[1]
+    assert f"Study {ids['yosinski-digits-dissimilar']} (dissimilar) vs study {ids['yosinski-digits']}" in across
+    assert "the AnB drop grows faster" in across and "**Verdict.**" in across
+
+
+def test_a_store_without_preset_studies_says_so(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert "No preset study was found in the store" in findings_report(url)
+    # A custom study (no preset) is not covered; a preset study with nothing run yet says so.
+    queue = Queue(get_engine(url))
+    submit_study(queue, tiny("yosinski-digits"), name="mine")
+    assert "No preset study was found in the store" in findings_report(url)
+    study_id = submit_study(queue, tiny("neyshabur-basins"), name="queued", preset="neyshabur-basins")
+    report = findings_report(url)
+    assert f"| {study_id} | queued | neyshabur-basins |" in report
+    assert "No succeeded job of this study has measured what its findings need yet." in section(report, study_id)
+
+
+def test_the_password_stays_out_of_the_header(monkeypatch):
+    from backend import findings
+
+    class NoStudies:
+        def __init__(self, engine):
+            pass
+
+        def listing(self, **_):
+            return []
+
+    url = "postgresql://lab:secret@db.example/transfer"
+    monkeypatch.setattr(findings, "get_engine", lambda _: None)
+    monkeypatch.setattr(findings, "Results", NoStudies)
+    monkeypatch.setattr(findings, "Studies", NoStudies)
+    report = findings_report(url)
+    assert "secret" not in report and "postgresql://lab:***@db.example/transfer" in report
+
+
+def test_presets_and_their_real_data_variants_dispatch_by_kind_and_name():
+    from backend import findings
+    from db.studies import StudyListing
+
+    def listing(preset, kind):
+        return StudyListing(1, preset or "custom", kind, preset, 0.0, [], "", False, {}, 0.0)
+
+    for name in ("yosinski-digits", "yosinski-mnist", "yosinski-digits-dissimilar", "neyshabur-block-shuffle",
+                 "neyshabur-basins", "neyshabur-pretraining-stage", "liu-flatness", "gap-digits-shifts",
+                 "gap-mnist-targets", "amount-digits-halves", "amount-mnist-usps", "amount-cifar10-halves"):
+        assert findings._functions(listing(name, PRESETS[name].study), PRESETS[name].spec), name
+    assert findings._functions(listing("neyshabur-basins-cifar10", "basins"), {}) == [findings.basins]
+    assert findings._functions(listing("liu-flatness-mnist", "cross_dataset"), {}) == [findings.flatness,
+                                                                                        findings.chen_t]
+    assert findings._functions(listing("gap-usps", "cross_dataset"), {}) == [findings.chen_t]
+    assert findings._functions(listing(None, "yosinski"), {"groups": [[0], [1]]}) == [findings.yosinski]
+    assert findings._functions(listing(None, "cross_dataset"), {}) is None
+    assert findings._functions(listing("neyshabur-basins", "cross_dataset"), {}) is None  # kind must match too
