@@ -22,8 +22,7 @@ from backend.studies.cross import SETTING
 from db.results import Results
 from db.session import get_engine
 from db.studies import Studies, StudyListing
-from ui.charts import ci95  # torch-free: the dashboard's bands and this report share one formula
-from ui.explore import fit_line
+from backend.stats import ci95, fit_line  # the dashboard's bands and this report share one formula
 
 # What each paper reported (shared/PAPERS.md), set beside each measurement.
 _Y, _N, _L, _C = "Yosinski et al. 2014", "Neyshabur et al. 2020", "Liu et al. 2019", "Chen et al. 2022"

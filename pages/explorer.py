@@ -7,12 +7,13 @@ import streamlit as st
 from backend.jobs import NETWORK_KINDS
 from backend.specs import SpecError
 from backend.studies import STUDY_KINDS, parse_study
+from backend.stats import ci95, fit_line
 from backend.studies.cross import legacy_labels
 from ui import store
-from ui.charts import COLOURS, SCORES, ci95, gain_table
+from ui.charts import COLOURS, SCORES, gain_table
 from ui.compare import spec_difference
 from ui.explore import (
-    AXES, INTEGER_AXES, LOG_AXES, METRICS, fit_line, metrics_of, varying_axes, with_labels, with_measurements,
+    AXES, INTEGER_AXES, LOG_AXES, METRICS, metrics_of, varying_axes, with_labels, with_measurements,
     with_probes,
 )
 from ui.state import PageState, flag, ints, joined, shown

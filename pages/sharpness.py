@@ -7,7 +7,8 @@ import streamlit as st
 
 from backend.specs import SCOPES
 from ui import store
-from ui.charts import COLOURS, SHARPNESS, ci95
+from backend.stats import ci95
+from ui.charts import COLOURS, SHARPNESS
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, ints, joined
 from ui.widgets import figure, job_role, jobs_of_point, open_jobs, study_picker

@@ -8,8 +8,8 @@ import textwrap
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy.stats import t as t_dist
 
+from backend.stats import ci95
 from backend.studies.cross import SETTING
 
 SCORES = {"final_accuracy": "final test accuracy", "best10_accuracy": "mean of the 10 best evaluations"}
@@ -18,12 +18,6 @@ SHOWN_COLUMNS = {"mean": "mean %", "ci95": "± 95% CI"}
 SHARPNESS = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace"}
 COLOURS = {"baseB": "#444444", "baseA": "#999999", "BnB": "#1f77b4", "BnB+": "#17becf", "AnB": "#d62728",
            "AnB+": "#ff7f0e", "random": "#7f7f7f", "scratch": "#444444"}
-
-
-def ci95(std: pd.Series, k: pd.Series) -> pd.Series:
-    """Half-width of the two-sided 95% Student t interval of a mean of k values (0 where k = 1: no band)."""
-    half = t_dist.ppf(0.975, (k - 1).clip(lower=1)) * std / k.pow(0.5)
-    return half.where(k > 1, 0.0).fillna(0.0)
 
 
 def layer_summary(scores: pd.DataFrame, score: str, scale: float = 100.0) -> pd.DataFrame:

@@ -3,7 +3,6 @@ the fitted lines of Chen et al.'s analysis. Pure functions of DataFrames (torch-
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from backend.studies.cross import NETWORK, SETTING
@@ -106,22 +105,3 @@ def with_probes(rows: pd.DataFrame, probes: dict[str, pd.DataFrame]) -> pd.DataF
 def varying_axes(rows: pd.DataFrame) -> list[str]:
     """The axes along which the rows take more than one value: the only ones worth plotting."""
     return [a for a in AXES if a in rows and rows[a].dropna().nunique() > 1]
-
-
-def fit_line(points: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: bool = False) -> dict:
-    """Least-squares line y = a + b x (on logs where asked, as Chen et al. fit log T against log N):
-    slope, intercept, R^2 and the number of points; None values when fewer than 3 usable points."""
-    data = points[[x, y]].dropna()
-    if log_x:
-        data = data[data[x] > 0]
-    if log_y:
-        data = data[data[y] > 0]
-    xs = np.log(data[x].to_numpy(float)) if log_x else data[x].to_numpy(float)
-    ys = np.log(data[y].to_numpy(float)) if log_y else data[y].to_numpy(float)
-    if len(xs) < 3 or np.ptp(xs) == 0:
-        return {"slope": None, "intercept": None, "r2": None, "points": len(xs)}
-    slope, intercept = np.polyfit(xs, ys, 1)
-    residual = ys - (intercept + slope * xs)
-    total = ((ys - ys.mean()) ** 2).sum()
-    r2 = 1 - (residual ** 2).sum() / total if total > 0 else 1.0
-    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "points": len(xs)}

@@ -103,7 +103,7 @@ STUDY_KINDS: dict[str, StudyKind] = {
 def parse_study(obj: Any) -> Spec:
     """A study spec of any kind (its `study` field names the kind), validated."""
     kind = obj.get("study", "yosinski") if isinstance(obj, dict) else None
-    if kind not in STUDY_KINDS:
+    if not isinstance(kind, str) or kind not in STUDY_KINDS:
         raise SpecError(f"unknown study kind {kind!r} (known: {', '.join(STUDY_KINDS)})", field="study")
     return parse(STUDY_KINDS[kind].spec, obj)
 

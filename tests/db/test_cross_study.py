@@ -6,7 +6,8 @@ from db.results import Results
 from db.submit import submit_study
 from tests.backend.test_cross import STUDY
 from ui.charts import gain_table
-from ui.explore import fit_line, metrics_of, varying_axes, with_measurements, with_probes
+from backend.stats import fit_line
+from ui.explore import metrics_of, varying_axes, with_measurements, with_probes
 
 SMALL = {**STUDY, "seeds": [0], "amounts": [4, None], "n": [2]}
 # Sharpness of RI-T and P-T, CKA of P-T against RI-T and the pretrained network: the flatness questions.
