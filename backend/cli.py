@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from backend import settings
 from backend.specs import (
     PRESETS, TORCHVISION_SETS, TREATMENTS, Spec, SpecError, TrainJobSpec, canonical_json, parse, set_field, spec_hash,
 )
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train one network and print its test accuracy per epoch")
     add_job_arguments(train)
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    train.add_argument("--device", default=settings.get("device"), help="auto, cpu, cuda or cuda:N (default: the device setting)")
     train.add_argument("--save", metavar="PATH", help="write a checkpoint (.safetensors + .json)")
     train.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
     commands.add_parser("presets", help="list the ready-made studies: name, study kind, what each asks")
@@ -43,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--n", help="units transferred, e.g. 1,3,5 (default 1..L)")
         p.add_argument("--treatments", help=f"comma-separated, from {','.join(TREATMENTS)}")
         p.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
-    sweep.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    sweep.add_argument("--device", default=settings.get("device"), help="auto, cpu, cuda or cuda:N (default: the device setting)")
     sweep.add_argument("--out", metavar="DIR", help="where the CSV and JSON go (default var/results)")
     submit.add_argument("--name", help="the study's name (default: the preset's)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first")
     worker = commands.add_parser("worker", help="run queued jobs (one worker per GPU)")
-    worker.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    worker.add_argument("--device", default=settings.get("device"), help="auto, cpu, cuda or cuda:N (default: the device setting)")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     worker.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     worker.add_argument("--idle-exit", type=float, metavar="SECONDS", help="exit after this long with nothing to do")
@@ -235,11 +236,12 @@ def run_sweep(study: Spec, name: str, device: str, out: str | None) -> int:
     import time
     from collections import Counter
 
-    from backend import settings
     from backend.provenance import environment
     from backend.studies import STUDY_KINDS, expand
     from backend.studies.local import JobOutcome, run_local
+    from db.submit import check_study
 
+    check_study(study)  # data roots and memory, as for a queued study
     kind = STUDY_KINDS[study.study]
     plan = expand(study)
     kinds = ", ".join(f"{n} {k}" for k, n in Counter(job.kind for job in plan).items())
