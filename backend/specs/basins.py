@@ -7,12 +7,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from backend.specs.base import Spec, SpecError
-from backend.specs.cross import InputFormat, TargetTask
-from backend.specs.data import DataSpec
+from backend.specs.cross import SourceAndTargets
 from backend.specs.landscape import CriticalitySettings, InterpolationSettings, PlaneSettings
-from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
+from backend.specs.models import unit_names
 from backend.specs.probes import SimilaritySettings
-from backend.specs.training import TrainSpec
 
 
 class BasinProbes(Spec):
@@ -27,32 +25,21 @@ class BasinProbes(Spec):
     across: bool = Field(True, description="also the pair (first P-T run, first RI-T run)")
 
 
-class BasinsSpec(Spec):
+class BasinsSpec(SourceAndTargets):
     """Per seed, pretrain on `source`; on every target, `runs` networks fine-tuned from it (P-T,
     AnB+ with every unit but the classifier copied) and `runs` trained from scratch (RI-T, baseB),
     each run with its own training seed; then the landscape between and around them."""
 
     study: Literal["basins"] = "basins"
-    source: DataSpec = Field(description="the source task, pretrained once per seed")
-    targets: list[TargetTask] = Field(min_length=1, description="the target tasks")
-    input: InputFormat = Field(InputFormat(), description="a common size and channel count for every task")
-    model: ModelSpec = ConvNetSpec()
-    train: TrainSpec = Field(TrainSpec(), description="pretraining and target training alike")
-    seeds: list[int] = Field([0], min_length=1, description="one pretraining each")
     runs: int = Field(2, ge=2, le=10, description="P-T and RI-T runs per target, each a training seed")
     n: int | None = Field(None, ge=1, description="units P-T copies; None = all but the classifier")
     probes: BasinProbes = BasinProbes()
 
     @model_validator(mode="after")
     def _valid(self) -> BasinsSpec:
-        if len({t.name for t in self.targets}) != len(self.targets):
-            raise SpecError("target names must be distinct", field="targets")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise SpecError("seeds must be distinct", field="seeds")
         top = len(unit_names(self.model)) - 1
         if self.n is not None and self.n > top:
             raise SpecError(f"{self.n} out of range: {self.model.arch} has units 1..{top} to transfer", field="n")
-        self.input.check(self.source, self.targets)
         return self
 
     @property

@@ -74,17 +74,32 @@ class CrossProbes(Spec):
                                          "only; None = all")
 
 
-class CrossDatasetSpec(Spec):
+class SourceAndTargets(Spec):
+    """What every study across data sets has: a source task pretrained once per seed, target tasks,
+    one input format for all of them, the network and how it trains."""
+
+    source: DataSpec = Field(description="the source task A, pretrained once per seed")
+    targets: list[TargetTask] = Field(min_length=1, description="the target tasks B")
+    input: InputFormat = Field(InputFormat(), description="a common size and channel count for every task")
+    model: ModelSpec = ConvNetSpec()
+    train: TrainSpec = Field(TrainSpec(), description="pretraining and target training alike")
+    seeds: list[int] = Field([0], min_length=1, description="one pretraining each")
+
+    @model_validator(mode="after")
+    def _valid_tasks(self) -> SourceAndTargets:
+        if len({t.name for t in self.targets}) != len(self.targets):
+            raise SpecError("target names must be distinct", field="targets")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise SpecError("seeds must be distinct", field="seeds")
+        self.input.check(self.source, self.targets)
+        return self
+
+
+class CrossDatasetSpec(SourceAndTargets):
     """Pretrain on `source` once per seed; on every target and data amount, train from scratch
     (baseB, RI-T) and from the pretrained network's first n units, frozen (AnB) or fine-tuned (AnB+)."""
 
     study: Literal["cross_dataset"] = "cross_dataset"
-    source: DataSpec = Field(description="the source task A, pretrained once per seed")
-    targets: list[TargetTask] = Field(min_length=1, description="the target tasks B (domain gap)")
-    input: InputFormat = Field(InputFormat(), description="a common size and channel count for every task")
-    model: ModelSpec = ConvNetSpec()
-    train: TrainSpec = Field(TrainSpec(), description="pretraining and target training alike")
-    seeds: list[int] = Field([0], min_length=1, description="one pretraining and one run per target each")
     amounts: list[int | None] = Field([None], min_length=1, description="training images per class on the "
                                       "target (data amount); None = all")
     class_fractions: list[float | None] = Field(
@@ -101,11 +116,6 @@ class CrossDatasetSpec(Spec):
 
     @model_validator(mode="after")
     def _valid_grid(self) -> CrossDatasetSpec:
-        names = [t.name for t in self.targets]
-        if len(set(names)) != len(names):
-            raise SpecError("target names must be distinct", field="targets")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise SpecError("seeds must be distinct", field="seeds")
         if len(set(self.amounts)) != len(self.amounts):
             raise SpecError("data amounts must be distinct", field="amounts")
         if any(a is not None and a < 1 for a in self.amounts):
@@ -131,7 +141,6 @@ class CrossDatasetSpec(Spec):
         bad = [n for n in self.n or [] if not 1 <= n <= top]
         if bad:
             raise SpecError(f"{bad} out of range: {self.model.arch} has units 1..{top} to transfer", field="n")
-        self.input.check(self.source, self.targets)
         return self
 
     @property
