@@ -20,6 +20,7 @@ pages = [
     st.Page("pages/layers.py", title="Layer transfer", icon=":material/stacked_line_chart:", url_path="layers"),
     st.Page("pages/similarity.py", title="Similarity", icon=":material/grid_on:", url_path="similarity"),
     st.Page("pages/sharpness.py", title="Sharpness", icon=":material/landscape:", url_path="sharpness"),
+    st.Page("pages/landscape.py", title="Landscape", icon=":material/terrain:", url_path="landscape"),
     st.Page("pages/explorer.py", title="Explorer", icon=":material/scatter_plot:", url_path="explorer"),
     st.Page("pages/compare.py", title="Compare studies", icon=":material/compare:", url_path="compare"),
     st.Page("pages/study.py", title="Study overview", icon=":material/description:", url_path="study"),
