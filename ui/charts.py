@@ -77,7 +77,7 @@ def layer_traces(summary: pd.DataFrame, treatments: list[str], bounds: tuple[flo
     if not base.empty:
         row, group = base.iloc[0], f"{prefix}baseB"
         x = [0, x_max]
-        traces.append(_band(x, [row["mean"]] * 2, [row.ci95] * 2, bounds, "rgba(68,68,68,0.12)", group))
+        traces.append(band(x, [row["mean"]] * 2, [row.ci95] * 2, bounds, "rgba(68,68,68,0.12)", group))
         traces.append(go.Scatter(
             x=x, y=[row["mean"]] * 2, mode="lines+markers" if study else "lines", name=group, legendgroup=group,
             line={"color": COLOURS["baseB"], "dash": "dash"}, marker={"symbol": symbol},
@@ -88,7 +88,7 @@ def layer_traces(summary: pd.DataFrame, treatments: list[str], bounds: tuple[flo
         if part.empty:
             continue
         colour, group = COLOURS.get(treatment, "#2ca02c"), f"{prefix}{treatment}"
-        traces.append(_band(list(part.n), list(part["mean"]), list(part.ci95), bounds, _translucent(colour), group))
+        traces.append(band(list(part.n), list(part["mean"]), list(part.ci95), bounds, translucent(colour), group))
         traces.append(go.Scatter(
             x=part.n, y=part["mean"], mode="lines+markers", name=group, legendgroup=group,
             line={"color": colour, "dash": dash}, marker={"color": colour, "symbol": symbol},
@@ -104,7 +104,7 @@ def value_range(summaries: list[pd.DataFrame], bounds: tuple[float, float]) -> l
     return [max(bounds[0], min(lows, default=bounds[0]) - 2), bounds[1] + 1]
 
 
-def _band(x: list, mean: list, half: list, bounds: tuple[float, float] | None, fill: str, group: str) -> go.Scatter:
+def band(x: list, mean: list, half: list, bounds: tuple[float, float] | None, fill: str, group: str) -> go.Scatter:
     """A filled confidence band, clipped to the range the value can take; a line trace, no markers."""
     low, high = bounds if bounds else (-math.inf, math.inf)
     upper = [min(m + h, high) for m, h in zip(mean, half)]
@@ -113,7 +113,7 @@ def _band(x: list, mean: list, half: list, bounds: tuple[float, float] | None, f
                       line={"width": 0}, fillcolor=fill, hoverinfo="skip", showlegend=False, legendgroup=group)
 
 
-def _translucent(hex_colour: str, alpha: float = 0.15) -> str:
+def translucent(hex_colour: str, alpha: float = 0.15) -> str:
     r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 

@@ -12,7 +12,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from backend.studies.basins import KINDS
-from ui.charts import COLOURS, _band, _translucent, ci95  # the bands the layer figures draw
+from backend.stats import ci95
+from ui.charts import COLOURS, band, translucent  # the bands the layer figures draw
 
 PAIR_COLOURS = {"P-T": COLOURS["AnB+"], "RI-T": COLOURS["baseB"], "P-T vs RI-T": "#9467bd"}
 PAIR_NAMES = {"P-T": "P-T pairs (both fine-tuned)", "RI-T": "RI-T pairs (both from random init)",
@@ -190,7 +191,7 @@ def smoothness_figure(summary: pd.DataFrame, title: str) -> go.Figure:
             name = kind_of(treatment) + (f", n={n}" if len(depths) > 1 else "")
             x = part.step.tolist()
             if (part.seeds > 1).any():
-                fig.add_trace(_band(x, part["mean"].tolist(), part.ci95.tolist(), None, _translucent(colour), name),
+                fig.add_trace(band(x, part["mean"].tolist(), part.ci95.tolist(), None, translucent(colour), name),
                               row, col)
             fig.add_trace(go.Scatter(
                 x=x, y=part["mean"].tolist(), mode="lines+markers", name=name, legendgroup=name, showlegend=k == 0,

@@ -24,9 +24,8 @@ import os, sys
 os.environ["TRANSFERLAB_DATABASE_URL"] = {url!r}
 os.environ["TRANSFERLAB_EMBEDDED_WORKER"] = "0"
 from streamlit.testing.v1 import AppTest
-for page in ["pages/new_study.py", "pages/jobs.py", "pages/layers.py", "pages/explorer.py", "pages/study.py",
-             "pages/similarity.py", "pages/sharpness.py", "pages/job.py", "pages/compare.py",
-             "pages/studies.py"]:
+from pathlib import Path
+for page in sorted(str(p) for p in Path("pages").glob("*.py")):  # every page, new ones included
     at = AppTest.from_file("app.py", default_timeout=60).switch_page(page)
     at.query_params.update({{"study": "{study_id}", "live": "0"}})
     at.run()
