@@ -171,7 +171,8 @@ def test_job_detail_shows_the_job_its_neighbours_and_curves(app, seeded_store):
     assert f"job={detail.depends_on[0]}" in links and all(f"job={d}" in links for d in detail.dependants)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 2 and {t["name"] for t in charts[0]["data"]} == {"train_loss", "test_loss"}
-    assert at.dataframe[1].value["path"].str.endswith("model.safetensors").all()  # its checkpoint
+    paths = sorted(at.dataframe[1].value["path"].str.rsplit("/", n=1).str[-1])
+    assert paths == ["init.safetensors", "model.safetensors"]  # its checkpoint and its starting weights
     missing = app("job.py")
     missing.query_params["job"] = "999999"
     missing.run()
