@@ -163,15 +163,16 @@ class Worker:
 
         options = {"on_epoch": on_epoch, "resume": resume}
         if isinstance(spec, TrainJobSpec):  # trained from scratch: keep its random init, theta_r
-            options["on_init"] = lambda trained: self._save_init(job, spec, trained)
+            options["on_init"] = lambda trained: self._save_init(job, spec, trained, keep=resume is not None)
         return options
 
-    def _save_init(self, job: ClaimedJob, spec: TrainJobSpec | TransferJobSpec, trained: Trained) -> Path:
-        """The network's weights before its first step, written once, at the run's first start: a run
-        resumed from an epoch state keeps that file."""
+    def _save_init(self, job: ClaimedJob, spec: TrainJobSpec | TransferJobSpec, trained: Trained,
+                   keep: bool = True) -> Path:
+        """The network's weights before its first step, written at the run's first start: a run
+        resumed from an epoch state keeps that file; a fresh start (a re-run) writes it anew."""
         path = self._job_dir(job.id) / "init.safetensors"
         try:  # a file left by another job of this id (a store started afresh) is not this run's
-            kept = path.exists() and json.loads(sidecar_path(path).read_text())["spec_hash"] == job.spec_hash
+            kept = keep and path.exists() and json.loads(sidecar_path(path).read_text())["spec_hash"] == job.spec_hash
         except (OSError, ValueError, KeyError):
             kept = False
         if not kept:

@@ -255,6 +255,23 @@ class Queue:
             _reset(job)
             return [job.id] + [child.id for child in _walk_dependants(s, [job.id], BLOCKED, _reset)]
 
+    def rerun(self, job_id: int) -> list[int]:
+        """Run a succeeded job again, when its checkpoint was damaged or lost: its results, curves,
+        arrays and artifact records go, and it (or the run it reuses) and every job reusing its result
+        are queued. Dependants that failed for want of it can then be retried."""
+        with session_scope(self.engine) as s:
+            job = _get(s, job_id)
+            job = _get(s, job.result_of) if job.result_of is not None else job
+            if job.status != SUCCEEDED:
+                raise QueueError(f"job {job.id} is {job.status}; only a succeeded job can be re-run (retry the others)")
+            for table in (Result, Metric, ArrayRecord, Artifact):
+                s.execute(delete(table).where(table.job_id == job.id))
+            linked = s.scalars(select(Job).where(Job.result_of == job.id)).all()
+            for j in [job, *linked]:
+                _reset(j)
+                j.result_of, j.message = None, "re-run"
+            return [job.id] + [j.id for j in linked]
+
     def clone(self, job_id: int, spec: str, spec_hash: str) -> int:
         """A new queued job like `job_id` (same study, dependencies, labels) with an edited spec."""
         with session_scope(self.engine) as s:

@@ -75,7 +75,7 @@ left, right = st.columns([1, 3])
 job_id = left.number_input("Job id", 1, key="jobs.act_id")
 edits = right.text_input("Edits for a clone (JSON: spec field paths to new values)", '{"train.epochs": 20}',
                          key="jobs.edits")
-cancel, retry, clone, detail = st.columns(4)
+cancel, retry, rerun, clone, detail = st.columns(5)
 with detail:
     st.page_link("pages/job.py", label=f"Open job {job_id}: spec, curves, artifacts", query_params={"job": job_id})
 try:
@@ -84,6 +84,9 @@ try:
     if retry.button("Retry (and unblock dependants)", key="jobs.retry", disabled=access.locked(),
                     help=access.hint("retry jobs")):
         st.success(f"Queued again: {', '.join(map(str, store.queue().retry(job_id)))}")
+    if rerun.button("Re-run (a damaged checkpoint)", key="jobs.rerun", disabled=access.locked(),
+                    help=access.hint("re-run jobs") or "run a succeeded job again, then retry what failed for want of it"):
+        st.success(f"Queued again: {', '.join(map(str, store.queue().rerun(job_id)))}")
     if clone.button("Clone with edits", key="jobs.clone", disabled=access.locked(), help=access.hint("clone jobs")):
         changes = json.loads(edits)
         if not isinstance(changes, dict):

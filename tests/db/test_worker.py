@@ -22,7 +22,7 @@ from backend.specs import SpecError, TrainJobSpec, YosinskiSpec, canonical_json,
 from backend.transfer import SourceNet
 from backend.worker import Worker
 from db.queue import NewJob, Queue
-from db.schema import Artifact, Job, Metric, Result
+from db.schema import Artifact, Job, JobDependency, Metric, Result
 from db.session import get_engine, session_scope
 from db.submit import submit_study
 
@@ -117,6 +117,18 @@ def test_a_damaged_checkpoint_is_refused_never_loaded(queue, artifacts):
     failed = [e for st, e, _ in jobs_by_status(queue).values() if st == "failed"]
     assert len(failed) == 2 and all("damaged or replaced" in e and "re-run the job" in e for e in failed)
     assert not [st for st, _, _ in jobs_by_status(queue).values() if st == "succeeded"][2:]  # only the bases
+    # The fix the message names: re-run the source, then retry what failed for want of it.
+    with session_scope(queue.engine) as s:
+        failed_ids = s.scalars(select(Job.id).where(Job.status == "failed")).all()
+        sources = {d for j in failed_ids for d in s.scalars(select(JobDependency.depends_on)
+                                                            .where(JobDependency.job_id == j))}
+    for source in sources:
+        assert queue.rerun(source) == [source]
+    worker.serve(idle_exit=0)
+    for job_id in failed_ids:
+        queue.retry(job_id)
+    worker.serve(idle_exit=0)
+    assert {st for st, _, _ in jobs_by_status(queue).values()} == {"succeeded"}
 
 
 def test_cancel_stops_a_running_job_within_seconds(queue, artifacts):
