@@ -140,9 +140,11 @@ def run_smoothness(spec: SmoothnessJobSpec, networks: Networks, device: torch.de
     data = load(run.data)
     curves: list[tuple[str, int, float]] = []
     probe: dict[str, Tensor] = {}
+    marks: set[int] = set()  # the probed steps, known once the trainer says how many steps there are
 
     def on_step(step: int, total: int, model: nn.Module, x: Tensor, y: Tensor) -> None:
-        marks = {round(i * total / (s.points - 1)) for i in range(s.points)}
+        if not marks:  # once, not on every training step
+            marks.update(round(i * total / (s.points - 1)) for i in range(s.points))
         if step not in marks:
             return
         if not probe:  # one fixed batch of training images for every probe point
