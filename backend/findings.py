@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import make_url
 
+from backend.stats import ci95, fit_line  # one formula for the bands and this report
 from backend.studies.cross import SETTING
 from db.results import Results
 from db.session import get_engine
 from db.studies import Studies, StudyListing
-from backend.stats import ci95, fit_line  # the dashboard's bands and this report share one formula
 
 # What each paper reported (shared/PAPERS.md), set beside each measurement.
 _Y, _N, _L, _C = "Yosinski et al. 2014", "Neyshabur et al. 2020", "Liu et al. 2019", "Chen et al. 2022"
@@ -45,6 +45,8 @@ PAPER = {
              "transferability first rises, then falls over pretraining.",
     "sharpness": f"{_L}: pretrained-then-fine-tuned minima are flatter (smaller Hessian top eigenvalue and trace).",
     "smoothness": f"{_L}: training from a pretrained start is smoother (a smaller gradient change, beta).",
+    "gradient_sv": f"{_L}: the principal component of the gradient (its top singular value) is suppressed in "
+                   "pretrained parameters.",
     "deviation": f"{_L}: the weight deviation ||W - W0||_F / ||W0||_F stays small when the target is similar.",
     "t_layers": f"{_C}: the first conv is usually NOT the most transferable layer (overall T e.g. CIFAR-10 7.8, "
                 "CIFAR-100 5.6, Caltech-101 23.9, Flowers 106).",
@@ -53,7 +55,8 @@ PAPER = {
 }
 NONE = pd.Series(dtype=float)  # no seed measured it
 CURVATURE = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace",
-             "beta_smoothness_mean": "gradient change beta (mean along training)"}
+             "beta_smoothness_mean": "gradient change beta (mean along training)",
+             "gradient_sv": "gradient top singular value (mean over units and along training)"}
 
 
 @dataclass(frozen=True)
@@ -277,15 +280,18 @@ def pretraining_stage(scores: pd.DataFrame, spec: dict, layers: list[str]) -> li
 
 
 def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
-    out = []
-    for probe, column, digits in (("sharpness", "top_eigenvalue", 3), ("sharpness", "trace", 2),
-                                  ("smoothness", "beta_smoothness_mean", 3)):
-        pairs = _pt_rit(_probe(scores, probe), column)
+    out, sharp, smooth = [], _probe(scores, "sharpness"), _probe(scores, "smoothness")
+    units = [c for c in smooth if c.startswith("gradient_sv_mean.")]
+    smooth = smooth.assign(gradient_sv=smooth[units].mean(axis=1)) if units else smooth
+    for rows, column, key, digits in ((sharp, "top_eigenvalue", "sharpness", 3), (sharp, "trace", "sharpness", 2),
+                                      (smooth, "beta_smoothness_mean", "smoothness", 3),
+                                      (smooth, "gradient_sv", "gradient_sv", 3)):
+        pairs = _pt_rit(rows, column)
         if not pairs.empty:  # the rule asks P-T < RI-T on every target, seed by seed
             long = pairs.reset_index().melt(["seed", "target"], var_name="kind", value_name=column)
             out.append(_finding(f"{CURVATURE[column]}: P-T vs RI-T", "P-T (AnB+) and RI-T (baseB) per target, mean "
                                 "± 95% CI over seeds:\n\n" + _table(_cells(long, ["target"], "kind", column), digits),
-                                PAPER[probe], f"P-T {CURVATURE[column]} < RI-T's on every target",
+                                PAPER[key], f"P-T {CURVATURE[column]} < RI-T's on every target",
                                 (pairs["P-T"] < pairs["RI-T"]).groupby(level="seed").all()))
     chen = _deepest(_probe(scores, "chen_t"))
     cols = [c for c in chen if c.startswith("deviation.")]

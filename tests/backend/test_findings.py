@@ -102,6 +102,7 @@ def test_the_report_names_its_runs_and_quotes_the_store(store):
     for name, title in (("neyshabur-block-shuffle", "Speed gain with small blocks"),
                         ("neyshabur-pretraining-stage", "Early checkpoint vs the last"),
                         ("liu-flatness", "Hessian top eigenvalue: P-T vs RI-T"),
+                        ("liu-flatness", "gradient top singular value (mean over units and along training)"),
                         ("liu-flatness", "Weight deviation on similar vs dissimilar targets"),
                         ("amount-digits-halves", "Chen's T against data amount")):
         part = section(report, ids[name]).split(f"### {title}")[1].split("\n### ")[0]
