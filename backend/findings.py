@@ -256,19 +256,29 @@ def pretraining_stage(scores: pd.DataFrame, spec: dict, layers: list[str]) -> li
     nets = _probe(scores, None).assign(score=lambda t: 100 * t["final_accuracy"])
     if "source_epoch" not in nets:
         return []
+    keys = [k for k in SETTING if k in nets]
     plus = nets[(nets.treatment == "AnB+") & nets.source_epoch.notna()]
-    per = plus[plus.n == plus.n.max()].groupby(["source_epoch", "seed"])["score"].mean()
-    if per.empty:
+    # setting x source epoch -> score, only the settings (seed, target, amount, ...) every epoch has
+    # finished: each difference is taken within one setting, then averaged per seed.
+    wide = plus[plus.n == plus.n.max()].groupby([*keys, "source_epoch"], dropna=False)["score"].mean().unstack()
+    wide = wide.dropna()
+    if wide.empty:
         return []
-    base = nets[nets.treatment == "baseB"].groupby("seed")["score"].mean()
-    epochs = sorted(int(e) for e in per.index.get_level_values(0).unique())
+    base = nets[nets.treatment == "baseB"].groupby(keys, dropna=False)["score"].mean()
+    epochs = sorted(int(e) for e in wide.columns)
     last = epochs[-1]
-    minus_last = {e: (per.loc[e] - per.loc[last]).dropna() for e in epochs}
-    rows = pd.DataFrame({"AnB+ (%)": [per.loc[e].tolist() for e in epochs],
-                         "minus baseB": [(per.loc[e] - base).dropna().tolist() for e in epochs],
+
+    def per_seed(values: pd.Series) -> pd.Series:
+        return values.dropna().groupby(level="seed").mean()
+
+    minus_last = {e: per_seed(wide[e] - wide[last]) for e in epochs}
+    rows = pd.DataFrame({"AnB+ (%)": [per_seed(wide[e]).tolist() for e in epochs],
+                         "minus baseB": [per_seed(wide[e] - base.reindex(wide.index)).tolist() for e in epochs],
                          "minus the last": [minus_last[e].tolist() for e in epochs]}, pd.Index(epochs, name="epoch"))
-    measured = (f"Final accuracy of AnB+ fine-tuned from each pretraining epoch, minus baseB's (RI-T: {_stat(base)})"
-                f" and the last checkpoint's (epoch {last}), points, mean ± 95% CI over seeds:\n\n" + _table(rows))
+    measured = (f"Final accuracy of AnB+ fine-tuned from each pretraining epoch, minus baseB's (RI-T: "
+                f"{_stat(per_seed(base.reindex(wide.index)))}) and the last checkpoint's (epoch {last}) in the same "
+                "setting, points, mean ± 95% CI over seeds (each seed the mean over the targets and amounts every "
+                "epoch has finished):\n\n" + _table(rows))
     # "As well as" is the CI of (early - last) reaching 0; one seed gives it no width, so there the
     # early checkpoint must match or beat the last outright.
     early = [e for e in epochs if e <= last / 2]

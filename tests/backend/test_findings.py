@@ -163,3 +163,22 @@ def test_presets_and_their_real_data_variants_dispatch_by_kind_and_name():
     assert findings._functions(listing(None, "yosinski"), {"groups": [[0], [1]]}) == [findings.yosinski]
     assert findings._functions(listing(None, "cross_dataset"), {}) is None
     assert findings._functions(listing("neyshabur-basins", "cross_dataset"), {}) is None  # kind must match too
+
+
+def test_checkpoints_compare_within_a_setting_and_skip_one_an_epoch_lacks():
+    import pandas as pd
+
+    from backend.findings import pretraining_stage
+
+    # Two amounts: at 20 images early checkpoints beat the last by 4 points; at "all" they tie. The
+    # last epoch's "all" run has not finished, so that setting must drop out of every column, not
+    # pull epoch 4's mean above the last's by the gap between the amounts.
+    rows = [{"seed": 0, "target": "B", "amount": 20, "treatment": "baseB", "n": 0, "final_accuracy": 0.80},
+            {"seed": 0, "target": "B", "amount": "all", "treatment": "baseB", "n": 0, "final_accuracy": 0.99}]
+    rows += [{"seed": 0, "target": "B", "amount": amount, "treatment": "AnB+", "n": 5, "source_epoch": epoch,
+              "final_accuracy": accuracy}
+             for amount, epoch, accuracy in ((20, 4, 0.90), (20, 8, 0.86), ("all", 4, 0.98))]
+    finding, = pretraining_stage(pd.DataFrame(rows), {}, [])
+    table = finding.measured.split("\n\n")[1]
+    assert "| 4 | 90.00 | 10.00 | 4.00 |" in table and "| 8 | 86.00 | 6.00 | 0.00 |" in table
+    assert "RI-T: 80.00" in finding.measured and finding.agrees
