@@ -54,6 +54,7 @@ PAPER = {
     "t_gap": f"{_C}: T falls with the domain gap (and the dataset diversity).",
 }
 NONE = pd.Series(dtype=float)  # no seed measured it
+STAGE_TOLERANCE = 1.0  # accuracy points: an early checkpoint this close to the last does "about as well"
 CURVATURE = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace",
              "beta_smoothness_mean": "gradient change beta (mean along training)",
              "gradient_sv": "gradient top singular value (mean over units and along training)"}
@@ -70,8 +71,11 @@ class Finding:
 
 
 def _finding(title: str, measured: str, paper: str, rule: str, holds: pd.Series | bool | None,
-             evidence: str = "") -> Finding:
-    """The verdict of `rule`: `holds` per seed (agrees when true in every seed), one bool, or None."""
+             evidence: str = "", moot: str = "") -> Finding:
+    """The verdict of `rule`: `holds` per seed (agrees when true in every seed), one bool, or None;
+    `moot` says why the data cannot test the rule (the paper's premise does not hold here)."""
+    if moot:
+        return Finding(title, measured, paper, rule, None, f"Undecided: {moot}.")
     if holds is None or (isinstance(holds, pd.Series) and holds.empty):
         return Finding(title, measured, paper, rule, None, f"Undecided: the store lacks what the rule needs ({rule}).")
     where, stated = "", rule
@@ -230,8 +234,11 @@ def block_shuffle(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[F
     small, plain = order[0], order[-1]
     acc = table.pivot_table(index="seed", columns="target", values="accuracy gain (points)")
     area = table[table.target == small].groupby("seed")["curve area gain"].mean()
+    # Erasing a gain needs one: where RI-T matches P-T on the plain image the rule tests nothing.
+    moot = "" if (acc[plain] > 0).all() else (f"P-T has no accuracy gain on '{plain}' to erase (gain "
+                                              f"{_stat(acc[plain], 3)} points)")
     return [_finding("Accuracy gain with small blocks", measured, PAPER["block_accuracy"],
-                     f"P-T's accuracy gain on '{small}' < its gain on '{plain}'", acc[small] < acc[plain]),
+                     f"P-T's accuracy gain on '{small}' < its gain on '{plain}'", acc[small] < acc[plain], moot=moot),
             _finding("Speed gain with small blocks", f"curve area gain on '{small}': {_stat(area, 3)}",
                      PAPER["block_speed"], f"P-T's curve area > RI-T's on '{small}'", area > 0)]
 
@@ -290,14 +297,14 @@ def pretraining_stage(scores: pd.DataFrame, spec: dict, layers: list[str]) -> li
                 f"{_stat(per_seed(base.reindex(wide.index)))}) and the last checkpoint's (epoch {last}) in the same "
                 "setting, points, mean ± 95% CI over seeds (each seed the mean over the targets and amounts every "
                 "epoch has finished):\n\n" + _table(rows))
-    # "As well as" is the CI of (early - last) reaching 0; one seed gives it no width, so there the
-    # early checkpoint must match or beat the last outright.
+    # "About as well as": within a stated tolerance, not "the CI reaches 0", which two seeds' wide
+    # t interval grants to almost any checkpoint.
     early = [e for e in epochs if e <= last / 2]
-    ok = [e for e in early if minus_last[e].mean() + _ci(minus_last[e]) >= 0]
+    ok = [e for e in early if minus_last[e].mean() >= -STAGE_TOLERANCE]
     evidence = "".join(f" (epoch {e}: {_stat(minus_last[e])})" for e in (ok[:1] or early))
     return [_finding("Early checkpoint vs the last", measured, PAPER["stage"],
-                     f"some checkpoint at epoch <= {last / 2:g} does as well as epoch {last} (the upper end of the "
-                     f"95% CI of its accuracy minus the last's >= 0)", bool(ok) if early else None, evidence)]
+                     f"some checkpoint at epoch <= {last / 2:g} is within {STAGE_TOLERANCE:g} point of epoch {last}"
+                     " (its accuracy minus the last's, mean over seeds)", bool(ok) if early else None, evidence)]
 
 
 def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:

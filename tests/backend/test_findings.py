@@ -183,6 +183,13 @@ def test_checkpoints_compare_within_a_setting_and_skip_one_an_epoch_lacks():
     table = finding.measured.split("\n\n")[1]
     assert "| 4 | 90.00 | 10.00 | 4.00 |" in table and "| 8 | 86.00 | 6.00 | 0.00 |" in table
     assert "RI-T: 80.00" in finding.measured and finding.agrees
+    # Two seeds, the early checkpoint 3 and 1 points below the last: a t interval over two seeds would
+    # reach 0, but "about as well" means within the stated 1 point.
+    rows = [{"seed": seed, "target": "B", "amount": 20, "treatment": "AnB+", "n": 5, "source_epoch": epoch,
+             "final_accuracy": accuracy}
+            for seed, below in ((0, 0.03), (1, 0.01)) for epoch, accuracy in ((4, 0.90 - below), (8, 0.90))]
+    finding, = pretraining_stage(pd.DataFrame(rows), {}, [])
+    assert finding.agrees is False and "epoch 4: -2.00 ±" in finding.sentence
 
 
 def test_the_paper_s_best_10_score_only_where_a_network_is_evaluated_20_times_or_more():
@@ -197,3 +204,25 @@ def test_the_paper_s_best_10_score_only_where_a_network_is_evaluated_20_times_or
     assert "| 0 |  | 97.00 |" in short[0].measured and "with 6 evaluations" in short[0].measured
     assert "| 0 |  | 94.00 |" in long[0].measured and long[0].measured.startswith("Mean of the 10 best")
     assert "(points): 5.00" in short[1].measured and "(points): 8.00" in long[1].measured
+
+
+def test_block_shuffle_is_undecided_when_pretraining_has_no_gain_on_the_plain_image_to_erase():
+    import pandas as pd
+
+    from backend.findings import block_shuffle
+
+    spec = {"targets": [{"name": "blocks 1", "data": {"shifts": [{"kind": "block_shuffle", "block": 1}]}},
+                        {"name": "plain", "data": {}}]}
+
+    def rows(plain_gain: float) -> pd.DataFrame:
+        base = {"blocks 1": 0.70, "plain": 0.90}
+        gain = {"blocks 1": 0.01, "plain": plain_gain}
+        return pd.DataFrame([{"seed": seed, "target": target, "treatment": treatment, "n": n,
+                              "final_accuracy": base[target] + (gain[target] if treatment == "AnB+" else 0),
+                              "curve_area": 0.5, "epochs_to_90pct": 2}
+                             for seed in (0, 1) for target in base for treatment, n in (("AnB+", 5), ("baseB", 0))])
+
+    accuracy, _ = block_shuffle(rows(0.05), spec, [])
+    assert accuracy.agrees and "holds in every seed (0, 1)" in accuracy.sentence
+    accuracy, _ = block_shuffle(rows(0.0), spec, [])
+    assert accuracy.agrees is None and accuracy.sentence.startswith("Undecided: P-T has no accuracy gain on 'plain'")
