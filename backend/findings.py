@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.engine import make_url
 
-from backend.stats import ci95, fit_line  # one formula for the bands and this report
+from backend.stats import fit_line
 from backend.studies.cross import SETTING
+from backend.verdicts import (
+    Finding,
+    finding,
+    markdown_section,
+    markdown_table,
+    seed_cells,
+    stat,
+    versus,
+)
 from db.results import Results
 from db.session import get_engine
 from db.studies import Studies, StudyListing
@@ -58,76 +66,6 @@ STAGE_TOLERANCE = 1.0  # accuracy points: an early checkpoint this close to the 
 CURVATURE = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace",
              "beta_smoothness_mean": "gradient change beta (mean along training)",
              "gradient_sv": "gradient top singular value (mean over units and along training)"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    title: str
-    measured: str  # Markdown: numbers with their seeds and 95% CIs
-    paper: str
-    rule: str  # when the verdict is "agrees"; "" for a table without a verdict
-    agrees: bool | None  # None: the store lacks what the rule needs
-    sentence: str
-
-
-def _finding(title: str, measured: str, paper: str, rule: str, holds: pd.Series | bool | None,
-             evidence: str = "", moot: str = "") -> Finding:
-    """The verdict of `rule`: `holds` per seed (agrees when true in every seed), one bool, or None;
-    `moot` says why the data cannot test the rule (the paper's premise does not hold here)."""
-    if moot:
-        return Finding(title, measured, paper, rule, None, f"Undecided: {moot}.")
-    if holds is None or (isinstance(holds, pd.Series) and holds.empty):
-        return Finding(title, measured, paper, rule, None, f"Undecided: the store lacks what the rule needs ({rule}).")
-    where, stated = "", rule
-    if isinstance(holds, pd.Series):
-        seeds, failing = (", ".join(str(int(s)) for s in i) for i in (holds.index, holds.index[~holds.to_numpy(bool)]))
-        where = f" in every seed ({seeds})" if holds.all() else f" in seed {failing} (of {seeds})"
-        holds, stated = bool(holds.all()), rule + ", in every seed"
-    sentence = (f"{'Agrees' if holds else 'Disagrees'} with the paper: {rule} "
-                f"{'holds' if holds else 'does not hold'}{where}{evidence}.")
-    return Finding(title, measured, paper, stated, bool(holds), sentence)
-
-
-def _ci(values: pd.Series) -> float:
-    return float(ci95(pd.Series([values.std()]), pd.Series([len(values)])).iloc[0])
-
-
-def _stat(values: pd.Series, digits: int = 2) -> str:
-    """'mean ± half-width (95% CI, seed 0: a, 1: b)' of per-seed values; no CI for one seed."""
-    v = values.dropna()
-    if v.empty:
-        return "n/a"
-    seeds = ", ".join(f"{int(s)}: {x:.{digits}f}" for s, x in v.items())
-    spread = f" ± {_ci(v):.{digits}f} (95% CI," if len(v) > 1 else " (one seed, no CI;"
-    return f"{v.mean():.{digits}f}{spread} seed {seeds})"
-
-
-def _versus(title: str, paper: str, what: str, a: tuple[str, pd.Series], b: tuple[str, pd.Series],
-            smaller: bool, digits: int = 3, extra: str = "") -> Finding:
-    """Rule: a's `what` < (or >) b's, seed by seed; a and b are (name, per-seed Series); `extra` follows."""
-    both = pd.concat({"a": a[1], "b": b[1]}, axis=1).dropna()
-    measured = (f"{a[0]}: {_stat(both.a, digits)}; {b[0]}: {_stat(both.b, digits)}; difference: "
-                f"{_stat(both.a - both.b, digits)}" + (f"\n\n{extra}" if extra else ""))
-    return _finding(title, measured, paper, f"{a[0]} {what} {'<' if smaller else '>'} {b[0]} {what}",
-                    both.a < both.b if smaller else both.a > both.b)
-
-
-def _table(frame: pd.DataFrame, digits: int = 2) -> str:
-    """A Markdown table of `frame` (index included); a cell holding per-seed values shows mean ± CI."""
-    def cell(value) -> str:
-        if isinstance(value, list):
-            s = pd.Series(value, dtype=float).dropna()
-            return "" if s.empty else f"{s.mean():.{digits}f}" + (f" ± {_ci(s):.{digits}f}" if len(s) > 1 else "")
-        return "" if pd.isna(value) else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-    frame = frame.reset_index()
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    return "\n".join(lines + ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)])
-
-
-def _cells(frame: pd.DataFrame, index: list[str], columns: str, value: str) -> pd.DataFrame:
-    """index x columns; each cell the list of per-seed means of `value` (a _table cell)."""
-    per_seed = frame.groupby(list(dict.fromkeys([*index, columns, "seed"])), dropna=False)[value].mean()
-    return per_seed.reset_index().groupby([*index, columns], dropna=False)[value].agg(list).unstack(columns)
 
 
 def _probe(scores: pd.DataFrame, *probes: str | None) -> pd.DataFrame:
@@ -181,18 +119,18 @@ def _anb_drop(scores: pd.DataFrame, spec: dict) -> tuple[pd.Series, int, int]:
 def yosinski(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
     column, what = _yosinski_score(spec)
     nets = _probe(scores, None).assign(score=lambda t: 100 * t[column])
-    out = [Finding("Accuracy per treatment and n", f"{what}, mean ± 95% CI over seeds; baseB at n = 0:\n\n"
-                   + _table(_cells(nets[nets.treatment != "baseA"], ["n"], "treatment", "score")), PAPER["shape"],
-                   "", None, "")]
+    table = markdown_table(seed_cells(nets[nets.treatment != "baseA"], ["n"], "treatment", "score"))
+    out = [Finding("Accuracy per treatment and n", f"{what}, mean ± 95% CI over seeds; baseB at n = 0:\n\n{table}",
+                   PAPER["shape"], "", None, "")]
     drop, lo, hi = _anb_drop(scores, spec)
     if lo:
-        out.append(_finding(f"AnB drop from n = {lo} to n = {hi}", f"AnB at n = {lo} minus at n = {hi} (points): "
-                            + _stat(drop), PAPER["anb_drop"], f"AnB at n = {hi} < AnB at n = {lo}", drop > 0))
+        out.append(finding(f"AnB drop from n = {lo} to n = {hi}", f"AnB at n = {lo} minus at n = {hi} (points): "
+                            + stat(drop), PAPER["anb_drop"], f"AnB at n = {hi} < AnB at n = {lo}", drop > 0))
     base = nets[nets.treatment == "baseB"].groupby("seed")["score"].mean()
     over = nets[nets.treatment == "AnB+"].groupby(["seed", "n"])["score"].mean().sub(base, level="seed")
     if not over.empty:
-        out.append(_finding("AnB+ against baseB", "AnB+ minus baseB, mean over n (points): "
-                            + _stat(over.groupby(level="seed").mean()), PAPER["anb_plus"],
+        out.append(finding("AnB+ against baseB", "AnB+ minus baseB, mean over n (points): "
+                            + stat(over.groupby(level="seed").mean()), PAPER["anb_plus"],
                             "AnB+ > baseB at every n", (over > 0).groupby(level="seed").all()))
     return out
 
@@ -210,7 +148,7 @@ def dissimilar_vs_similar(studies: list[tuple[StudyListing, dict, pd.DataFrame]]
         if d.empty or s.empty:
             continue
         # Per unit transferred, so studies with different n grids compare; seeds are matched by number.
-        out.append(_versus(f"Study {listing.id} (dissimilar) vs study {other.id} (similar): AnB drop",
+        out.append(versus(f"Study {listing.id} (dissimilar) vs study {other.id} (similar): AnB drop",
                            PAPER["dissimilar"], "AnB drop per unit transferred (points)",
                            (f"dissimilar (study {listing.id})", d / (dhi - dlo)),
                            (f"similar (study {other.id})", s / (shi - slo)), smaller=False, digits=2))
@@ -230,16 +168,16 @@ def block_shuffle(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[F
     order = sorted(table.target.unique(), key=lambda t: blocks.get(t, float("inf")))
     rows = table.groupby(["target", "seed"]).mean().groupby(level="target").agg(list).loc[order]
     measured = ("P-T (AnB+) minus RI-T (baseB), from the smallest block to the plain image, mean ± 95% CI over "
-                "seeds:\n\n" + _table(rows.assign(block=[str(blocks.get(t, "plain")) for t in order]), 3))
+                "seeds:\n\n" + markdown_table(rows.assign(block=[str(blocks.get(t, "plain")) for t in order]), 3))
     small, plain = order[0], order[-1]
     acc = table.pivot_table(index="seed", columns="target", values="accuracy gain (points)")
     area = table[table.target == small].groupby("seed")["curve area gain"].mean()
     # Erasing a gain needs one: where RI-T matches P-T on the plain image the rule tests nothing.
     moot = "" if (acc[plain] > 0).all() else (f"P-T has no accuracy gain on '{plain}' to erase (gain "
-                                              f"{_stat(acc[plain], 3)} points)")
-    return [_finding("Accuracy gain with small blocks", measured, PAPER["block_accuracy"],
+                                              f"{stat(acc[plain], 3)} points)")
+    return [finding("Accuracy gain with small blocks", measured, PAPER["block_accuracy"],
                      f"P-T's accuracy gain on '{small}' < its gain on '{plain}'", acc[small] < acc[plain], moot=moot),
-            _finding("Speed gain with small blocks", f"curve area gain on '{small}': {_stat(area, 3)}",
+            finding("Speed gain with small blocks", f"curve area gain on '{small}': {stat(area, 3)}",
                      PAPER["block_speed"], f"P-T's curve area > RI-T's on '{small}'", area > 0)]
 
 
@@ -251,9 +189,10 @@ def basins(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]
                                        ("mistakes.mistake_jaccard", "mistake overlap (Jaccard)", "mistakes", False)):
         if column in pairs:
             per = pairs.groupby(["pair", "seed"])[column].mean()
-            out.append(_versus(f"{what}: P-T pairs vs RI-T pairs", PAPER[key], what, ("P-T", per.get("P-T", NONE)),
-                               ("RI-T", per.get("RI-T", NONE)), smaller, 4, "Per pair kind (mean over pairs and "
-                               "targets) and seed:\n\n" + _table(_cells(pairs, ["pair"], "seed", column), 4)))
+            table = markdown_table(seed_cells(pairs, ["pair"], "seed", column), 4)
+            out.append(versus(f"{what}: P-T pairs vs RI-T pairs", PAPER[key], what, ("P-T", per.get("P-T", NONE)),
+                              ("RI-T", per.get("RI-T", NONE)), smaller, 4,
+                              f"Per pair kind (mean over pairs and targets) and seed:\n\n{table}"))
     critical = _probe(scores, "criticality")
     units = [c for c in critical if c.startswith("rewind.")]
     if units:
@@ -262,11 +201,11 @@ def basins(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]
         per = critical.groupby(["kind", "seed"])["rewind"].mean()
         long = critical.rename(columns=lambda c: c.removeprefix("rewind.")).melt(
             ["kind", "seed"], [u.removeprefix("rewind.") for u in units], var_name="unit", value_name="a")
-        out.append(_versus("Module criticality: P-T vs RI-T", PAPER["criticality"], "mean rewind tolerance",
+        out.append(versus("Module criticality: P-T vs RI-T", PAPER["criticality"], "mean rewind tolerance",
                            ("P-T", per.get("P-T", NONE)), ("RI-T", per.get("RI-T", NONE)), True, 3,
                            "Rewind tolerance per unit (the smallest a keeping the error within epsilon; lower = less "
                            "critical), mean ± 95% CI over seeds:\n\n"
-                           + _table(_cells(long, ["unit"], "kind", "a"), 3)))
+                           + markdown_table(seed_cells(long, ["unit"], "kind", "a"), 3)))
     return out
 
 
@@ -294,15 +233,15 @@ def pretraining_stage(scores: pd.DataFrame, spec: dict, layers: list[str]) -> li
                          "minus baseB": [per_seed(wide[e] - base.reindex(wide.index)).tolist() for e in epochs],
                          "minus the last": [minus_last[e].tolist() for e in epochs]}, pd.Index(epochs, name="epoch"))
     measured = (f"Final accuracy of AnB+ fine-tuned from each pretraining epoch, minus baseB's (RI-T: "
-                f"{_stat(per_seed(base.reindex(wide.index)))}) and the last checkpoint's (epoch {last}) in the same "
+                f"{stat(per_seed(base.reindex(wide.index)))}) and the last checkpoint's (epoch {last}) in the same "
                 "setting, points, mean ± 95% CI over seeds (each seed the mean over the targets and amounts every "
-                "epoch has finished):\n\n" + _table(rows))
+                "epoch has finished):\n\n" + markdown_table(rows))
     # "About as well as": within a stated tolerance, not "the CI reaches 0", which two seeds' wide
     # t interval grants to almost any checkpoint.
     early = [e for e in epochs if e <= last / 2]
     ok = [e for e in early if minus_last[e].mean() >= -STAGE_TOLERANCE]
-    evidence = "".join(f" (epoch {e}: {_stat(minus_last[e])})" for e in (ok[:1] or early))
-    return [_finding("Early checkpoint vs the last", measured, PAPER["stage"],
+    evidence = "".join(f" (epoch {e}: {stat(minus_last[e])})" for e in (ok[:1] or early))
+    return [finding("Early checkpoint vs the last", measured, PAPER["stage"],
                      f"some checkpoint at epoch <= {last / 2:g} is within {STAGE_TOLERANCE:g} point of epoch {last}"
                      " (its accuracy minus the last's, mean over seeds)", bool(ok) if early else None, evidence)]
 
@@ -329,9 +268,9 @@ def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Findin
         long = pairs.reset_index().melt(["seed", "target"], var_name="kind", value_name=column)
         fails = by_strength((pairs["P-T"] >= pairs["RI-T"]).groupby(level="target").agg(["sum", "size"]))
         where = "; ".join(f"'{t}' in {k} of {n} seeds" for t, k, n in fails.itertuples() if k)
-        out.append(_finding(f"{CURVATURE[column]}: P-T vs RI-T", "P-T (AnB+) and RI-T (baseB) per target, from the "
+        out.append(finding(f"{CURVATURE[column]}: P-T vs RI-T", "P-T (AnB+) and RI-T (baseB) per target, from the "
                             "most similar to the least, mean ± 95% CI over seeds:\n\n"
-                            + _table(by_strength(_cells(long, ["target"], "kind", column)), digits),
+                            + markdown_table(by_strength(seed_cells(long, ["target"], "kind", column)), digits),
                             PAPER[key], f"P-T {CURVATURE[column]} < RI-T's on every target",
                             (pairs["P-T"] < pairs["RI-T"]).groupby(level="seed").all(),
                             f" (P-T not below RI-T on {where})" if where else ""))
@@ -340,14 +279,14 @@ def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Findin
     if cols and chen.target.nunique() >= 2:
         chen = chen.assign(deviation=chen[cols].mean(axis=1))
         long = chen.melt(["target", "seed"], cols, var_name="layer", value_name="value")
-        table = by_strength(_cells(long, ["target"], "layer", "value"))
+        table = by_strength(seed_cells(long, ["target"], "layer", "value"))
         table = table.assign(strength=[strength.get(t, 0) for t in table.index])
         per = chen.groupby(["target", "seed"])["deviation"].mean()
         first, last = table.index[0], table.index[-1]
-        out.append(_versus("Weight deviation on similar vs dissimilar targets", PAPER["deviation"],
+        out.append(versus("Weight deviation on similar vs dissimilar targets", PAPER["deviation"],
                            "mean deviation", (f"'{first}'", per.get(first, NONE)), (f"'{last}'", per.get(last, NONE)),
                            True, 4, "Deviation per layer (AnB+ from the pretrained weights), from the most similar "
-                           "target to the least (strength), mean ± 95% CI over seeds:\n\n" + _table(table, 4)))
+                           "target to the least (strength), mean ± 95% CI over seeds:\n\n" + markdown_table(table, 4)))
     return out
 
 
@@ -358,9 +297,9 @@ def chen_t(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]
         return []
     long = chen.rename(columns=lambda c: c.removeprefix("t.")).melt(["seed"], names, var_name="layer", value_name="T")
     top = long.groupby(["seed", "layer"])["T"].mean().unstack()[names].idxmax(axis=1)
-    table = _cells(long.assign(kind="T"), ["layer"], "kind", "T").loc[names]
-    out = [_finding("Chen's T per layer", "T per layer (AnB+ at the deepest n), mean ± 95% CI over seeds (each seed "
-                    "the mean over targets and settings):\n\n" + _table(table), PAPER["t_layers"],
+    table = seed_cells(long.assign(kind="T"), ["layer"], "kind", "T").loc[names]
+    out = [finding("Chen's T per layer", "T per layer (AnB+ at the deepest n), mean ± 95% CI over seeds (each seed "
+                    "the mean over targets and settings):\n\n" + markdown_table(table), PAPER["t_layers"],
                     f"the first layer ({names[0]}) does not have the largest T", top != names[0],
                     f" (largest per seed: {', '.join(top)})")]
     # Data amount N: the fine-tuned network's training images, so that "all" has a number too.
@@ -382,7 +321,7 @@ def chen_t(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]
 def _fit(title: str, what: str, paper: str, fit: dict, points: pd.DataFrame) -> Finding:
     slope = "n/a (fewer than 3 points)" if fit["slope"] is None else f"{fit['slope']:.3f} (R^2 {fit['r2']:.2f})"
     seeds = ", ".join(str(int(s)) for s in sorted(points.seed.unique()))
-    return _finding(title, f"least-squares slope of {what}: {slope}, over {fit['points']} points (one per seed, target "
+    return finding(title, f"least-squares slope of {what}: {slope}, over {fit['points']} points (one per seed, target "
                     f"and setting; seeds {seeds})", paper, f"the slope of {what} is negative",
                     None if fit["slope"] is None else fit["slope"] < 0)
 
@@ -407,11 +346,6 @@ def _functions(listing: StudyListing, spec: dict) -> list[Callable] | None:
         if listing.kind == kind and (listing.preset or "").startswith(prefixes):
             return [f for f in (function, chen_t if kind == "cross_dataset" else None) if f is not None]
     return [yosinski] if listing.kind == "yosinski" and spec.get("groups") else None  # any dissimilar split
-
-
-def _section(f: Finding) -> list[str]:
-    lines = [f"### {f.title}", "", f"**Measured.** {f.measured}", "", f"**Paper.** {f.paper}", ""]
-    return lines + ([f"**Rule.** Agrees when {f.rule}.", "", f"**Verdict.** {f.sentence}", ""] if f.rule else [])
 
 
 def findings_report(database_url: str) -> str:
@@ -447,12 +381,12 @@ def findings_report(database_url: str) -> str:
         layers = results.job_tables(int(chen.job.iloc[0])).get("layers", []) if not chen.empty else []
         found = [f for fn in functions for f in fn(scores, spec, layers)] if "seed" in scores else []
         lines += [f"## Study {listing.id}: {listing.name} ({listing.origin}, {listing.kind})", ""]
-        lines += [line for f in found for line in _section(f)] or [
+        lines += [line for f in found for line in markdown_section(f)] or [
             "No succeeded job of this study has measured what its findings need yet.", ""]
         if listing.kind == "yosinski" and "seed" in scores:
             yosinski_studies.append((listing, spec, scores))
     if across := dissimilar_vs_similar(yosinski_studies):
-        lines += ["## Across studies", ""] + [line for f in across for line in _section(f)]
+        lines += ["## Across studies", ""] + [line for f in across for line in markdown_section(f)]
     return "\n".join(lines)
 
 
