@@ -377,8 +377,9 @@ def findings_report(database_url: str) -> str:
     for listing, spec, functions in covered:
         scores = results.study_scores(listing.id)
         chen = _probe(scores, "chen_t")
-        # Chen's layers in the network's order (the store's columns are alphabetical), from one job's table.
-        layers = results.job_tables(int(chen.job.iloc[0])).get("layers", []) if not chen.empty else []
+        # Chen's layers in the network's order (the store's columns are alphabetical), from the table of a
+        # job at the deepest n: one at n = 1 lists only the first layer.
+        layers = results.job_tables(int(chen.loc[chen.n.idxmax(), "job"])).get("layers", []) if not chen.empty else []
         found = [f for fn in functions for f in fn(scores, spec, layers)] if "seed" in scores else []
         lines += [f"## Study {listing.id}: {listing.name} ({listing.origin}, {listing.kind})", ""]
         lines += [line for f in found for line in markdown_section(f)] or [

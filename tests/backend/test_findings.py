@@ -33,7 +33,8 @@ SHRINK = {
                      "probes.sharpness": {"images": 32, "max_iterations": 3, "trace_samples": 3, "density": False,
                                           "scopes": ["all"]},
                      "probes.smoothness": {"points": 2, "images": 16, "step_sizes": [0.1]}},
-    "amount-digits-halves": {**CHEAP_CROSS, "amounts": [5, 10, None], "treatments": ["AnB+"], "probes.gap": None},
+    "amount-digits-halves": {**CHEAP_CROSS, "amounts": [5, 10, None], "treatments": ["AnB+"], "probes.gap": None,
+                             "n": [1, 3]},
 }
 TARGETS = {"neyshabur-block-shuffle": ["blocks 1", "plain"], "liu-flatness": ["same classes", "other classes"]}
 
@@ -109,7 +110,11 @@ def test_the_report_names_its_runs_and_quotes_the_store(store):
         part = section(report, ids[name]).split(f"### {title}")[1].split("\n### ")[0]
         assert re.search(r"\*\*Verdict\.\*\* (Agrees|Disagrees) with the paper: ", part), (name, title)
     chen = results.study_scores(ids["amount-digits-halves"], kinds=["chen_t"])
-    assert f"{chen['t.conv1'].mean():.2f}" in section(report, ids["amount-digits-halves"])
+    deepest = chen[chen.n == 3]
+    amount = section(report, ids["amount-digits-halves"])
+    assert f"| conv1 | {deepest['t.conv1'].mean():.2f} |" in amount
+    # Every layer the deepest transfer moved, though the first chen_t job (n = 1) has only conv1.
+    assert f"| fc1 | {deepest['t.fc1'].mean():.2f} |" in amount
     across = report.split("## Across studies")[1]
     assert f"Study {ids['yosinski-digits-dissimilar']} (dissimilar) vs study {ids['yosinski-digits']}" in across
     assert "the AnB drop grows faster" in across and "**Verdict.**" in across
