@@ -12,21 +12,21 @@ from ui.widgets import FIGURE_FORMATS
 st.set_page_config(page_title="Transfer Lab", page_icon=str(Path(__file__).parent / "ui" / "icon.png"), layout="wide")
 
 pages = [
-    st.Page("pages/new_study.py", title="New study", icon=":material/add_circle:", default=True),
-    st.Page("pages/jobs.py", title="Jobs", icon=":material/list:", url_path="jobs"),
-    st.Page("pages/studies.py", title="Studies", icon=":material/folder_open:", url_path="studies"),
-    st.Page("pages/job.py", title="Job detail", icon=":material/info:", url_path="job"),
-    st.Page("pages/curves.py", title="Training curves", icon=":material/show_chart:", url_path="curves"),
-    st.Page("pages/layers.py", title="Layer transfer", icon=":material/stacked_line_chart:", url_path="layers"),
-    st.Page("pages/similarity.py", title="Similarity", icon=":material/grid_on:", url_path="similarity"),
-    st.Page("pages/sharpness.py", title="Sharpness", icon=":material/landscape:", url_path="sharpness"),
-    st.Page("pages/landscape.py", title="Landscape", icon=":material/terrain:", url_path="landscape"),
-    st.Page("pages/explorer.py", title="Explorer", icon=":material/scatter_plot:", url_path="explorer"),
-    st.Page("pages/compare.py", title="Compare studies", icon=":material/compare:", url_path="compare"),
-    st.Page("pages/study.py", title="Study overview", icon=":material/description:", url_path="study"),
+    st.Page("app_pages/new_study.py", title="New study", icon=":material/add_circle:", default=True),
+    st.Page("app_pages/jobs.py", title="Jobs", icon=":material/list:", url_path="jobs"),
+    st.Page("app_pages/studies.py", title="Studies", icon=":material/folder_open:", url_path="studies"),
+    st.Page("app_pages/job.py", title="Job detail", icon=":material/info:", url_path="job"),
+    st.Page("app_pages/curves.py", title="Training curves", icon=":material/show_chart:", url_path="curves"),
+    st.Page("app_pages/layers.py", title="Layer transfer", icon=":material/stacked_line_chart:", url_path="layers"),
+    st.Page("app_pages/similarity.py", title="Similarity", icon=":material/grid_on:", url_path="similarity"),
+    st.Page("app_pages/sharpness.py", title="Sharpness", icon=":material/landscape:", url_path="sharpness"),
+    st.Page("app_pages/landscape.py", title="Landscape", icon=":material/multiline_chart:", url_path="landscape"),
+    st.Page("app_pages/explorer.py", title="Explorer", icon=":material/scatter_plot:", url_path="explorer"),
+    st.Page("app_pages/compare.py", title="Compare studies", icon=":material/compare:", url_path="compare"),
+    st.Page("app_pages/study.py", title="Study overview", icon=":material/description:", url_path="study"),
 ]
 # The default page is served at the root; this hidden twin answers its own address, /new.
-pages.append(st.Page("pages/new_study.py", title="New study", url_path="new", visibility="hidden"))
+pages.append(st.Page("app_pages/new_study.py", title="New study", url_path="new", visibility="hidden"))
 page = st.navigation(pages)
 
 with st.sidebar:

@@ -82,9 +82,9 @@ def figure(fig, key: str, caption: str, clickable: bool = False):
 def open_jobs(study: int | None, jobs: list[int]) -> None:
     """Go to what a clicked point stands for: one job's detail, or the curves of several overlaid."""
     if len(jobs) == 1:
-        st.switch_page("pages/job.py", query_params={"job": jobs[0]})
+        st.switch_page("app_pages/job.py", query_params={"job": jobs[0]})
     elif jobs:
-        st.switch_page("pages/curves.py", query_params={"jobs": ",".join(map(str, jobs)),
+        st.switch_page("app_pages/curves.py", query_params={"jobs": ",".join(map(str, jobs)),
                                                         **({"study": study} if study is not None else {})})
 
 

@@ -75,6 +75,12 @@ def test_queue_watch_chart_share(server, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # a fresh profile each launch
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        # The server's first session opens a page's address, as a shared link does after a restart: it
+        # gets app.py's frame (navigation titles, sidebar), not a legacy pages/ listing without it.
+        page.goto(f"{server}/jobs")
+        expect(page.get_by_text("What transfers in transfer learning, from which layers, and when.")).to_be_visible(
+            timeout=60_000)
+        expect(page.get_by_role("link", name="Layer transfer")).to_be_visible()
         page.goto(server)  # the default page, New study
         seeds = page.get_by_label("Seeds (one class split each)")
         seeds.fill("0")
@@ -140,7 +146,7 @@ def test_queue_watch_chart_share(server, tmp_path):
         assert page.locator("[data-testid=stException]").count() == 0
         page.screenshot(path=SHOTS / "similarity.png", full_page=True)
 
-        for name in ("sharpness", "explorer", "study", "curves", "compare"):
+        for name in ("sharpness", "explorer", "study", "curves", "compare", "landscape"):
             page.goto(f"{server}/{name}?study=1&studies=1")
             page.wait_for_timeout(3000)
             assert page.locator("[data-testid=stException]").count() == 0

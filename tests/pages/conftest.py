@@ -45,6 +45,6 @@ def app(seeded_store, monkeypatch):
         """The whole app (its navigation and sidebar) switched to `page`, as a browser sees it: the
         pages link to each other, which needs the navigation."""
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        return at.switch_page(f"pages/{page}") if page != "../app.py" else at
+        return at.switch_page(f"app_pages/{page}") if page != "../app.py" else at
 
     return make

@@ -25,7 +25,7 @@ os.environ["TRANSFERLAB_DATABASE_URL"] = {url!r}
 os.environ["TRANSFERLAB_EMBEDDED_WORKER"] = "0"
 from streamlit.testing.v1 import AppTest
 from pathlib import Path
-for page in sorted(str(p) for p in Path("pages").glob("*.py")):  # every page, new ones included
+for page in sorted(str(p) for p in Path("app_pages").glob("*.py")):  # every page, new ones included
     at = AppTest.from_file("app.py", default_timeout=60).switch_page(page)
     at.query_params.update({{"study": "{study_id}", "live": "0"}})
     at.run()

@@ -49,7 +49,7 @@ def page(landscape_store, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_EMBEDDED_WORKER", "0")
 
     def make(**params):
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).switch_page("pages/landscape.py")
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).switch_page("app_pages/landscape.py")
         at.query_params.update({k: str(v) for k, v in params.items()})
         return at.run()
 
@@ -212,7 +212,7 @@ os.environ["TRANSFERLAB_DATABASE_URL"] = {url!r}
 os.environ["TRANSFERLAB_EMBEDDED_WORKER"] = "0"
 from streamlit.testing.v1 import AppTest
 for study in {list(studies.values())!r}:
-    at = AppTest.from_file("app.py", default_timeout=60).switch_page("pages/landscape.py")
+    at = AppTest.from_file("app.py", default_timeout=60).switch_page("app_pages/landscape.py")
     at.query_params["study"] = str(study)
     at.run()
     assert not at.exception, at.exception

@@ -24,7 +24,7 @@ def fresh(tmp_path, monkeypatch):
     wide = submit_study(queue, spec.model_copy(update={"seeds": [5]}), name="wide")
     Studies(queue.engine).annotate(wide, "wider layers", ["ablation"])
 
-    return lambda **params: make_page("pages/studies.py", **params), queue, (pilot, wide)
+    return lambda **params: make_page("app_pages/studies.py", **params), queue, (pilot, wide)
 
 
 def test_lists_studies_and_searches_by_tag(fresh):
@@ -60,9 +60,9 @@ def test_rename_and_archive_through_the_widgets(fresh):
     assert at.query_params["archived"] == "1"
 
     # The study picker of other pages leaves it out, but a link still opens it.
-    jobs = make_page("pages/jobs.py", live="0")
+    jobs = make_page("app_pages/jobs.py", live="0")
     assert not jobs.exception and all("pilot" not in o for o in jobs.selectbox(key="jobs.study").options)
-    linked = make_page("pages/study.py", study=str(pilot))
+    linked = make_page("app_pages/study.py", study=str(pilot))
     assert not linked.exception and linked.selectbox(key="study.study").value == pilot
 
 
@@ -119,7 +119,7 @@ def test_new_study_records_an_edited_preset_as_custom_and_estimates_by_shape(fre
     claimed = queue.claim("w", 30)  # a past run: one base network, seed 0
     assert queue.complete(claimed.id, "w", {"final_accuracy": 0.9})
 
-    at = make_page("pages/new_study.py")
+    at = make_page("app_pages/new_study.py")
     assert not at.exception
     said = " ".join(m.value for m in at.markdown)
     # Its shape is that of the base A and B networks of every seed: 6 of the 189 planned jobs.

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.test_properties import PARAMS, TEXT
 
-PAGES = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "pages").glob("*.py"))
+PAGES = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "app_pages").glob("*.py"))
 
 
 @settings(max_examples=40 if os.environ.get("CI") == "true" else 15, deadline=None,

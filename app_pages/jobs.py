@@ -77,7 +77,7 @@ edits = right.text_input("Edits for a clone (JSON: spec field paths to new value
                          key="jobs.edits")
 cancel, retry, rerun, clone, detail = st.columns(5)
 with detail:
-    st.page_link("pages/job.py", label=f"Open job {job_id}: spec, curves, artifacts", query_params={"job": job_id})
+    st.page_link("app_pages/job.py", label=f"Open job {job_id}: spec, curves, artifacts", query_params={"job": job_id})
 try:
     if cancel.button("Cancel", key="jobs.cancel", disabled=access.locked(), help=access.hint("cancel jobs")):
         st.success(f"Job {job_id}: {store.queue().cancel(job_id)}")

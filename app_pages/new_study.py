@@ -221,7 +221,7 @@ if study is not None:
         study_id = submit_study(store.queue(), study, name=name, preset=as_preset)
         st.success(f"Queued study #{study_id}: {sum(jobs.values())} jobs.")
         # A page link, not a markdown one: it opens in this tab and keeps the session.
-        st.page_link("pages/jobs.py", label=f"Watch study #{study_id} on the Jobs page", query_params={"study": study_id})
+        st.page_link("app_pages/jobs.py", label=f"Watch study #{study_id} on the Jobs page", query_params={"study": study_id})
     with st.expander("The validated spec"):
         st.code(text, language="json")
 

@@ -32,7 +32,7 @@ def links(ids: list[int], what: str) -> None:
     if ids:
         st.markdown(f"**{what}**")
         for other in ids:
-            st.page_link("pages/job.py", label=f"job {other}", query_params={"job": other})
+            st.page_link("app_pages/job.py", label=f"job {other}", query_params={"job": other})
 
 
 st.markdown(f"**{job.kind}** · {job_role(job.labels)} · study #{job.study_id} · **{job.status}** "
@@ -70,7 +70,7 @@ if any(drawn.values()):
             column.plotly_chart(px.line(frame, x="step", y="value", color="curve", markers=True, height=340,
                                         labels={"step": "epoch", "value": name}), key=f"job.{name}")
     if job.study_id is not None and "treatment" in job.labels:
-        st.page_link("pages/curves.py", label=f"Overlay the curves of every {job.labels['treatment']} job of "
+        st.page_link("app_pages/curves.py", label=f"Overlay the curves of every {job.labels['treatment']} job of "
                      f"study #{job.study_id}", query_params={"study": job.study_id,
                                                              "treatments": job.labels["treatment"]})
 state.sync()

@@ -81,7 +81,7 @@ picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun"
                       key="studies.table", column_config={"notes": st.column_config.TextColumn("notes", width="large")})
 st.caption("Select a row to open the study's overview; click a column header to sort.")
 if picked.selection.rows:  # in this tab, keeping the session
-    st.switch_page("pages/study.py", query_params={"study": int(table.id.iloc[picked.selection.rows[0]])})
+    st.switch_page("app_pages/study.py", query_params={"study": int(table.id.iloc[picked.selection.rows[0]])})
 
 st.subheader("Manage a study")
 chosen = {s.id: s for s in studies}
