@@ -167,8 +167,9 @@ def block_shuffle(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[F
         return []
     order = sorted(table.target.unique(), key=lambda t: blocks.get(t, float("inf")))
     rows = table.groupby(["target", "seed"]).mean().groupby(level="target").agg(list).loc[order]
+    rows["block"] = [f"{blocks[t]}" if blocks.get(t, float("inf")) < float("inf") else "none" for t in order]
     measured = ("P-T (AnB+) minus RI-T (baseB), from the smallest block to the plain image, mean ± 95% CI over "
-                "seeds:\n\n" + markdown_table(rows.assign(block=[str(blocks.get(t, "plain")) for t in order]), 3))
+                "seeds:\n\n" + markdown_table(rows, 3))
     small, plain = order[0], order[-1]
     acc = table.pivot_table(index="seed", columns="target", values="accuracy gain (points)")
     area = table[table.target == small].groupby("seed")["curve area gain"].mean()
