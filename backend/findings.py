@@ -125,13 +125,13 @@ def yosinski(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Findin
     drop, lo, hi = _anb_drop(scores, spec)
     if lo:
         out.append(finding(f"AnB drop from n = {lo} to n = {hi}", f"AnB at n = {lo} minus at n = {hi} (points): "
-                            + stat(drop), PAPER["anb_drop"], f"AnB at n = {hi} < AnB at n = {lo}", drop > 0))
+                           + stat(drop), PAPER["anb_drop"], f"AnB at n = {hi} < AnB at n = {lo}", drop > 0))
     base = nets[nets.treatment == "baseB"].groupby("seed")["score"].mean()
     over = nets[nets.treatment == "AnB+"].groupby(["seed", "n"])["score"].mean().sub(base, level="seed")
     if not over.empty:
         out.append(finding("AnB+ against baseB", "AnB+ minus baseB, mean over n (points): "
-                            + stat(over.groupby(level="seed").mean()), PAPER["anb_plus"],
-                            "AnB+ > baseB at every n", (over > 0).groupby(level="seed").all()))
+                           + stat(over.groupby(level="seed").mean()), PAPER["anb_plus"],
+                           "AnB+ > baseB at every n", (over > 0).groupby(level="seed").all()))
     return out
 
 
@@ -149,9 +149,9 @@ def dissimilar_vs_similar(studies: list[tuple[StudyListing, dict, pd.DataFrame]]
             continue
         # Per unit transferred, so studies with different n grids compare; seeds are matched by number.
         out.append(versus(f"Study {listing.id} (dissimilar) vs study {other.id} (similar): AnB drop",
-                           PAPER["dissimilar"], "AnB drop per unit transferred (points)",
-                           (f"dissimilar (study {listing.id})", d / (dhi - dlo)),
-                           (f"similar (study {other.id})", s / (shi - slo)), smaller=False, digits=2))
+                          PAPER["dissimilar"], "AnB drop per unit transferred (points)",
+                          (f"dissimilar (study {listing.id})", d / (dhi - dlo)),
+                          (f"similar (study {other.id})", s / (shi - slo)), smaller=False, digits=2))
     return out
 
 
@@ -177,9 +177,9 @@ def block_shuffle(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[F
     moot = "" if (acc[plain] > 0).all() else (f"P-T has no accuracy gain on '{plain}' to erase (gain "
                                               f"{stat(acc[plain], 3)} points)")
     return [finding("Accuracy gain with small blocks", measured, PAPER["block_accuracy"],
-                     f"P-T's accuracy gain on '{small}' < its gain on '{plain}'", acc[small] < acc[plain], moot=moot),
+                    f"P-T's accuracy gain on '{small}' < its gain on '{plain}'", acc[small] < acc[plain], moot=moot),
             finding("Speed gain with small blocks", f"curve area gain on '{small}': {stat(area, 3)}",
-                     PAPER["block_speed"], f"P-T's curve area > RI-T's on '{small}'", area > 0)]
+                    PAPER["block_speed"], f"P-T's curve area > RI-T's on '{small}'", area > 0)]
 
 
 def basins(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
@@ -203,10 +203,10 @@ def basins(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]
         long = critical.rename(columns=lambda c: c.removeprefix("rewind.")).melt(
             ["kind", "seed"], [u.removeprefix("rewind.") for u in units], var_name="unit", value_name="a")
         out.append(versus("Module criticality: P-T vs RI-T", PAPER["criticality"], "mean rewind tolerance",
-                           ("P-T", per.get("P-T", NONE)), ("RI-T", per.get("RI-T", NONE)), True, 3,
-                           "Rewind tolerance per unit (the smallest a keeping the error within epsilon; lower = less "
-                           "critical), mean ± 95% CI over seeds:\n\n"
-                           + markdown_table(seed_cells(long, ["unit"], "kind", "a"), 3)))
+                          ("P-T", per.get("P-T", NONE)), ("RI-T", per.get("RI-T", NONE)), True, 3,
+                          "Rewind tolerance per unit (the smallest a keeping the error within epsilon; lower = less "
+                          "critical), mean ± 95% CI over seeds:\n\n"
+                          + markdown_table(seed_cells(long, ["unit"], "kind", "a"), 3)))
     return out
 
 
@@ -243,8 +243,8 @@ def pretraining_stage(scores: pd.DataFrame, spec: dict, layers: list[str]) -> li
     ok = [e for e in early if minus_last[e].mean() >= -STAGE_TOLERANCE]
     evidence = "".join(f" (epoch {e}: {stat(minus_last[e])})" for e in (ok[:1] or early))
     return [finding("Early checkpoint vs the last", measured, PAPER["stage"],
-                     f"some checkpoint at epoch <= {last / 2:g} is within {STAGE_TOLERANCE:g} point of epoch {last}"
-                     " (its accuracy minus the last's, mean over seeds)", bool(ok) if early else None, evidence)]
+                    f"some checkpoint at epoch <= {last / 2:g} is within {STAGE_TOLERANCE:g} point of epoch {last}"
+                    " (its accuracy minus the last's, mean over seeds)", bool(ok) if early else None, evidence)]
 
 
 def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
@@ -270,11 +270,11 @@ def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Findin
         fails = by_strength((pairs["P-T"] >= pairs["RI-T"]).groupby(level="target").agg(["sum", "size"]))
         where = "; ".join(f"'{t}' in {k} of {n} seeds" for t, k, n in fails.itertuples() if k)
         out.append(finding(f"{CURVATURE[column]}: P-T vs RI-T", "P-T (AnB+) and RI-T (baseB) per target, from the "
-                            "most similar to the least, mean ± 95% CI over seeds:\n\n"
-                            + markdown_table(by_strength(seed_cells(long, ["target"], "kind", column)), digits),
-                            PAPER[key], f"P-T {CURVATURE[column]} < RI-T's on every target",
-                            (pairs["P-T"] < pairs["RI-T"]).groupby(level="seed").all(),
-                            f" (P-T not below RI-T on {where})" if where else ""))
+                           "most similar to the least, mean ± 95% CI over seeds:\n\n"
+                           + markdown_table(by_strength(seed_cells(long, ["target"], "kind", column)), digits),
+                           PAPER[key], f"P-T {CURVATURE[column]} < RI-T's on every target",
+                           (pairs["P-T"] < pairs["RI-T"]).groupby(level="seed").all(),
+                           f" (P-T not below RI-T on {where})" if where else ""))
     chen = _deepest(_probe(scores, "chen_t"))
     cols = [c for c in chen if c.startswith("deviation.")]
     if cols and chen.target.nunique() >= 2:
@@ -285,9 +285,9 @@ def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Findin
         per = chen.groupby(["target", "seed"])["deviation"].mean()
         first, last = table.index[0], table.index[-1]
         out.append(versus("Weight deviation on similar vs dissimilar targets", PAPER["deviation"],
-                           "mean deviation", (f"'{first}'", per.get(first, NONE)), (f"'{last}'", per.get(last, NONE)),
-                           True, 4, "Deviation per layer (AnB+ from the pretrained weights), from the most similar "
-                           "target to the least (strength), mean ± 95% CI over seeds:\n\n" + markdown_table(table, 4)))
+                          "mean deviation", (f"'{first}'", per.get(first, NONE)), (f"'{last}'", per.get(last, NONE)),
+                          True, 4, "Deviation per layer (AnB+ from the pretrained weights), from the most similar "
+                          "target to the least (strength), mean ± 95% CI over seeds:\n\n" + markdown_table(table, 4)))
     return out
 
 
@@ -300,9 +300,9 @@ def chen_t(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]
     top = long.groupby(["seed", "layer"])["T"].mean().unstack()[names].idxmax(axis=1)
     table = seed_cells(long.assign(kind="T"), ["layer"], "kind", "T").loc[names]
     out = [finding("Chen's T per layer", "T per layer (AnB+ at the deepest n), mean ± 95% CI over seeds (each seed "
-                    "the mean over targets and settings):\n\n" + markdown_table(table), PAPER["t_layers"],
-                    f"the first layer ({names[0]}) does not have the largest T", top != names[0],
-                    f" (largest per seed: {', '.join(top)})")]
+                   "the mean over targets and settings):\n\n" + markdown_table(table), PAPER["t_layers"],
+                   f"the first layer ({names[0]}) does not have the largest T", top != names[0],
+                   f" (largest per seed: {', '.join(top)})")]
     # Data amount N: the fine-tuned network's training images, so that "all" has a number too.
     keys = [k for k in SETTING if k in chen] + ["treatment", "n"]
     points = chen.drop(columns="train_images", errors="ignore").merge(_probe(scores, None)[[*keys, "train_images"]],
@@ -323,8 +323,8 @@ def _fit(title: str, what: str, paper: str, fit: dict, points: pd.DataFrame) -> 
     slope = "n/a (fewer than 3 points)" if fit["slope"] is None else f"{fit['slope']:.3f} (R^2 {fit['r2']:.2f})"
     seeds = ", ".join(str(int(s)) for s in sorted(points.seed.unique()))
     return finding(title, f"least-squares slope of {what}: {slope}, over {fit['points']} points (one per seed, target "
-                    f"and setting; seeds {seeds})", paper, f"the slope of {what} is negative",
-                    None if fit["slope"] is None else fit["slope"] < 0)
+                   f"and setting; seeds {seeds})", paper, f"the slope of {what} is negative",
+                   None if fit["slope"] is None else fit["slope"] < 0)
 
 
 # ---------------------------------------------------------------- the report

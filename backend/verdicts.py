@@ -53,13 +53,13 @@ def stat(values: pd.Series, digits: int = 2) -> str:
 
 
 def versus(title: str, paper: str, what: str, a: tuple[str, pd.Series], b: tuple[str, pd.Series],
-            smaller: bool, digits: int = 3, extra: str = "") -> Finding:
+           smaller: bool, digits: int = 3, extra: str = "") -> Finding:
     """Rule: a's `what` < (or >) b's, seed by seed; a and b are (name, per-seed Series); `extra` follows."""
     both = pd.concat({"a": a[1], "b": b[1]}, axis=1).dropna()
     measured = (f"{a[0]}: {stat(both.a, digits)}; {b[0]}: {stat(both.b, digits)}; difference: "
                 f"{stat(both.a - both.b, digits)}" + (f"\n\n{extra}" if extra else ""))
     return finding(title, measured, paper, f"{a[0]} {what} {'<' if smaller else '>'} {b[0]} {what}",
-                    both.a < both.b if smaller else both.a > both.b)
+                   both.a < both.b if smaller else both.a > both.b)
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
