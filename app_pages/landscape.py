@@ -8,8 +8,8 @@ import streamlit as st
 
 from ui import store
 from ui.landscape import (
-    PATH, criticality_figure, criticality_panels, deviation_figure, deviation_summary, kind_of, pair_means,
-    pair_table, path_figure, plane_figure, smoothness_figure, smoothness_summary,
+    PATH, criticality_figure, criticality_panels, deviation_figure, deviation_summary, kind_of, log_axis,
+    pair_means, pair_table, path_figure, plane_figure, smoothness_figure, smoothness_summary,
 )
 from ui.share import open_snapshot, share_button
 from ui.state import PageState
@@ -113,11 +113,13 @@ def smoothness(study: int, view: dict, measure: str) -> None:
     networks = view.pop("networks")
     e = store.results().job_tables(int(networks.job.iloc[0])).get("estimator", {})
     curves = store.results().curves(networks.job.astype(int).tolist(), key=measure)
-    view["smoothness"] = records(smoothness_summary(curves, networks))
+    summary = smoothness_summary(curves, networks)
+    view["smoothness"] = records(summary)
     view["captions"]["smoothness"] = (
         f"Study #{study}. {measure_name(measure)}, at {e.get('points', '?')} evenly spaced steps of a replay of "
         f"each run, on a fixed batch of {e.get('images', '?')} training images, network in eval mode, η in "
-        f"{e.get('step_sizes', '?')} (Liu et al. 2019, after Santurkar et al. 2018). Mean over seeds; band: 95% CI.")
+        f"{e.get('step_sizes', '?')} (Liu et al. 2019, after Santurkar et al. 2018). Mean over seeds; band: "
+        + ("the seeds' range (log axis)." if log_axis(summary) else "95% CI."))
 
 
 def control(shared: dict | None, name: str, widget, label: str, options: list, **options_of_widget):

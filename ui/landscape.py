@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from backend.studies.basins import KINDS
 from backend.stats import ci95
+from backend.studies.basins import KINDS
 from ui.charts import COLOURS, band, translucent  # the bands the layer figures draw
 
 PAIR_COLOURS = {"P-T": COLOURS["AnB+"], "RI-T": COLOURS["baseB"], "P-T vs RI-T": "#9467bd"}
@@ -169,15 +169,23 @@ def smoothness_summary(curves: pd.DataFrame, networks: pd.DataFrame) -> pd.DataF
     labelled = curves.merge(networks.assign(setting=setting_names(networks))[["job", "setting", "treatment", "n"]],
                             on="job").sort_values(["job", "step"])  # settings in the study's order
     summary = labelled.groupby(["setting", "treatment", "n", "step"], sort=False).agg(
-        mean=("value", "mean"), std=("value", "std"), seeds=("value", "size"),
-        jobs=("job", lambda j: ",".join(map(str, sorted(j))))).reset_index()
+        mean=("value", "mean"), std=("value", "std"), low=("value", "min"), high=("value", "max"),
+        seeds=("value", "size"), jobs=("job", lambda j: ",".join(map(str, sorted(j))))).reset_index()
     summary["ci95"] = ci95(summary.pop("std"), summary["seeds"])
     return summary
 
 
+def log_axis(summary: pd.DataFrame) -> bool:
+    """A log axis for a smoothness summary whose positive means span more than two decades."""
+    values = summary.get("mean", pd.Series(dtype=float))
+    return not values.empty and (values > 0).all() and values.max() / values.min() > 100
+
+
 def smoothness_figure(summary: pd.DataFrame, title: str) -> go.Figure:
-    """The measure along training, P-T against RI-T, one panel per setting; a 95% band where several
-    seeds; a log axis when the values span more than two decades."""
+    """The measure along training, P-T against RI-T, one panel per setting; a log axis when the values
+    span more than two decades. Where several seeds, a band: the 95% CI, or on a log axis the seeds'
+    range, since a t interval over two or three seeds reaches below 0 there and fills the panel."""
+    log = log_axis(summary)
     settings = list(dict.fromkeys(summary.setting))
     cols = min(len(settings), 2) or 1
     rows = math.ceil(len(settings) / cols) or 1
@@ -191,16 +199,15 @@ def smoothness_figure(summary: pd.DataFrame, title: str) -> go.Figure:
             name = kind_of(treatment) + (f", n={n}" if len(depths) > 1 else "")
             x = part.step.tolist()
             if (part.seeds > 1).any():
-                fig.add_trace(band(x, part["mean"].tolist(), part.ci95.tolist(), None, translucent(colour), name),
-                              row, col)
+                centre, half = (((part.low + part.high) / 2, (part.high - part.low) / 2) if log
+                                else (part["mean"], part.ci95))
+                fig.add_trace(band(x, centre.tolist(), half.tolist(), None, translucent(colour), name), row, col)
             fig.add_trace(go.Scatter(
                 x=x, y=part["mean"].tolist(), mode="lines+markers", name=name, legendgroup=name, showlegend=k == 0,
                 line={"color": colour, "dash": DASHES[depths.index(n) % len(DASHES)]},
                 customdata=part[["ci95", "seeds", "jobs"]].values.tolist(),
                 hovertemplate=(f"{name}, {setting}<br>step %{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
                                "(%{customdata[1]} seeds, jobs %{customdata[2]})<extra></extra>")), row, col)
-    values = summary["mean"]
-    log = not values.empty and (values > 0).all() and values.max() / values.min() > 100
     fig.update_xaxes(title_text="optimisation step", row=rows)
     fig.update_yaxes(type="log" if log else "linear")
     fig.update_yaxes(title_text=title, col=1)

@@ -220,3 +220,25 @@ assert "torch" not in sys.modules, "the landscape page imported torch"
 """
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_smoothness_bands_stay_positive_on_a_log_axis():
+    import pandas as pd
+
+    from ui.landscape import log_axis, smoothness_figure, smoothness_summary
+
+    # Two seeds a decade apart, spanning four decades along training: a t interval over two seeds
+    # (half-width 12.7 x std / sqrt 2) reaches below 0, which a log axis cannot draw.
+    networks = pd.DataFrame({"job": [1, 2], "treatment": "AnB+", "n": 5, "seed": [0, 1], "target": "B"})
+    curves = pd.DataFrame({"job": [1, 1, 2, 2], "step": [0, 10, 0, 10], "value": [10.0, 0.01, 1.0, 0.001]})
+    summary = smoothness_summary(curves, networks)
+    assert log_axis(summary) and (summary["mean"] - summary.ci95 < 0).all()
+    fig = smoothness_figure(summary, "loss spread")
+    band, line = fig.data
+    assert fig.layout.yaxis.type == "log" and line.y == pytest.approx((5.5, 0.0055))
+    assert sorted(band.y) == pytest.approx(sorted([10.0, 0.01, 1.0, 0.001]))  # the seeds' range
+    # Within two decades: a linear axis and the 95% CI band.
+    linear = smoothness_summary(curves.assign(value=[2.0, 1.0, 3.0, 1.5]), networks)
+    fig = smoothness_figure(linear, "loss spread")
+    assert not log_axis(linear) and fig.layout.yaxis.type == "linear"
+    assert max(fig.data[0].y) == pytest.approx(linear["mean"].iloc[0] + linear.ci95.iloc[0])
