@@ -52,7 +52,8 @@ PAPER = {
     "stage": f"{_N}: an early checkpoint at the end of a plateau does about as well as the final one; {_L}: "
              "transferability first rises, then falls over pretraining.",
     "sharpness": f"{_L}: pretrained-then-fine-tuned minima are flatter (smaller Hessian top eigenvalue and trace).",
-    "smoothness": f"{_L}: training from a pretrained start is smoother (a smaller gradient change, beta).",
+    "smoothness": f"{_L}: training from a pretrained start is smoother (a smaller loss spread and gradient change, "
+                  "beta, along the gradient; Santurkar et al.'s measures).",
     "gradient_sv": f"{_L}: the principal component of the gradient (its top singular value) is suppressed in "
                    "pretrained parameters.",
     "deviation": f"{_L}: the weight deviation ||W - W0||_F / ||W0||_F stays small when the target is similar.",
@@ -64,6 +65,7 @@ PAPER = {
 NONE = pd.Series(dtype=float)  # no seed measured it
 STAGE_TOLERANCE = 1.0  # accuracy points: an early checkpoint this close to the last does "about as well"
 CURVATURE = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace",
+             "loss_spread_mean": "loss spread along the gradient (mean along training)",
              "beta_smoothness_mean": "gradient change beta (mean along training)",
              "gradient_sv": "gradient top singular value (mean over units and along training)"}
 
@@ -260,6 +262,7 @@ def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Findin
     units = [c for c in smooth if c.startswith("gradient_sv_mean.")]
     smooth = smooth.assign(gradient_sv=smooth[units].mean(axis=1)) if units else smooth
     for rows, column, key, digits in ((sharp, "top_eigenvalue", "sharpness", 3), (sharp, "trace", "sharpness", 2),
+                                      (smooth, "loss_spread_mean", "smoothness", 4),
                                       (smooth, "beta_smoothness_mean", "smoothness", 3),
                                       (smooth, "gradient_sv", "gradient_sv", 3)):
         pairs = _pt_rit(rows, column)
