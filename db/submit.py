@@ -16,15 +16,13 @@ from backend.studies.plan import PlannedJob
 from db.queue import NewJob, Queue
 
 
-def check_study(study: Spec) -> None:
+def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
     """What the spec's validation cannot know: that its data folders lie inside the data roots and that
-    each network it trains fits in a worker's memory. A SpecError naming the field otherwise."""
+    each network it trains fits in a worker's memory. A SpecError naming the field otherwise. `plan`:
+    the study's expansion, when the caller has it already."""
     check_data_roots(study)
-    seen = set()
-    for job in expand(study):
-        if JOB_KINDS[job.kind].trains and (key := canonical_json(job.spec.model) + str(job.spec.train.batch_size)
-                                           + canonical_json(job.spec.data)) not in seen:
-            seen.add(key)
+    for job in expand(study) if plan is None else plan:
+        if JOB_KINDS[job.kind].trains:
             check_fits(job.spec)
 
 
@@ -53,9 +51,9 @@ def submit_study(queue: Queue, study: Spec, name: str | None = None, preset: str
     """Queue every job of `study` (any study kind); returns the study id. Identical jobs are queued once.
     A data folder outside the allowed data roots, or a network that cannot fit in a worker's memory,
     is a SpecError, and nothing is queued."""
-    check_study(study)
-    jobs: dict[str, NewJob] = {}
     planned = expand(study)
+    check_study(study, planned)
+    jobs: dict[str, NewJob] = {}
     shapes = _shapes(planned)
     for job in planned:
         jobs.setdefault(job.key, NewJob(job.key, job.kind, canonical_json(job.spec), job.key, job.labels,
