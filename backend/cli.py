@@ -28,9 +28,10 @@ MODELS = ("convnet", "mlp", "resnet18", "resnet50")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    device = {"default": settings.get("device"), "help": "auto, cpu, cuda or cuda:N (default: the device setting)"}
     train = commands.add_parser("train", help="train one network and print its test accuracy per epoch")
     add_job_arguments(train)
-    train.add_argument("--device", default=settings.get("device"), help="auto, cpu, cuda or cuda:N (default: the device setting)")
+    train.add_argument("--device", **device)
     train.add_argument("--save", metavar="PATH", help="write a checkpoint (.safetensors + .json)")
     train.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
     commands.add_parser("presets", help="list the ready-made studies: name, study kind, what each asks")
@@ -44,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--n", help="units transferred, e.g. 1,3,5 (default 1..L)")
         p.add_argument("--treatments", help=f"comma-separated, from {','.join(TREATMENTS)}")
         p.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
-    sweep.add_argument("--device", default=settings.get("device"), help="auto, cpu, cuda or cuda:N (default: the device setting)")
+    sweep.add_argument("--device", **device)
     sweep.add_argument("--out", metavar="DIR", help="where the CSV and JSON go (default var/results)")
     submit.add_argument("--name", help="the study's name (default: the preset's)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first")
     worker = commands.add_parser("worker", help="run queued jobs (one worker per GPU)")
-    worker.add_argument("--device", default=settings.get("device"), help="auto, cpu, cuda or cuda:N (default: the device setting)")
+    worker.add_argument("--device", **device)
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     worker.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     worker.add_argument("--idle-exit", type=float, metavar="SECONDS", help="exit after this long with nothing to do")
@@ -241,9 +242,9 @@ def run_sweep(study: Spec, name: str, device: str, out: str | None) -> int:
     from backend.studies.local import JobOutcome, run_local
     from db.submit import check_study
 
-    check_study(study)  # data roots and memory, as for a queued study
     kind = STUDY_KINDS[study.study]
     plan = expand(study)
+    check_study(study, plan)  # data roots and memory, as for a queued study
     kinds = ", ".join(f"{n} {k}" for k, n in Counter(job.kind for job in plan).items())
     print(f"{name}: {len(plan)} jobs ({kinds}), device {device}", flush=True)
     started = time.perf_counter()
