@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
         p.add_argument("--n", help="units transferred, e.g. 1,3,5 (default 1..L)")
         p.add_argument("--treatments", help=f"comma-separated, from {','.join(TREATMENTS)}")
+        p.add_argument("--until", metavar="QUANTITY=HALF_WIDTH", help="sequential seeds: after --seeds, add one "
+                       "seed at a time until QUANTITY's 95%% interval is at most +/- HALF_WIDTH, e.g. "
+                       "anb_plus_gain=1.0 (quantities: python -m backend presets)")
+        p.add_argument("--max-seeds", type=int, default=12, help="with --until: the seed budget (default 12)")
         p.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
     sweep.add_argument("--device", **device)
     sweep.add_argument("--out", metavar="DIR", help="where the CSV and JSON go (default var/results)")
@@ -73,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             spec = spec_from_args(args, parse_study, PRESETS[args.preset].spec_dict(quick=args.quick),
                                   {"seeds": _ints(args.seeds, "--seeds"), "n": _ints(args.n, "--n"),
-                                   "treatments": args.treatments and args.treatments.split(",")})
+                                   "treatments": args.treatments and args.treatments.split(","),
+                                   "precision": _precision(args.until, args.max_seeds)})
         if args.print_spec:
             print(json.dumps(spec.model_dump(mode="json"), indent=2))
             return 0
@@ -194,6 +199,12 @@ def list_presets() -> int:
     width = max(map(len, PRESETS))
     for name, preset in PRESETS.items():
         print(f"{name:<{width}}  {preset.study:<10}  {preset.asks}")
+    from backend.specs.seeds import SEED_QUANTITIES
+
+    print("\nQuantities sequential seeds can stop on (--until QUANTITY=HALF_WIDTH):")
+    for kind, quantities in SEED_QUANTITIES.items():
+        for quantity, label in quantities.items():
+            print(f"  {kind:<14} {quantity:<14} {label}")
     return 0
 
 
@@ -254,7 +265,10 @@ def run_sweep(study: Spec, name: str, device: str, out: str | None) -> int:
         values = "  ".join(f"{k} {v:.4g}" for k, v in list(o.output.scalars.items())[:3])
         print(f"[{i + 1:3d}/{len(plan)}] {labels}: {values}  {o.seconds:5.1f}s", flush=True)
 
-    table, text, checks = kind.summarise(run_local(plan, device, on_done=done))
+    outcomes = run_local(plan, device, on_done=done)
+    if getattr(study, "precision", None) is not None:
+        outcomes += _more_seeds(study, outcomes, lambda more: run_local(more, device, on_done=done))
+    table, text, checks = kind.summarise(outcomes)
     print(text)
     folder = Path(out) if out else settings.var_dir() / "results"
     folder.mkdir(parents=True, exist_ok=True)
@@ -267,6 +281,29 @@ def run_sweep(study: Spec, name: str, device: str, out: str | None) -> int:
     }, indent=1))
     print(f"{time.perf_counter() - started:.0f} s; wrote {stem}.csv and .json")
     return 0
+
+
+def _more_seeds(study: Spec, outcomes: list, run: Callable[[list], list]) -> list:
+    """Sequential seeds in this process: add one seed at a time while the precision rule asks for it
+    (backend.quantities.precision_state, the rule the workers follow); returns the added outcomes."""
+    import pandas as pd
+
+    from backend.quantities import OPEN, per_seed, precision_state
+    from backend.studies import expand
+
+    rule, spec, added = study.precision, json.loads(canonical_json(study)), []
+    while True:
+        done = outcomes + added
+        seeds = sorted({o.job.labels["seed"] for o in done})
+        scores = pd.DataFrame([{**o.job.labels, **o.output.scalars} for o in done])
+        state, summary = precision_state(per_seed(rule.quantity, scores, spec), len(seeds), rule.half_width,
+                                         rule.max_seeds)
+        width = f"±{summary.half_width:.3g}" if summary.seeds > 1 else "no interval yet"
+        print(f"seed {len(seeds)} of at most {rule.max_seeds}: {rule.quantity} {summary.text()}; interval {width}, "
+              f"asked ±{rule.half_width:g}" + ("" if state == OPEN else f"; done ({state})"), flush=True)
+        if state != OPEN:
+            return added
+        added += run(expand(study.model_copy(update={"seeds": [seeds[-1] + 1], "precision": None})))
 
 
 def _read_spec_file(path: str) -> dict[str, Any]:
@@ -283,6 +320,17 @@ def _read_spec_file(path: str) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise SpecError(f"{path!r} must hold a mapping (a spec's fields)", field="--spec")
     return loaded
+
+
+def _precision(until: str | None, max_seeds: int) -> dict[str, Any] | None:
+    if until is None:
+        return None
+    quantity, _, width = until.partition("=")
+    try:
+        return {"quantity": quantity.strip(), "half_width": float(width), "max_seeds": max_seeds}
+    except ValueError:
+        raise SpecError(f"expected QUANTITY=HALF_WIDTH, e.g. anb_plus_gain=1.0, got {until!r}",
+                        field="--until") from None
 
 
 def _ints(text: str | None, flag: str) -> list[int] | None:

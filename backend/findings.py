@@ -1,139 +1,68 @@
-"""Findings: a Markdown report, generated from the store, of what each preset study measured beside
-what its paper reported, with one sentence per finding saying whether they agree, by a stated rule.
+"""Findings: what each preset study measured beside what its paper reported, with a verdict per
+finding (backend.verdicts: a paired interval against a stated margin), as the Findings page shows it
+and as a Markdown report:
 
     python -m backend findings --out docs/findings.md [--database URL]
 
 Torch-free: it reads the store through db.results and db.studies only, so it runs on the web tier.
-Every number comes from a succeeded job; the only text typed in here is the papers' (PAPERS.md).
-Most rules ask for an inequality "in every seed", so one lucky seed cannot carry a verdict.
+Every number comes from a succeeded job; the only text typed in here is the papers' (PAPERS.md) and
+the margins below, each in its finding's own units, chosen before looking at the data.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine
 
+from backend.papers import PAPER
+from backend.quantities import NONE, anb_drop_at, anb_plus_gain_by_n, deepest, probe_rows, pt_rit, yosinski_score
+from backend.effective_data import effective_data_finding_table
 from backend.stats import fit_line
 from backend.studies.cross import SETTING
 from backend.verdicts import (
-    Finding,
-    finding,
-    markdown_section,
-    markdown_table,
-    seed_cells,
-    stat,
-    versus,
+    Finding, judge, log_ratio, markdown_section, markdown_table, seed_cells, stat, table, versus,
 )
 from db.results import Results
 from db.session import get_engine
 from db.studies import Studies, StudyListing
 
-# What each paper reported (shared/PAPERS.md), set beside each measurement.
-_Y, _N, _L, _C = "Yosinski et al. 2014", "Neyshabur et al. 2020", "Liu et al. 2019", "Chen et al. 2022"
-PAPER = {
-    "shape": f"{_Y} (top-1 %, n = 1..7): baseB 62.5; BnB 62.7, 62.4, 62.1, 60.5, 59.4, 61.9, 62.3; "
-             "AnB 62.8, 62.4, 61.9, 60.0, 57.8, 58.1, 54.3; AnB+ 63.7, 63.6, 64.3, 64.0, 64.5, 64.6, 64.7; "
-             "random at chance from n = 3.",
-    "anb_drop": f"{_Y}: AnB falls from 62.8% at n = 1 to 54.3% at n = 7, 8.5 points (the upper layers are specific).",
-    "anb_plus": f"{_Y}: AnB+ lies above baseB (62.5%) at every n, by about +1.7 points.",
-    "dissimilar": f"{_Y}: between dissimilar halves (natural vs man-made) the AnB drop grows faster.",
-    "block_accuracy": f"{_N}: small blocks remove most of P-T's advantage in final accuracy.",
-    "block_speed": f"{_N}: with small blocks P-T still trains faster than RI-T.",
-    "barrier": f"{_N}: no loss barrier between P-T runs (one basin); a barrier between RI-T runs.",
-    "cka": f"{_N}: P-T pairs are far more similar in features (CKA) than RI-T pairs.",
-    "l2": f"{_N}: P-T models are close to each other in parameter (l2) distance.",
-    "mistakes": f"{_N}: P-T runs share more of their mistakes than RI-T runs (not in PAPERS.md's summary).",
-    "criticality": f"{_N} (Chatterji et al.'s criticality): P-T models are more robust to rewinding a module; "
-                   "deeper modules are more critical.",
-    "stage": f"{_N}: an early checkpoint at the end of a plateau does about as well as the final one; {_L}: "
-             "transferability first rises, then falls over pretraining.",
-    "sharpness": f"{_L}: pretrained-then-fine-tuned minima are flatter (smaller Hessian top eigenvalue and trace).",
-    "smoothness": f"{_L}: training from a pretrained start is smoother (a smaller loss spread and gradient change, "
-                  "beta, along the gradient; Santurkar et al.'s measures).",
-    "gradient_sv": f"{_L}: the principal component of the gradient (its top singular value) is suppressed in "
-                   "pretrained parameters.",
-    "deviation": f"{_L}: the weight deviation ||W - W0||_F / ||W0||_F stays small when the target is similar.",
-    "t_layers": f"{_C}: the first conv is usually NOT the most transferable layer (overall T e.g. CIFAR-10 7.8, "
-                "CIFAR-100 5.6, Caltech-101 23.9, Flowers 106).",
-    "t_amount": f"{_C}: T falls as the target's data amount grows, log T about -0.6 log N.",
-    "t_gap": f"{_C}: T falls with the domain gap (and the dataset diversity).",
-}
-NONE = pd.Series(dtype=float)  # no seed measured it
+# Practical margins, in each finding's own units: a difference inside +/- margin is no effect.
+POINTS = 0.5  # accuracy points: below seed-to-seed noise of the small presets' networks
 STAGE_TOLERANCE = 1.0  # accuracy points: an early checkpoint this close to the last does "about as well"
+RELATIVE = 0.1  # log ratio: a curvature or T within about 10% is the same
+MARGIN = {"barrier": 0.05, "cka": 0.02, "l2": 1.0, "mistakes": 0.02, "criticality": 0.02, "deviation": 0.01,
+          "curve_area": 0.01, "slope": 0.05}
 CURVATURE = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace",
              "loss_spread_mean": "loss spread along the gradient (mean along training)",
              "beta_smoothness_mean": "gradient change beta (mean along training)",
              "gradient_sv": "gradient top singular value (mean over units and along training)"}
 
 
-def _probe(scores: pd.DataFrame, *probes: str | None) -> pd.DataFrame:
-    """The rows of the given probes; None: the networks themselves (no probe label)."""
-    if "probe" not in scores:
-        return scores if None in probes else scores.iloc[:0]
-    mask = scores["probe"].isin([p for p in probes if p is not None])
-    return scores[mask | scores["probe"].isna()] if None in probes else scores[mask]
-
-
-def _pt_rit(rows: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Per seed and target: `column` of P-T (AnB+ at the deepest n, from the last source epoch) and of
-    RI-T (baseB) in the same setting, averaged over the other setting labels (amount, depth, share)."""
-    if column not in rows or "target" not in rows:  # not measured, or no target network finished yet
-        return pd.DataFrame(columns=["P-T", "RI-T"])
-    pt, rit = _deepest(rows[rows.treatment == "AnB+"]), rows[rows.treatment == "baseB"]
-    both = pt.merge(rit, on=[k for k in SETTING if k in rows], suffixes=("", "_rit"))
-    return both.groupby(["seed", "target"])[[column, f"{column}_rit"]].mean().set_axis(["P-T", "RI-T"], axis=1)
-
-
-def _deepest(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows at the deepest n (every layer transferred), from the last source epoch where there are several."""
-    rows = rows[rows.n == rows.n.max()]
-    return rows[rows.source_epoch == rows.source_epoch.max()] if rows.get("source_epoch", NONE).notna().any() else rows
-
-
 # ---------------------------------------------------------------- one function per preset family
 
-def _yosinski_score(spec: dict) -> tuple[str, str]:
-    """The score column and its description. The paper's, the mean of the 10 best evaluations, where a
-    network is evaluated at least 20 times (once an epoch); over fewer it would average the climb to
-    the plateau, a speed measure, so there the final accuracy (the cosine schedule ends at lr 0)."""
-    epochs = spec.get("train", {}).get("epochs", 10)
-    if epochs >= 20:
-        return "best10_accuracy", "Mean of the 10 best test evaluations (%)"
-    return "final_accuracy", (f"Final test accuracy (%): with {epochs} evaluations (one an epoch) the paper's mean of "
-                              "the 10 best would average the climb to the plateau")
-
-
-def _anb_drop(scores: pd.DataFrame, spec: dict) -> tuple[pd.Series, int, int]:
-    """Per seed: AnB's score (%) at the smallest n minus at the deepest n; and those n."""
-    anb = _probe(scores, None)
-    anb = anb[anb.treatment == "AnB"]
-    if anb.n.nunique() < 2:
-        return pd.Series(dtype=float), 0, 0
-    lo, hi = int(anb.n.min()), int(anb.n.max())
-    at = anb.groupby(["n", "seed"])[_yosinski_score(spec)[0]].mean().mul(100)
-    return (at.loc[lo] - at.loc[hi]).dropna(), lo, hi
-
-
 def yosinski(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
-    column, what = _yosinski_score(spec)
-    nets = _probe(scores, None).assign(score=lambda t: 100 * t[column])
-    table = markdown_table(seed_cells(nets[nets.treatment != "baseA"], ["n"], "treatment", "score"))
-    out = [Finding("Accuracy per treatment and n", f"{what}, mean ± 95% CI over seeds; baseB at n = 0:\n\n{table}",
-                   PAPER["shape"], "", None, "")]
-    drop, lo, hi = _anb_drop(scores, spec)
+    column, what = yosinski_score(spec)
+    nets = probe_rows(scores, None).assign(score=lambda t: 100 * t[column])
+    shape = markdown_table(seed_cells(nets[nets.treatment != "baseA"], ["n"], "treatment", "score"))
+    out = [table("Accuracy per treatment and n", f"{what}, mean ± 95% t interval over seeds; baseB at n = 0:\n\n"
+                 f"{shape}", PAPER["shape"], "layers")]
+    drop, lo, hi = anb_drop_at(scores, spec)
     if lo:
-        out.append(finding(f"AnB drop from n = {lo} to n = {hi}", f"AnB at n = {lo} minus at n = {hi} (points): "
-                           + stat(drop), PAPER["anb_drop"], f"AnB at n = {hi} < AnB at n = {lo}", drop > 0))
-    base = nets[nets.treatment == "baseB"].groupby("seed")["score"].mean()
-    over = nets[nets.treatment == "AnB+"].groupby(["seed", "n"])["score"].mean().sub(base, level="seed")
+        out.append(judge(f"AnB drop from n = {lo} to n = {hi}", f"{what}: AnB at n = {lo} and n = {hi}.",
+                         PAPER["anb_drop"], f"AnB(n={lo}) - AnB(n={hi})", drop, "greater", 2 * POINTS, "points",
+                         quantity="anb_drop", page="layers"))
+    over = anb_plus_gain_by_n(scores, spec)
     if not over.empty:
-        out.append(finding("AnB+ against baseB", "AnB+ minus baseB, mean over n (points): "
-                           + stat(over.groupby(level="seed").mean()), PAPER["anb_plus"],
-                           "AnB+ > baseB at every n", (over > 0).groupby(level="seed").all()))
+        by_n = over.rename("gain").reset_index().assign(kind="AnB+ - baseB")
+        out.append(judge("AnB+ against baseB", "AnB+ minus baseB of the same seed per n (points), mean ± 95% t "
+                         "interval over seeds:\n\n" + markdown_table(seed_cells(by_n, ["n"], "kind", "gain")),
+                         PAPER["anb_plus"], "AnB+ - baseB (mean over n)", over.groupby(level="seed").mean(),
+                         "greater", POINTS, "points", quantity="anb_plus_gain", page="layers"))
     return out
 
 
@@ -146,14 +75,16 @@ def dissimilar_vs_similar(studies: list[tuple[StudyListing, dict, pd.DataFrame]]
         if not similar:
             continue
         other, other_spec, other_scores = max(similar, key=lambda study: study[0].id)
-        (d, dlo, dhi), (s, slo, shi) = _anb_drop(scores, spec), _anb_drop(other_scores, other_spec)
+        (d, dlo, dhi), (s, slo, shi) = anb_drop_at(scores, spec), anb_drop_at(other_scores, other_spec)
         if d.empty or s.empty:
             continue
-        # Per unit transferred, so studies with different n grids compare; seeds are matched by number.
+        # Per unit transferred, so studies with different n grids compare; seeds are paired by number
+        # (the same initialisation and batch-order seed, a different class split).
         out.append(versus(f"Study {listing.id} (dissimilar) vs study {other.id} (similar): AnB drop",
-                          PAPER["dissimilar"], "AnB drop per unit transferred (points)",
+                          PAPER["dissimilar"], "AnB drop per unit (points)",
                           (f"dissimilar (study {listing.id})", d / (dhi - dlo)),
-                          (f"similar (study {other.id})", s / (shi - slo)), smaller=False, digits=2))
+                          (f"similar (study {other.id})", s / (shi - slo)), "greater", POINTS / 2, "points", 2,
+                          page="compare"))
     return out
 
 
@@ -161,42 +92,46 @@ def block_shuffle(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[F
     # Each target's block size from its shifts; the plain image (no block shuffle) ranks as the largest.
     blocks = {t["name"]: next((s["block"] for s in t["data"].get("shifts") or [] if s["kind"] == "block_shuffle"),
                               float("inf")) for t in spec.get("targets", [])}
-    nets = _probe(scores, None)
-    pairs = {"accuracy gain (points)": 100 * _pt_rit(nets, "final_accuracy"),
-             "curve area gain": _pt_rit(nets, "curve_area"), "epochs to 90% saved": -_pt_rit(nets, "epochs_to_90pct")}
-    table = pd.concat({k: p["P-T"] - p["RI-T"] for k, p in pairs.items()}, axis=1).reset_index()
-    if table.empty:
+    nets = probe_rows(scores, None)
+    pairs = {"accuracy gain (points)": 100 * pt_rit(nets, "final_accuracy"),
+             "curve area gain": pt_rit(nets, "curve_area"), "epochs to 90% saved": -pt_rit(nets, "epochs_to_90pct")}
+    gains = pd.concat({k: p["P-T"] - p["RI-T"] for k, p in pairs.items()}, axis=1).reset_index()
+    if gains.empty:
         return []
-    order = sorted(table.target.unique(), key=lambda t: blocks.get(t, float("inf")))
-    rows = table.groupby(["target", "seed"]).mean().groupby(level="target").agg(list).loc[order]
+    order = sorted(gains.target.unique(), key=lambda t: blocks.get(t, float("inf")))
+    rows = gains.groupby(["target", "seed"]).mean().groupby(level="target").agg(list).loc[order]
     rows["block"] = [f"{blocks[t]}" if blocks.get(t, float("inf")) < float("inf") else "none" for t in order]
-    measured = ("P-T (AnB+) minus RI-T (baseB), from the smallest block to the plain image, mean ± 95% CI over "
-                "seeds:\n\n" + markdown_table(rows, 3))
+    measured = ("P-T (AnB+) minus RI-T (baseB) of the same seed, from the smallest block to the plain image, mean ± "
+                "95% t interval over seeds:\n\n" + markdown_table(rows, 3))
     small, plain = order[0], order[-1]
-    acc = table.pivot_table(index="seed", columns="target", values="accuracy gain (points)")
-    area = table[table.target == small].groupby("seed")["curve area gain"].mean()
-    # Erasing a gain needs one: where RI-T matches P-T on the plain image the rule tests nothing.
-    moot = "" if (acc[plain] > 0).all() else (f"P-T has no accuracy gain on '{plain}' to erase (gain "
-                                              f"{stat(acc[plain], 3)} points)")
-    return [finding("Accuracy gain with small blocks", measured, PAPER["block_accuracy"],
-                    f"P-T's accuracy gain on '{small}' < its gain on '{plain}'", acc[small] < acc[plain], moot=moot),
-            finding("Speed gain with small blocks", f"curve area gain on '{small}': {stat(area, 3)}",
-                    PAPER["block_speed"], f"P-T's curve area > RI-T's on '{small}'", area > 0)]
+    acc = gains.pivot_table(index="seed", columns="target", values="accuracy gain (points)")
+    area = gains[gains.target == small].groupby("seed")["curve area gain"].mean()
+    # Erasing a gain needs one: where P-T's gain on the plain image is not established, the claim tests nothing.
+    plain_gain = judge("", "", "", "", acc[plain], "greater", POINTS).verdict
+    moot = "" if plain_gain == "agrees" else (f"P-T's accuracy gain on '{plain}' is not established (gain "
+                                              f"{stat(acc[plain], 3)} points), so there is no gain to erase")
+    return [judge("Accuracy gain with small blocks", measured, PAPER["block_accuracy"],
+                  f"gain('{small}') - gain('{plain}')", acc[small] - acc[plain], "less", POINTS, "points", 3,
+                  quantity=None, page="explorer", moot=moot),
+            judge("Speed gain with small blocks", f"Curve area (mean test accuracy over training) of P-T minus RI-T "
+                  f"on '{small}'.", PAPER["block_speed"], f"P-T - RI-T curve area on '{small}'", area, "greater",
+                  MARGIN["curve_area"], "", 3, page="explorer")]
 
 
 def basins(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
-    pairs, out = _probe(scores, "interpolation", "similarity"), []
-    for column, what, key, smaller in (("barrier", "loss barrier", "barrier", True),
-                                       ("cka_diagonal_mean", "CKA", "cka", False),
-                                       ("l2_distance", "l2 distance", "l2", True),
-                                       ("mistakes.mistake_jaccard", "mistake overlap (Jaccard)", "mistakes", False)):
+    pairs, out = probe_rows(scores, "interpolation", "similarity"), []
+    for column, what, key, claim in (("barrier", "loss barrier", "barrier", "less"),
+                                      ("cka_diagonal_mean", "CKA", "cka", "greater"),
+                                      ("l2_distance", "l2 distance", "l2", "less"),
+                                      ("mistakes.mistake_jaccard", "mistake overlap (Jaccard)", "mistakes", "greater")):
         if column in pairs:
             per = pairs.groupby(["pair", "seed"])[column].mean()
-            table = markdown_table(seed_cells(pairs, ["pair"], "seed", column), 4)
+            cells = markdown_table(seed_cells(pairs, ["pair"], "seed", column), 4)
             out.append(versus(f"{what}: P-T pairs vs RI-T pairs", PAPER[key], what, ("P-T", per.get("P-T", NONE)),
-                              ("RI-T", per.get("RI-T", NONE)), smaller, 4,
-                              f"Per pair kind (mean over pairs and targets) and seed:\n\n{table}"))
-    critical = _probe(scores, "criticality")
+                              ("RI-T", per.get("RI-T", NONE)), claim, MARGIN[key], "", 4,
+                              f"Per pair kind (mean over pairs and targets) and seed:\n\n{cells}",
+                              quantity="barrier_gap" if key == "barrier" else None, page="landscape"))
+    critical = probe_rows(scores, "criticality")
     units = [c for c in critical if c.startswith("rewind.")]
     if units:
         critical = critical.assign(kind=critical.treatment.map({"AnB+": "P-T", "baseB": "RI-T"}),
@@ -205,15 +140,16 @@ def basins(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]
         long = critical.rename(columns=lambda c: c.removeprefix("rewind.")).melt(
             ["kind", "seed"], [u.removeprefix("rewind.") for u in units], var_name="unit", value_name="a")
         out.append(versus("Module criticality: P-T vs RI-T", PAPER["criticality"], "mean rewind tolerance",
-                          ("P-T", per.get("P-T", NONE)), ("RI-T", per.get("RI-T", NONE)), True, 3,
+                          ("P-T", per.get("P-T", NONE)), ("RI-T", per.get("RI-T", NONE)), "less",
+                          MARGIN["criticality"], "", 3,
                           "Rewind tolerance per unit (the smallest a keeping the error within epsilon; lower = less "
-                          "critical), mean ± 95% CI over seeds:\n\n"
-                          + markdown_table(seed_cells(long, ["unit"], "kind", "a"), 3)))
+                          "critical), mean ± 95% t interval over seeds:\n\n"
+                          + markdown_table(seed_cells(long, ["unit"], "kind", "a"), 3), page="landscape"))
     return out
 
 
 def pretraining_stage(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
-    nets = _probe(scores, None).assign(score=lambda t: 100 * t["final_accuracy"])
+    nets = probe_rows(scores, None).assign(score=lambda t: 100 * t["final_accuracy"])
     if "source_epoch" not in nets:
         return []
     keys = [k for k in SETTING if k in nets]
@@ -238,16 +174,16 @@ def pretraining_stage(scores: pd.DataFrame, spec: dict, layers: list[str]) -> li
                          "minus the last": [minus_last[e].tolist() for e in epochs]}, pd.Index(epochs, name="epoch"))
     measured = (f"Final accuracy of AnB+ fine-tuned from each pretraining epoch, minus baseB's (RI-T: "
                 f"{stat(per_seed(base))}) and the last checkpoint's (epoch {last}) in the same "
-                "setting, points, mean ± 95% CI over seeds (each seed the mean over the targets and amounts every "
-                "epoch has finished):\n\n" + markdown_table(rows))
-    # "About as well as": within a stated tolerance, not "the CI reaches 0", which two seeds' wide
-    # t interval grants to almost any checkpoint.
+                "setting, points, mean ± 95% t interval over seeds (each seed the mean over the targets and amounts "
+                "every epoch has finished):\n\n" + markdown_table(rows))
+    # "About as well as": equivalent within a stated tolerance (TOST). The checkpoint tested is fixed
+    # in advance, the latest at or before half the pretraining, so no checkpoint is picked for its luck.
     early = [e for e in epochs if e <= last / 2]
-    ok = [e for e in early if minus_last[e].mean() >= -STAGE_TOLERANCE]
-    evidence = "".join(f" (epoch {e}: {stat(minus_last[e])})" for e in (ok[:1] or early))
-    return [finding("Early checkpoint vs the last", measured, PAPER["stage"],
-                    f"some checkpoint at epoch <= {last / 2:g} is within {STAGE_TOLERANCE:g} point of epoch {last}"
-                    " (its accuracy minus the last's, mean over seeds)", bool(ok) if early else None, evidence)]
+    if not early:
+        return [table("Early checkpoint vs the last", measured, PAPER["stage"], "explorer")]
+    e = early[-1]
+    return [judge("Early checkpoint vs the last", measured, PAPER["stage"], f"AnB+(epoch {e}) - AnB+(epoch {last})",
+                  minus_last[e], "equivalent", STAGE_TOLERANCE, "points", page="explorer")]
 
 
 def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
@@ -259,76 +195,107 @@ def flatness(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Findin
     def by_strength(frame: pd.DataFrame) -> pd.DataFrame:  # indexed by target: the most similar first
         return frame.loc[sorted(frame.index, key=lambda t: strength.get(t, 0))]
 
-    out, sharp, smooth = [], _probe(scores, "sharpness"), _probe(scores, "smoothness")
+    out, sharp, smooth = [], probe_rows(scores, "sharpness"), probe_rows(scores, "smoothness")
     units = [c for c in smooth if c.startswith("gradient_sv_mean.")]
     smooth = smooth.assign(gradient_sv=smooth[units].mean(axis=1)) if units else smooth
     for rows, column, key, digits in ((sharp, "top_eigenvalue", "sharpness", 3), (sharp, "trace", "sharpness", 2),
                                       (smooth, "loss_spread_mean", "smoothness", 4),
                                       (smooth, "beta_smoothness_mean", "smoothness", 3),
                                       (smooth, "gradient_sv", "gradient_sv", 3)):
-        pairs = _pt_rit(rows, column)
+        pairs = pt_rit(rows, column)
         if pairs.empty:
             continue
-        # The rule asks P-T < RI-T on every target, seed by seed; the evidence names where it fails.
-        long = pairs.reset_index().melt(["seed", "target"], var_name="kind", value_name=column)
-        fails = by_strength((pairs["P-T"] >= pairs["RI-T"]).groupby(level="target").agg(["sum", "size"]))
-        where = "; ".join(f"'{t}' in {k} of {n} seeds" for t, k, n in fails.itertuples() if k)
-        out.append(finding(f"{CURVATURE[column]}: P-T vs RI-T", "P-T (AnB+) and RI-T (baseB) per target, from the "
-                           "most similar to the least, mean ± 95% CI over seeds:\n\n"
-                           + markdown_table(by_strength(seed_cells(long, ["target"], "kind", column)), digits),
-                           PAPER[key], f"P-T {CURVATURE[column]} < RI-T's on every target",
-                           (pairs["P-T"] < pairs["RI-T"]).groupby(level="seed").all(),
-                           f" (P-T not below RI-T on {where})" if where else ""))
-    chen = _deepest(_probe(scores, "chen_t"))
+        # Scale-free: log(P-T / RI-T) per seed and target, then the mean over targets per seed; the
+        # table gives each target's own paired interval, so a target that goes the other way shows.
+        ratio = log_ratio(pairs["P-T"], pairs["RI-T"]).rename("log(P-T / RI-T)")
+        long = pd.concat([pairs.reset_index().melt(["seed", "target"], var_name="kind", value_name=column),
+                          ratio.reset_index().rename(columns={"log(P-T / RI-T)": column}).assign(kind="log ratio")])
+        out.append(judge(f"{CURVATURE[column]}: P-T vs RI-T", "P-T (AnB+) and RI-T (baseB) per target, from the most "
+                         "similar to the least, and the paired log ratio, mean ± 95% t interval over seeds:\n\n"
+                         + markdown_table(by_strength(seed_cells(long, ["target"], "kind", column)), digits),
+                         PAPER[key], "log(P-T / RI-T) (mean over targets)", ratio.groupby(level="seed").mean(),
+                         "less", RELATIVE, "", 3, page="landscape"))
+    chen = deepest(probe_rows(scores, "chen_t"))
     cols = [c for c in chen if c.startswith("deviation.")]
     if cols and chen.target.nunique() >= 2:
         chen = chen.assign(deviation=chen[cols].mean(axis=1))
         long = chen.melt(["target", "seed"], cols, var_name="layer", value_name="value")
-        table = by_strength(seed_cells(long, ["target"], "layer", "value"))
-        table = table.assign(strength=[strength.get(t, 0) for t in table.index])
+        cells = by_strength(seed_cells(long, ["target"], "layer", "value"))
+        cells = cells.assign(strength=[strength.get(t, 0) for t in cells.index])
         per = chen.groupby(["target", "seed"])["deviation"].mean()
-        first, last = table.index[0], table.index[-1]
+        first, last = cells.index[0], cells.index[-1]
         out.append(versus("Weight deviation on similar vs dissimilar targets", PAPER["deviation"],
                           "mean deviation", (f"'{first}'", per.get(first, NONE)), (f"'{last}'", per.get(last, NONE)),
-                          True, 4, "Deviation per layer (AnB+ from the pretrained weights), from the most similar "
-                          "target to the least (strength), mean ± 95% CI over seeds:\n\n" + markdown_table(table, 4)))
+                          "less", MARGIN["deviation"], "", 4, "Deviation per layer (AnB+ from the pretrained weights), "
+                          "from the most similar target to the least (strength), mean ± 95% t interval over seeds:\n\n"
+                          + markdown_table(cells, 4), page="landscape"))
     return out
 
 
 def chen_t(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
-    chen = _deepest(_probe(scores, "chen_t"))
+    chen = deepest(probe_rows(scores, "chen_t"))
     names = [name for name in layers if f"t.{name}" in chen]
     if not names:
         return []
     long = chen.rename(columns=lambda c: c.removeprefix("t.")).melt(["seed"], names, var_name="layer", value_name="T")
-    top = long.groupby(["seed", "layer"])["T"].mean().unstack()[names].idxmax(axis=1)
-    table = seed_cells(long.assign(kind="T"), ["layer"], "kind", "T").loc[names]
-    out = [finding("Chen's T per layer", "T per layer (AnB+ at the deepest n), mean ± 95% CI over seeds (each seed "
-                   "the mean over targets and settings):\n\n" + markdown_table(table), PAPER["t_layers"],
-                   f"the first layer ({names[0]}) does not have the largest T", top != names[0],
-                   f" (largest per seed: {', '.join(top)})")]
+    per_layer = long.groupby(["seed", "layer"])["T"].mean().unstack()[names]
+    top = per_layer.idxmax(axis=1)
+    cells = seed_cells(long.assign(kind="T"), ["layer"], "kind", "T").loc[names]
+    # The first layer against the most transferable of the others, as a log ratio per seed.
+    out = [judge("Chen's T per layer", "T per layer (AnB+ at the deepest n), mean ± 95% t interval over seeds (each "
+                 "seed the mean over targets and settings):\n\n" + markdown_table(cells)
+                 + f"\n\nLargest T per seed: {', '.join(top)}.", PAPER["t_layers"],
+                 f"log(T({names[0]}) / the largest T of the other layers)",
+                 log_ratio(per_layer[names[0]], per_layer[names[1:]].max(axis=1)), "less", RELATIVE, "", 3,
+                 page="explorer")] if len(names) > 1 else []
     # Data amount N: the fine-tuned network's training images, so that "all" has a number too.
     keys = [k for k in SETTING if k in chen] + ["treatment", "n"]
-    points = chen.drop(columns="train_images", errors="ignore").merge(_probe(scores, None)[[*keys, "train_images"]],
+    points = chen.drop(columns="train_images", errors="ignore").merge(probe_rows(scores, None)[[*keys, "train_images"]],
                                                                       on=keys)
     if points.get("amount", NONE).nunique() >= 2:
         out.append(_fit("Chen's T against data amount", "log T against log N (training images)", PAPER["t_amount"],
-                        fit_line(points, "train_images", "t_overall", log_x=True, log_y=True), points))
-    gaps = _probe(scores, "gap")
+                        points, "train_images", "t_overall", MARGIN["slope"], log=True))
+    gaps = probe_rows(scores, "gap")
     if "a_distance" in gaps and gaps.target.nunique() >= 2:
         keys = [k for k in SETTING[:4] if k in gaps]
         points = gaps[[*keys, "a_distance"]].merge(chen.groupby(keys, as_index=False)["t_overall"].mean(), on=keys)
         out.append(_fit("Chen's T against the measured gap", "T against the proxy A-distance", PAPER["t_gap"],
-                        fit_line(points, "a_distance", "t_overall"), points))
+                        points, "a_distance", "t_overall", 2 * MARGIN["slope"]))
     return out
 
 
-def _fit(title: str, what: str, paper: str, fit: dict, points: pd.DataFrame) -> Finding:
-    slope = "n/a (fewer than 3 points)" if fit["slope"] is None else f"{fit['slope']:.3f} (R^2 {fit['r2']:.2f})"
-    seeds = ", ".join(str(int(s)) for s in sorted(points.seed.unique()))
-    return finding(title, f"least-squares slope of {what}: {slope}, over {fit['points']} points (one per seed, target "
-                   f"and setting; seeds {seeds})", paper, f"the slope of {what} is negative",
-                   None if fit["slope"] is None else fit["slope"] < 0)
+def _fit(title: str, what: str, paper: str, points: pd.DataFrame, x: str, y: str, margin: float,
+         log: bool = False) -> Finding:
+    """One least-squares slope per seed (over its targets and settings), judged as a paired quantity."""
+    fits = {seed: fit_line(part, x, y, log_x=log, log_y=log) for seed, part in points.groupby("seed")}
+    slopes = pd.Series({seed: f["slope"] for seed, f in fits.items() if f["slope"] is not None}, dtype=float)
+    pooled = fit_line(points, x, y, log_x=log, log_y=log)
+    r2 = "" if pooled["r2"] is None else f"; pooled over seeds {pooled['slope']:.3f} (R^2 {pooled['r2']:.2f})"
+    return judge(title, f"Least-squares slope of {what}, one fit per seed over its targets and settings "
+                 f"({len(points)} points{r2}).", paper, f"slope of {what}", slopes, "less", margin, "", 3,
+                 page="explorer")
+
+
+def effective_data(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
+    """Hernandez et al.'s effective data transferred, per amount (a table; no paper number to judge)."""
+    nets = probe_rows(scores, None)
+    if nets.get("amount", NONE).nunique() < 3:
+        return []
+    summary = effective_data_finding_table(nets)
+    if summary.empty:
+        return []
+    keys = [c for c in summary.columns if c not in ("D_T_ci95", "ratio_ci95", "refused", "reasons", "D_T", "ratio",
+                                                     "seeds")]
+    shown = summary.assign(**{"D_T (images/class)": [f"{m:.1f} ± {h:.1f}" if pd.notna(m) else "" for m, h in
+                                                     zip(summary.D_T, summary.D_T_ci95)],
+                              "D_eff / N": [f"{m:.2f} ± {h:.2f}" if pd.notna(m) else "" for m, h in
+                                            zip(summary.ratio, summary.ratio_ci95)]})
+    columns = [*keys, "D_T (images/class)", "D_eff / N", "seeds", "refused", "reasons"]
+    return [table("Effective data transferred", "Images per class of training from scratch that the pretraining is "
+                  "worth (Hernandez et al. 2021): the from-scratch error fitted per seed as a + b N^-c, each pretrained "
+                  "network's error inverted through it; D_T = D_eff - N, mean ± 95% t interval over seeds. No number "
+                  "where the fit fails or D_eff lies beyond 3x the largest amount measured (the reason is given):\n\n"
+                  + markdown_table(shown[columns].set_index(keys)), PAPER["effective_data"], "explorer")]
 
 
 # ---------------------------------------------------------------- the report
@@ -349,51 +316,98 @@ def _functions(listing: StudyListing, spec: dict) -> list[Callable] | None:
     """The finding functions of a study; None when it is no preset study this report covers."""
     for kind, prefixes, function in FAMILIES:
         if listing.kind == kind and (listing.preset or "").startswith(prefixes):
-            return [f for f in (function, chen_t if kind == "cross_dataset" else None) if f is not None]
+            return [f for f in (function, chen_t, effective_data) if f is not None] if kind == "cross_dataset" \
+                else [function]
     return [yosinski] if listing.kind == "yosinski" and spec.get("groups") else None  # any dissimilar split
 
 
-def findings_report(database_url: str) -> str:
-    """The report: a header naming the studies it reads, each study's findings, then those across studies."""
-    engine = get_engine(database_url)
+@dataclass(frozen=True)
+class StudyFindings:
+    listing: StudyListing
+    spec_hash: str
+    seeds: list[int]  # the seeds its jobs ran (a sequential-seeds study adds to its spec's)
+    findings: list[Finding]
+
+
+@dataclass(frozen=True)
+class Report:
+    store: str  # the store's name, without the path of the machine that read it
+    studies: list[StudyFindings]
+    across: list[Finding]  # findings that compare studies
+
+    def verdicts(self) -> list[Finding]:
+        return [f for f in [*(f for s in self.studies for f in s.findings), *self.across] if f.verdict]
+
+    def counts(self) -> dict[str, int]:
+        found = [f.verdict for f in self.verdicts()]
+        return {v: found.count(v) for v in ("agrees", "disagrees", "undecided")}
+
+
+def store_name(engine: Engine) -> str:
+    """The store as a report may name it: a SQLite file's name, or a server's driver, host and database
+    (no user, password or path of this machine)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite file {Path(url.database or ':memory:').name}"
+    return f"{url.get_backend_name()} database {url.database} on {url.host}"
+
+
+def collect(engine: Engine) -> Report:
+    """Every preset study's findings, and those across studies, from succeeded jobs only."""
     results, studies = Results(engine), Studies(engine)
-    # render_as_string hides the password (***): the report can be shared.
-    lines = ["# Findings: preset studies against their papers", "",
-             (f"Generated by `python -m backend findings` from `{make_url(database_url).render_as_string()}` on "
-              f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, from succeeded jobs only; regenerate it rather than edit "
-              "it. 95% confidence intervals are Student t over seeds."), ""]
-    covered = []
+    covered, yosinski_studies = [], []
     for listing in sorted(studies.listing(archived=True, limit=1_000_000), key=lambda s: s.id):
         spec = results.study_spec(listing.id) or {}
-        if (functions := _functions(listing, spec)) is not None:
-            covered.append((listing, spec, functions))
-    if not covered:
-        prefixes = ", ".join(f"{p}*" for _, group, _ in FAMILIES for p in group)
-        return "\n".join(lines + [(f"No preset study was found in the store: no study has a preset among "
-                                   f"{prefixes}, nor is any a Yosinski study with class groups."), ""])
-    lines += ["| study id | name | preset | seeds | spec hash | jobs |", "|---|---|---|---|---|---|"]
-    for listing, spec, _ in covered:
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(listing.counts.items()))
-        seeds = ", ".join(map(str, spec.get("seeds", [])))
-        lines.append(f"| {listing.id} | {listing.name} | {listing.origin} | {seeds} | "
-                     f"`{results.study_spec_hash(listing.id)}` | {listing.total} ({counts}) |")
-    lines.append("")
-    yosinski_studies = []
-    for listing, spec, functions in covered:
+        if (functions := _functions(listing, spec)) is None:
+            continue
         scores = results.study_scores(listing.id)
-        chen = _probe(scores, "chen_t")
+        chen = probe_rows(scores, "chen_t")
         # Chen's layers in the network's order (the store's columns are alphabetical), from the table of a
         # job at the deepest n: one at n = 1 lists only the first layer.
         layers = results.job_tables(int(chen.loc[chen.n.idxmax(), "job"])).get("layers", []) if not chen.empty else []
         found = [f for fn in functions for f in fn(scores, spec, layers)] if "seed" in scores else []
-        lines += [f"## Study {listing.id}: {listing.name} ({listing.origin}, {listing.kind})", ""]
-        lines += [line for f in found for line in markdown_section(f)] or [
-            "No succeeded job of this study has measured what its findings need yet.", ""]
+        seeds = sorted(int(s) for s in results.label_values(listing.id, ["seed"]).get("seed", []))
+        covered.append(StudyFindings(listing, results.study_spec_hash(listing.id) or "", seeds, found))
         if listing.kind == "yosinski" and "seed" in scores:
             yosinski_studies.append((listing, spec, scores))
-    if across := dissimilar_vs_similar(yosinski_studies):
-        lines += ["## Across studies", ""] + [line for f in across for line in markdown_section(f)]
+    return Report(store_name(engine), covered, dissimilar_vs_similar(yosinski_studies))
+
+
+def markdown(report: Report) -> str:
+    """The report in Markdown: a header naming the studies it reads and counting the verdicts, each
+    study's findings, then those across studies."""
+    counts = ", ".join(f"{n} {v}" for v, n in report.counts().items())
+    lines = ["# Findings: preset studies against their papers", "",
+             (f"Generated by `python -m backend findings` from the {report.store} on "
+              f"{time.strftime('%Y-%m-%d %H:%M %Z')}, from succeeded jobs only; regenerate it rather than edit it. "
+              "Each verdict reads the paired difference (per seed, then summarised: mean, 95% Student t interval, "
+              "a bootstrap-t interval from 5 seeds on, and the probability of improvement) against a stated margin: "
+              "*agrees* when the interval lies wholly on the paper's side, *disagrees* when it lies on the other "
+              "side or inside the margin (TOST, for a claimed effect), *undecided* otherwise, with the seeds that "
+              f"would likely decide it. Verdicts: {counts or 'none'}."), ""]
+    if not report.studies:
+        prefixes = ", ".join(f"{p}*" for _, group, _ in FAMILIES for p in group)
+        return "\n".join(lines + [(f"No preset study was found in the store: no study has a preset among "
+                                   f"{prefixes}, nor is any a Yosinski study with class groups."), ""])
+    lines += ["| study id | name | preset | seeds | spec hash | jobs |", "|---|---|---|---|---|---|"]
+    for study in report.studies:
+        listing = study.listing
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(listing.counts.items()))
+        lines.append(f"| {listing.id} | {listing.name} | {listing.origin} | {', '.join(map(str, study.seeds))} | "
+                     f"`{study.spec_hash}` | {listing.total} ({counts}) |")
+    lines.append("")
+    for study in report.studies:
+        listing = study.listing
+        lines += [f"## Study {listing.id}: {listing.name} ({listing.origin}, {listing.kind})", ""]
+        lines += [line for f in study.findings for line in markdown_section(f)] or [
+            "No succeeded job of this study has measured what its findings need yet.", ""]
+    if report.across:
+        lines += ["## Across studies", ""] + [line for f in report.across for line in markdown_section(f)]
     return "\n".join(lines)
+
+
+def findings_report(database_url: str) -> str:
+    return markdown(collect(get_engine(database_url)))
 
 
 def write_findings(path: str | Path, database_url: str) -> Path:

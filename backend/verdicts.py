@@ -1,41 +1,97 @@
-"""Verdicts in Markdown: a finding (measured, paper, rule, verdict) and the tables and per-seed
-statistics it is written with. Knows nothing of the papers or the store: backend.findings does."""
+"""Verdicts in Markdown: a finding (measured, paper, claim with its margin, verdict) and the tables it
+is written with. Knows nothing of the papers or the store: backend.findings does.
+
+Every verdict reads one paired interval: the per-seed differences a - b (treatments of one seed share
+its split, initialisation and batch order), summarised by backend.stats, against a practical margin
+stated in the difference's own units. Agrees, disagrees, or undecided with the seeds that would likely
+decide it; never "true in every seed", which a null effect passes one time in four with two seeds.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
 import pandas as pd
 
-from backend.stats import ci95  # the formula of the dashboard's bands
+from backend.stats import Paired, ci95, decide, paired, paired_frame
+
+Claim = Literal["greater", "less", "equivalent"]
+SIGN = {"greater": ">", "less": "<", "equivalent": "≈"}
 
 
 @dataclass(frozen=True)
 class Finding:
     title: str
-    measured: str  # Markdown: numbers with their seeds and 95% CIs
+    measured: str  # Markdown: numbers with their seeds and 95% intervals
     paper: str
-    rule: str  # when the verdict is "agrees"; "" for a table without a verdict
-    agrees: bool | None  # None: the store lacks what the rule needs
+    rule: str  # the claim tested and its margin; "" for a table without a verdict
+    verdict: str | None  # agrees | disagrees | undecided; None: a table without a verdict
     sentence: str
+    difference: Paired | None = None  # the paired difference the verdict reads
+    margin: float | None = None  # in the difference's units
+    unit: str = ""
+    seeds_needed: int | None = None  # undecided: the seeds that would likely decide it
+    quantity: str | None = None  # the sequential-seeds quantity that adds seeds to this finding
+    page: str | None = None  # the dashboard page that draws it
 
 
-def finding(title: str, measured: str, paper: str, rule: str, holds: pd.Series | bool | None,
-            evidence: str = "", moot: str = "") -> Finding:
-    """The verdict of `rule`: `holds` per seed (agrees when true in every seed), one bool, or None;
-    `moot` says why the data cannot test the rule (the paper's premise does not hold here)."""
+def table(title: str, measured: str, paper: str, page: str | None = None) -> Finding:
+    """A finding without a verdict: a table set beside the paper's numbers."""
+    return Finding(title, measured, paper, "", None, "", page=page)
+
+
+def judge(title: str, measured: str, paper: str, what: str, differences: pd.Series, claim: Claim, margin: float,
+          unit: str = "", digits: int = 2, quantity: str | None = None, page: str | None = None,
+          moot: str = "") -> Finding:
+    """The verdict on per-seed `differences` (what = 'a - b', in `unit`) against the paper's `claim`
+    with a practical `margin`; `moot` says why the data cannot test the claim (undecided, whatever the
+    interval: the paper's premise does not hold here)."""
+    d = pd.Series(differences, dtype=float).dropna()
+    summary = paired(d)
+    u = f" {unit}" if unit else ""
+    rule = (f"{what} {SIGN[claim]} 0, margin ±{margin:g}{u}" if claim != "equivalent"
+            else f"{what} within ±{margin:g}{u}")
+    measured = f"{measured}\n\nPaired difference {what}: {summary.text(digits)}{_per_seed(d, digits)}."
     if moot:
-        return Finding(title, measured, paper, rule, None, f"Undecided: {moot}.")
-    if holds is None or (isinstance(holds, pd.Series) and holds.empty):
-        return Finding(title, measured, paper, rule, None, f"Undecided: the store lacks what the rule needs ({rule}).")
-    where, stated = "", rule
-    if isinstance(holds, pd.Series):
-        seeds, failing = (", ".join(str(int(s)) for s in i) for i in (holds.index, holds.index[~holds.to_numpy(bool)]))
-        where = f" in every seed ({seeds})" if holds.all() else f" in seed {failing} (of {seeds})"
-        holds, stated = bool(holds.all()), rule + ", in every seed"
-    sentence = (f"{'Agrees' if holds else 'Disagrees'} with the paper: {rule} "
-                f"{'holds' if holds else 'does not hold'}{where}{evidence}.")
-    return Finding(title, measured, paper, stated, bool(holds), sentence)
+        return Finding(title, measured, paper, rule, "undecided", f"Undecided: {moot}.", summary, margin, unit,
+                       None, quantity, page)
+    if summary.seeds < 2:
+        sentence = (f"Undecided: {summary.seeds} seed(s) measured {what}; an interval needs two or more." if
+                    summary.seeds else "Undecided: the store lacks what the claim needs.")
+        return Finding(title, measured, paper, rule, "undecided", sentence, summary, margin, unit, None, quantity,
+                       page)
+    decision = decide(summary, margin, claim, d, unit)
+    sentence = f"{decision.verdict.capitalize()}: {decision.reason}"
+    if decision.verdict == "undecided":
+        sentence += (f"; about {decision.seeds_needed} seeds would likely decide it (from the observed spread)"
+                     if decision.seeds_needed else "; no number of seeds up to 1,000 would, at this spread")
+    return Finding(title, measured, paper, rule, decision.verdict, sentence + ".", summary, margin, unit,
+                   decision.seeds_needed, quantity, page)
+
+
+def versus(title: str, paper: str, what: str, a: tuple[str, pd.Series], b: tuple[str, pd.Series], claim: Claim,
+           margin: float, unit: str = "", digits: int = 3, extra: str = "", **kw) -> Finding:
+    """a's `what` against b's, paired by seed; a and b are (name, per-seed Series)."""
+    both = pd.concat({"a": a[1], "b": b[1]}, axis=1).dropna()
+    measured = (f"{a[0]}: {stat(both.a, digits)}; {b[0]}: {stat(both.b, digits)}"
+                + (f"\n\n{extra}" if extra else ""))
+    return judge(title, measured, paper, f"{a[0]} - {b[0]} {what}", paired_frame(a[1], b[1]), claim, margin, unit,
+                 digits, **kw)
+
+
+def log_ratio(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Per-seed log(a / b): a scale-free difference for positive measures (curvature, T); NaN elsewhere."""
+    both = pd.concat({"a": a, "b": b}, axis=1).dropna()
+    ok = (both.a > 0) & (both.b > 0)
+    return np.log(both.a[ok] / both.b[ok])
+
+
+def _per_seed(d: pd.Series, digits: int) -> str:
+    if d.empty or len(d) > 12:
+        return ""
+    return "; per seed " + ", ".join(f"{int(s)}: {x:.{digits}f}" for s, x in d.items())
 
 
 def ci_half_width(values: pd.Series) -> float:
@@ -43,23 +99,13 @@ def ci_half_width(values: pd.Series) -> float:
 
 
 def stat(values: pd.Series, digits: int = 2) -> str:
-    """'mean ± half-width (95% CI, seed 0: a, 1: b)' of per-seed values; no CI for one seed."""
+    """'mean ± half-width (95% t, n seeds)' of per-seed values; no interval for one seed."""
     v = values.dropna()
     if v.empty:
         return "n/a"
-    seeds = ", ".join(f"{int(s)}: {x:.{digits}f}" for s, x in v.items())
-    spread = f" ± {ci_half_width(v):.{digits}f} (95% CI," if len(v) > 1 else " (one seed, no CI;"
-    return f"{v.mean():.{digits}f}{spread} seed {seeds})"
-
-
-def versus(title: str, paper: str, what: str, a: tuple[str, pd.Series], b: tuple[str, pd.Series],
-           smaller: bool, digits: int = 3, extra: str = "") -> Finding:
-    """Rule: a's `what` < (or >) b's, seed by seed; a and b are (name, per-seed Series); `extra` follows."""
-    both = pd.concat({"a": a[1], "b": b[1]}, axis=1).dropna()
-    measured = (f"{a[0]}: {stat(both.a, digits)}; {b[0]}: {stat(both.b, digits)}; difference: "
-                f"{stat(both.a - both.b, digits)}" + (f"\n\n{extra}" if extra else ""))
-    return finding(title, measured, paper, f"{a[0]} {what} {'<' if smaller else '>'} {b[0]} {what}",
-                   both.a < both.b if smaller else both.a > both.b)
+    if len(v) == 1:
+        return f"{v.mean():.{digits}f} (one seed, no interval)"
+    return f"{v.mean():.{digits}f} ± {ci_half_width(v):.{digits}f} (95% t, {len(v)} seeds)"
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
@@ -84,4 +130,6 @@ def seed_cells(frame: pd.DataFrame, index: list[str], columns: str, value: str) 
 
 def markdown_section(f: Finding) -> list[str]:
     lines = [f"### {f.title}", "", f"**Measured.** {f.measured}", "", f"**Paper.** {f.paper}", ""]
-    return lines + ([f"**Rule.** Agrees when {f.rule}.", "", f"**Verdict.** {f.sentence}", ""] if f.rule else [])
+    if not f.rule:
+        return lines
+    return lines + [f"**Claim tested.** {f.rule}.", "", f"**Verdict: {f.verdict}.** {f.sentence}", ""]

@@ -34,6 +34,7 @@ from backend.specs.roots import check_data_roots
 from backend.train import Trained, resolve_device
 from backend.transfer import SourceNet
 from db.queue import ClaimedJob, Queue
+from db.sequential import advance_all
 from db.session import StoreError
 
 log = logging.getLogger("transferlab.worker")
@@ -76,6 +77,7 @@ class Worker:
                     # Nothing to run: maybe a dead worker holds jobs, or a cycle blocks them.
                     self.queue.requeue_expired()
                     self.queue.fail_cycles()
+                    self.add_seeds()  # a study whose seed finished while no worker was there to see it
                     maintained = time.monotonic()
                     job = self.queue.claim(self.worker_id, self.lease_seconds)
                 elif job is not None and time.monotonic() - maintained > self.lease_seconds:
@@ -92,11 +94,21 @@ class Worker:
                 self.stopping.wait(self.poll_seconds)
                 continue
             self.run(job)
+            self.add_seeds()
             ran += 1
             idle_since = time.monotonic()
             if once:
                 break
         return ran
+
+    def add_seeds(self) -> None:
+        """Queue the next seed of every sequential-seeds study that has finished its seeds and is not
+        yet as precise as it asks (db.sequential); a failure here is logged, never ends the loop."""
+        try:
+            for study_id in advance_all(self.queue):
+                log.info("study %d: the next seed is queued", study_id)
+        except Exception:  # noqa: BLE001 - a bad evaluation must not stop the worker from running jobs
+            log.exception("could not evaluate the studies' sequential seeds")
 
     def stop_on_signals(self) -> None:
         """SIGTERM/SIGINT: stop at the next step and give the current job back to the queue."""

@@ -68,7 +68,7 @@ class Queue:
     # ------------------------------------------------------------ submit
 
     def submit(self, name: str, spec: dict[str, Any], spec_hash: str, jobs: list[NewJob],
-               preset: str | None = None, priority: int = 0) -> int:
+               preset: str | None = None, priority: int = 0, seed_progress: dict[str, Any] | None = None) -> int:
         """Insert a study and its job DAG in one transaction; returns the study id.
 
         A job whose spec hash already succeeded is stored as succeeded, linked to that result.
@@ -78,23 +78,10 @@ class Queue:
         except GraphError as exc:
             raise QueueError(str(exc)) from None
         with session_scope(self.engine) as s:
-            study = Study(name=name, preset=preset, spec=spec, spec_hash=spec_hash)
+            study = Study(name=name, preset=preset, spec=spec, spec_hash=spec_hash, seed_progress=seed_progress)
             s.add(study)
             s.flush()
-            done = _succeeded_by_hash(s, [j.spec_hash for j in jobs])
-            ids: dict[str, int] = {}
-            shapes: dict[str, str] = {}  # spec hash -> shape, for the jobs a probe names
-            for job in order:
-                shapes[job.spec_hash] = job.shape or _shape(job.spec, shapes)
-                earlier = done.get(job.spec_hash)
-                row = Job(study_id=study.id, kind=job.kind, spec=job.spec, spec_hash=job.spec_hash,
-                          shape=shapes[job.spec_hash], labels=job.labels, priority=priority,
-                          status=SUCCEEDED if earlier else QUEUED, result_of=earlier,
-                          progress=1.0 if earlier else 0.0, message="reused an earlier result" if earlier else "")
-                s.add(row)
-                s.flush()
-                ids[job.key] = row.id
-                s.add_all(JobDependency(job_id=row.id, depends_on=ids[d]) for d in job.depends_on)
+            insert_jobs(s, study.id, order, priority, {})
             return study.id
 
     def enqueue(self, kind: str, spec: str, spec_hash: str, priority: int = 0,
@@ -348,6 +335,29 @@ class Queue:
 
 
 # ---------------------------------------------------------------- helpers
+
+def insert_jobs(s: Session, study_id: int, order: list[NewJob], priority: int, held: dict[str, int]) -> None:
+    """Insert a study's jobs in dependency order; `held`: spec hash -> the study's own row already
+    holding that spec (not inserted again). A spec that succeeded anywhere is stored as succeeded,
+    linked to that result."""
+    done = _succeeded_by_hash(s, [j.spec_hash for j in order])
+    ids: dict[str, int] = {}
+    shapes: dict[str, str] = {}  # spec hash -> shape, for the jobs a probe names
+    for job in order:
+        shapes[job.spec_hash] = job.shape or _shape(job.spec, shapes)
+        if job.spec_hash in held:
+            ids[job.key] = held[job.spec_hash]
+            continue
+        earlier = done.get(job.spec_hash)
+        row = Job(study_id=study_id, kind=job.kind, spec=job.spec, spec_hash=job.spec_hash,
+                  shape=shapes[job.spec_hash], labels=job.labels, priority=priority,
+                  status=SUCCEEDED if earlier else QUEUED, result_of=earlier,
+                  progress=1.0 if earlier else 0.0, message="reused an earlier result" if earlier else "")
+        s.add(row)
+        s.flush()
+        ids[job.key] = row.id
+        s.add_all(JobDependency(job_id=row.id, depends_on=ids[d]) for d in job.depends_on)
+
 
 def _shape(spec: str, shapes: dict[str, str]) -> str | None:
     """A job's shape (see shape_hash); None for a spec that is not JSON: the queue stores it as given

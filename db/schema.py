@@ -53,6 +53,10 @@ class Study(Base):
     tags: Mapped[list[Any]] = mapped_column(default=list)
     notes: Mapped[str] = mapped_column(Text, default="")
     archived: Mapped[bool] = mapped_column(default=False, server_default=false())  # hidden from lists, kept
+    # Sequential seeds (spec.precision): how many seed rounds were added, bumped by a conditional
+    # UPDATE so two workers never add the same seed, and the latest evaluation the pages show.
+    seed_round: Mapped[int] = mapped_column(default=0, server_default="0")
+    seed_progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Job(Base):

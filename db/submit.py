@@ -53,13 +53,25 @@ def submit_study(queue: Queue, study: Spec, name: str | None = None, preset: str
     is a SpecError, and nothing is queued."""
     planned = expand(study)
     check_study(study, planned)
+    precision = getattr(study, "precision", None)
+    progress = None if precision is None else seed_rule(precision.quantity, precision.half_width, precision.max_seeds)
+    return queue.submit(name or preset or study.study, json.loads(canonical_json(study)), spec_hash(study),
+                        new_jobs(planned), preset=preset, priority=priority, seed_progress=progress)
+
+
+def new_jobs(planned: list[PlannedJob]) -> list[NewJob]:
+    """The queue's rows of a plan; identical jobs once."""
     jobs: dict[str, NewJob] = {}
     shapes = _shapes(planned)
     for job in planned:
         jobs.setdefault(job.key, NewJob(job.key, job.kind, canonical_json(job.spec), job.key, job.labels,
                                         job.depends_on, shapes[job.key]))
-    return queue.submit(name or preset or study.study, json.loads(canonical_json(study)), spec_hash(study),
-                        list(jobs.values()), preset=preset, priority=priority)
+    return list(jobs.values())
+
+
+def seed_rule(quantity: str, half_width: float, max_seeds: int) -> dict[str, Any]:
+    """A study's sequential-seeds record as first stored: the rule, nothing measured yet."""
+    return {"quantity": quantity, "asked": half_width, "max_seeds": max_seeds, "state": "running"}
 
 
 def clone_job(queue: Queue, job_id: int, edits: dict[str, Any]) -> int:

@@ -14,10 +14,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError
+from backend.specs.base import Spec, SpecError, late_field
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.landscape import SmoothnessSettings
+from backend.specs.seeds import Precision
 from backend.specs.probes import GapSettings, ScoreSettings, SharpnessSettings, SimilaritySettings
 from backend.specs.training import TrainSpec
 
@@ -84,6 +85,7 @@ class SourceAndTargets(Spec):
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = Field(TrainSpec(), description="pretraining and target training alike")
     seeds: list[int] = Field([0], min_length=1, description="one pretraining each")
+    precision: Precision | None = late_field(None, "add seeds after these until an interval is this narrow")
 
     @model_validator(mode="after")
     def _valid_tasks(self) -> SourceAndTargets:
@@ -91,6 +93,8 @@ class SourceAndTargets(Spec):
             raise SpecError("target names must be distinct", field="targets")
         if len(set(self.seeds)) != len(self.seeds):
             raise SpecError("seeds must be distinct", field="seeds")
+        if self.precision is not None:
+            self.precision.check(getattr(self, "study"), self.seeds)
         self.input.check(self.source, self.targets)
         return self
 

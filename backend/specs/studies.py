@@ -6,10 +6,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError
+from backend.specs.base import Spec, SpecError, late_field
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.probes import StudyProbes
+from backend.specs.seeds import Precision
 from backend.specs.training import TrainSpec
 from backend.specs.transfer import TREATMENTS
 
@@ -27,6 +28,7 @@ class YosinskiSpec(Spec):
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = TrainSpec()
     seeds: list[int] = Field([0], min_length=1, description="one class split and one training seed each")
+    precision: Precision | None = late_field(None, "add seeds after these until an interval is this narrow")
     n: list[int] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
     treatments: list[Literal[TREATMENTS]] = Field(list(TREATMENTS), min_length=1)  # type: ignore[valid-type]
     probes: StudyProbes = Field(StudyProbes(), description="sharpness of every network; CKA of each transfer "
@@ -38,6 +40,8 @@ class YosinskiSpec(Spec):
             raise SpecError("the study chooses the halves itself; leave it unset", field="data.classes.half")
         if len(set(self.seeds)) != len(self.seeds):
             raise SpecError("seeds must be distinct", field="seeds")
+        if self.precision is not None:
+            self.precision.check(self.study, self.seeds)
         if self.groups is not None:
             if len(self.groups) != 2 or not all(self.groups):
                 raise SpecError("two non-empty class groups: A (the source) and B (the target)", field="groups")
