@@ -10,11 +10,11 @@ from backend.studies import STUDY_KINDS, parse_study
 from backend.stats import ci95, fit_line
 from backend.studies.cross import legacy_labels
 from ui import store
-from ui.charts import COLOURS, SCORES, gain_table
+from ui.charts import COLOURS, SCORES, error_bars_as_bands, gain_table
 from ui.compare import spec_difference
 from ui.explore import (
-    AXES, INTEGER_AXES, LOG_AXES, METRICS, metrics_of, varying_axes, with_labels, with_measurements,
-    with_probes,
+    AXES, EFFECTIVE, INTEGER_AXES, LOG_AXES, METRICS, metrics_of, refusals, scratch_fit_table, varying_axes,
+    with_effective_data, with_labels, with_measurements, with_probes,
 )
 from ui.state import PageState, flag, ints, joined, shown
 from ui.widgets import figure, jobs_of_point, open_jobs, study_choices
@@ -105,8 +105,13 @@ if scores.empty:
     st.info("The chosen studies have no finished jobs yet.")
 else:
     rows = gain_table(scores, score)
+    curves = rows  # every network, baseB's at every amount among them
+    if y in EFFECTIVE:  # read off each study's from-scratch curves, fitted per seed on this score
+        rows = with_effective_data(rows, score)
     # baseB (gain 0) is the reference at every n: its own probes sit beside the transfers'.
     rows = rows.dropna(subset=[x]) if x == "n" else rows[(rows.n == at_n) | (rows.treatment == "baseB")].dropna(subset=[x])
+    if y in EFFECTIVE and (refused := refusals(rows)):
+        st.caption(refused)
     rows = rows.dropna(subset=[y])
     if rows.empty:
         st.info(f"No network of these studies has both {AXES[x]} and {metrics[y]}: pick other axes.")
@@ -125,13 +130,19 @@ else:
                             hovertemplate="job %{customdata[1]} (%{customdata[0]}): %{y:.3g}<extra></extra>")
         if x in INTEGER_AXES and x not in LOG_AXES:
             fig.update_xaxes(tickformat="d", **({"dtick": 1} if x in ("n", "depth") else {}))
-        if y == "gain":
-            fig.add_hline(y=0, line_dash="dot", line_color="grey")  # no gain over training from scratch
+        if y in ("gain", "D_T", "D_eff_over_N"):  # no gain, no images, a factor of 1 over training from scratch
+            fig.add_hline(y=1 if y == "D_eff_over_N" else 0, line_dash="dot", line_color="grey")
+        if y in EFFECTIVE:
+            error_bars_as_bands(fig)
         event = figure(fig, "explorer.chart", "Lines: mean and 95% confidence interval (Student t) over seeds and "
                        "the other axes; dots (unfaceted): single jobs, a click opens one. Gain: a transfer's score "
                        "minus baseB's (RI-T), same study, seed, target and data amount. The score is "
                        f"{SCORES[score]}" + ("." if x == "n" else f", at n = {at_n} units transferred.")
-                       + (" Data amount 'all' sits at the mean training images per class." if x == "amount" else ""),
+                       + (" Data amount 'all' sits at the mean training images per class." if x == "amount" else "")
+                       + (" D_T = D_eff - N: a pretrained network trained on N images per class does as well as "
+                          "training from scratch on D_eff, read off the seed's from-scratch error fitted as "
+                          "a + b N^-c (Hernandez et al. 2021); never more than 3x past the amounts measured. "
+                          "Bands: 95% interval." if y in EFFECTIVE else ""),
                        clickable=True)
         open_jobs(None, jobs_of_point(event))
         if fit:
@@ -142,6 +153,9 @@ else:
                         f"{'log ' if x in LOG_AXES else ''}{AXES[x]}, least squares over single networks")
             st.dataframe(fits, hide_index=True)
         st.dataframe(means, hide_index=True)
+        if y in EFFECTIVE:
+            with st.expander("From-scratch error fits, err(N) = a + b N^-c: mean and 95% interval over seeds"):
+                st.dataframe(scratch_fit_table(curves, score), hide_index=True)
         st.download_button("Download the points (CSV)", rows.to_csv(index=False), file_name="explorer.csv")
 
 state.sync()

@@ -113,6 +113,23 @@ def band(x: list, mean: list, half: list, bounds: tuple[float, float] | None, fi
                       line={"width": 0}, fillcolor=fill, hoverinfo="skip", showlegend=False, legendgroup=group)
 
 
+def error_bars_as_bands(fig: go.Figure) -> go.Figure:
+    """Each line's error bars drawn as a filled band behind it instead (same colour, same subplot):
+    for a quantity whose interval is the point of the figure. Lines must be sorted by x."""
+    shades = []
+    for trace in fig.data:
+        half = trace.error_y.array if trace.error_y is not None else None
+        if half is None or trace.x is None:
+            continue
+        colour = trace.line.color if trace.line.color and trace.line.color.startswith("#") else "#444444"
+        shade = band(list(trace.x), list(trace.y), list(half), None, translucent(colour), trace.legendgroup)
+        shades.append(shade.update(xaxis=trace.xaxis, yaxis=trace.yaxis))
+        trace.error_y.visible = False
+    fig.add_traces(shades)
+    fig.data = fig.data[-len(shades):] + fig.data[:-len(shades)] if shades else fig.data  # bands behind lines
+    return fig
+
+
 def translucent(hex_colour: str, alpha: float = 0.15) -> str:
     r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"

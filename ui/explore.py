@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from backend.effective_data import CURVE, fit_summary, images_per_class, scratch_fits, transferred_data
 from backend.studies.cross import NETWORK, SETTING
 
 # Axes a network can be compared along. Study-level ones come from the spec (STUDY_KINDS[...].axes);
@@ -35,7 +36,11 @@ METRICS = {"gain": "gain over baseB (points)", "accuracy": "accuracy (%)", "chen
            "loss_spread_mean": "loss spread along the gradient during training, mean",
            "epochs_to_90pct": "epochs to 90% of the run's best accuracy (optimisation speed)",
            "curve_area": "area under the test-accuracy curve (optimisation speed)",
-           "best_epoch": "epoch of the best test accuracy"}
+           "best_epoch": "epoch of the best test accuracy",
+           "D_T": "images per class the pretraining is worth (D_T, effective data transferred)",
+           "D_eff_over_N": "D_eff / N: the factor the pretraining multiplies the target data by"}
+# The y axes read off the from-scratch power law (backend.effective_data); they need an amount curve.
+EFFECTIVE = ("D_T", "D_eff_over_N")
 SCORE_COLUMNS = ("logme", "leep", "nce", "h_score")
 GAP_COLUMNS = ("a_distance", "mmd2_rbf", "mmd2_linear", "diversity")
 
@@ -44,7 +49,7 @@ def metrics_of(rows: pd.DataFrame) -> dict[str, str]:
     """The y axes these rows can show: gain and accuracy always; T overall and per layer, and the
     transferability scores, where a cross-data-set study measured them."""
     found = {m: label for m, label in METRICS.items() if m in ("gain", "accuracy") or
-             (m in rows and rows[m].notna().any())}
+             (m in rows and rows[m].notna().any()) or (m in EFFECTIVE and has_amount_curve(rows))}
     per_layer = {c: f"Chen's T of {c[2:]}" if c.startswith("t.") else f"weight deviation of {c[10:]} (Liu)"
                  for c in rows if c.startswith(("t.", "deviation.")) and rows[c].notna().any()}
     return found | per_layer
@@ -100,6 +105,50 @@ def with_probes(rows: pd.DataFrame, probes: dict[str, pd.DataFrame]) -> pd.DataF
         elif not frame.empty and set(PROBE_COLUMNS.get(kind, ())) & set(frame):
             rows = rows.merge(frame[on + [c for c in PROBE_COLUMNS[kind] if c in frame]], on=on, how="left")
     return rows
+
+
+def scratch_curves(rows: pd.DataFrame) -> list[pd.DataFrame]:
+    """Each study's rows whose from-scratch networks (baseB) span 3 or more data amounts: the fewest
+    a power law err(N) = a + b N^-c can be fitted to."""
+    if not {"amount", "treatment", "target"} <= set(rows):
+        return []
+    parts = rows.groupby("study", sort=False) if "study" in rows else [(None, rows)]
+    return [part for _, part in parts
+            if images_per_class(part[part.treatment == "baseB"]).nunique() >= 3]
+
+
+def has_amount_curve(rows: pd.DataFrame) -> bool:
+    return bool(scratch_curves(rows))
+
+
+def with_effective_data(rows: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Rows with each pretrained network's D_T, D_eff / N and, where those are missing, the reason
+    (`transfer_reason`), from its study's from-scratch curves fitted per seed; `rows` uniquely indexed."""
+    found = [transferred_data(part, score)[["D_T", "ratio", "reason"]] for part in scratch_curves(rows)]
+    columns = {"ratio": "D_eff_over_N", "reason": "transfer_reason"}
+    if not found:
+        return rows.assign(D_T=float("nan"), D_eff_over_N=float("nan"), transfer_reason="")
+    return rows.join(pd.concat(found).rename(columns=columns)).fillna({"transfer_reason": ""})
+
+
+def refusals(rows: pd.DataFrame) -> str:
+    """What a caption says of the pretrained networks given no D_T: how many of them, and why."""
+    networks = rows[~rows.treatment.isin(["baseA", "baseB"])]
+    reasons = networks.get("transfer_reason", pd.Series(dtype=str)).replace("", pd.NA).dropna()
+    if reasons.empty:
+        return ""
+    why = "; ".join(f"{count} {reason}" for reason, count in reasons.value_counts().items())
+    return f"{len(reasons)} of {len(networks)} pretrained networks have no D_T: {why}."
+
+
+def scratch_fit_table(rows: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Per study and setting: the from-scratch power law's a, b, c, mean and 95% interval over seeds."""
+    tables = []
+    for part in scratch_curves(rows):
+        keys = [k for k in CURVE if k in part]
+        table = fit_summary(scratch_fits(part, score), keys)
+        tables.append(table.assign(study=part["study"].iloc[0]) if "study" in part else table)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 def varying_axes(rows: pd.DataFrame) -> list[str]:

@@ -114,3 +114,20 @@ def test_cli_lists_presets_and_sizes_them(capsys):
     assert main(["sweep", "--preset", "yosinski-mnist", "--quick", "--print-spec"]) == 0
     quick = json.loads(capsys.readouterr().out)
     assert quick["seeds"] == [0] and quick["data"]["per_class"] == 100
+
+
+def test_cli_sweep_adds_seeds_until_the_interval_is_as_narrow_as_asked(tmp_path, capsys):
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps(TINY))
+    args = ["sweep", "--spec", str(spec), "--seeds", "0,1", "--n", "1", "--treatments", "AnB+", "--epochs", "1",
+            "--out", str(tmp_path / "out")]
+    assert main([*args, "--until", "anb_plus_gain=1e-9", "--max-seeds", "3"]) == 0  # impossible: the budget
+    printed = capsys.readouterr().out
+    assert "seed 2 of at most 3: anb_plus_gain" in printed and "seed 3 of at most 3" in printed
+    assert "done (budget)" in printed
+    written = json.loads(max((tmp_path / "out").glob("*.json")).read_text())
+    assert sorted({row["seed"] for row in written["rows"]}) == [0, 1, 2]
+    assert main([*args, "--until", "anb_plus_gain=1000", "--max-seeds", "3"]) == 0  # loose: the first seeds
+    assert "seed 2 of at most 3" in capsys.readouterr().out.split("done (reached)")[0]
+    assert main([*args, "--until", "anb_plus_gain"]) == 2
+    assert "--until: expected QUANTITY=HALF_WIDTH" in capsys.readouterr().err

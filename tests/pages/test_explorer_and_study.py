@@ -1,3 +1,6 @@
+import pytest
+
+
 def test_explorer_plots_gain_against_n(app, seeded_store):
     _, study_id = seeded_store
     at = app("explorer.py")
@@ -124,3 +127,53 @@ def test_explorer_plots_a_cross_data_set_study_against_measured_gap_and_fits_t(a
     at.query_params.update({"x": "a_distance", "y": "gain"})
     at.run()
     assert not at.exception and at.get("plotly_chart")
+
+
+def test_explorer_shows_the_images_per_class_the_pretraining_is_worth(app, tmp_path, monkeypatch):
+    """An amount study whose networks a stand-in worker finishes with known errors: scratch on the
+    power law err(N) = 0.05 + 0.8 N^-0.5, AnB+ as good as scratch on 2.5x its data (D_T = 1.5 N), AnB
+    as good as scratch on its own data, except on all (50 per class), where it beats the fitted floor."""
+    from backend.specs import CrossDatasetSpec, parse
+    from db.queue import Queue
+    from db.session import get_engine
+    from db.submit import submit_study
+    from tests.backend.test_cross import STUDY
+
+    spec = {**STUDY, "targets": STUDY["targets"][:1], "seeds": [0, 1], "amounts": [2, 5, 10, 20, None], "n": [2],
+            "probes": {}}
+    url = f"sqlite:///{tmp_path / 'amounts.db'}"
+    queue = Queue(get_engine(url))
+    study_id = submit_study(queue, parse(CrossDatasetSpec, spec), name="amounts")
+
+    def error(amount):
+        return 0.05 + 0.8 * amount ** -0.5
+
+    while (job := queue.claim("stand-in", 60)) is not None:
+        labels = job.labels
+        if "probe" in labels:  # Chen's T of the AnB+ networks: not read here
+            assert queue.complete(job.id, "stand-in", {"t_overall": 0.5})
+            continue
+        per_class = 50 if labels.get("amount") == "all" else labels.get("amount", 100)
+        value = {"baseA": error(100), "baseB": error(per_class), "AnB+": error(2.5 * per_class),
+                 "AnB": 0.03 if per_class == 50 else error(per_class)}[labels["treatment"]]
+        assert queue.complete(job.id, "stand-in", {"final_accuracy": 1 - value, "train_images": 4 * per_class,
+                                                    "classes": 4})
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
+    at = app("explorer.py")
+    at.query_params.update({"studies": str(study_id), "x": "amount", "y": "D_T"})
+    at.run()
+    assert not at.exception
+    from ui.explore import METRICS
+
+    assert METRICS["D_T"] in at.selectbox(key="explorer.y").options and at.get("plotly_chart")
+    means = at.dataframe[0].value.set_index(["treatment", "amount"])
+    for amount in (2, 5, 10, 20, 50):
+        assert means.loc[("AnB+", amount), "D_T"] == pytest.approx(1.5 * amount, rel=1e-3)
+    assert means.loc[("AnB", 5), "D_T"] == pytest.approx(0, abs=1e-3) and ("AnB", 50) not in means.index
+    assert any("2 of 20 pretrained networks have no D_T: 2 error at or below the fitted floor" in c.value
+               for c in at.main.caption)
+    fits = at.dataframe[1].value  # the from-scratch curve, one per seed, summarised
+    assert fits.c.iloc[0] == pytest.approx(0.5, rel=1e-3) and fits.fitted.iloc[0] == 2
+    at.selectbox(key="explorer.y").set_value("D_eff_over_N").run()
+    assert not at.exception
+    assert at.dataframe[0].value.query("treatment == 'AnB+'").D_eff_over_N.to_numpy() == pytest.approx(2.5, rel=1e-3)
