@@ -20,6 +20,8 @@ from backend import settings
 from backend.specs import (
     PRESETS, TORCHVISION_SETS, TREATMENTS, Spec, SpecError, TrainJobSpec, canonical_json, parse, set_field, spec_hash,
 )
+from backend.specs.presets import check_preset_folder
+from backend.specs.roots import check_data_roots
 from backend.studies import parse_study
 
 MODELS = ("convnet", "mlp", "resnet18", "resnet50")
@@ -82,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_spec:
             print(json.dumps(spec.model_dump(mode="json"), indent=2))
             return 0
+        if args.command != "train" and not args.spec:
+            check_data_roots(spec)  # before the preset's folder is listed
+            check_preset_folder(args.preset, spec)
         if args.command == "train":
             return run_train(spec, args.device, args.save)
         if args.command == "submit":
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 def add_job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="FILE", help="a JSON or YAML TrainJobSpec to start from")
     p.add_argument("--data", help="digits, synthetic, a torchvision name (mnist, cifar10, ...) or a folder")
-    p.add_argument("--root", help="folder torchvision reads the data set from")
+    p.add_argument("--root", help="folder torchvision reads the data set from; with a folder preset, the ImageFolder")
     p.add_argument("--size", type=int, help="resize images to SIZE x SIZE")
     p.add_argument("--model", choices=MODELS, help="network (default convnet)")
     p.add_argument("--epochs", type=int)
@@ -115,7 +120,7 @@ def spec_from_args(args: argparse.Namespace, validate: type | Callable[[dict], S
     spec: dict[str, Any] = _read_spec_file(args.spec) if args.spec else base
     if args.data:
         spec.setdefault("data", {})["source"] = data_source(args.data, args.root)
-    elif args.root and spec.get("data", {}).get("source", {}).get("kind") == "torchvision":
+    elif args.root and spec.get("data", {}).get("source", {}).get("kind") in ("torchvision", "folder"):
         spec["data"]["source"]["root"] = args.root
     flags = {"data.size": args.size, "model.arch": args.model, "train.epochs": args.epochs,
              "train.batch_size": args.batch_size, "train.lr": args.lr, "train.seed": args.seed,

@@ -7,6 +7,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.specs.base import SpecError
+from backend.specs.data import FolderSource
+from backend.specs.folders import image_folder
+
+
 @dataclass(frozen=True)
 class Preset:
     """A ready-made study: its spec as a plain dict (so the CLI and the UI can show and edit it), and
@@ -17,6 +22,9 @@ class Preset:
     spec: dict[str, Any]
     quick: dict[str, Any] = field(default_factory=dict)  # dotted field paths -> values
     figure: str = ""  # a paragraph for the New study page: which figure answers the question, what to look for
+    # The class folder names, in the folder's sorted order (its label ids), that the spec's class ids
+    # (`groups`) were written for; empty when any folder's classes will do.
+    classes: tuple[str, ...] = ()
 
     def spec_dict(self, quick: bool = False) -> dict[str, Any]:
         """A fresh copy of the spec to edit, at its quick size when asked."""
@@ -292,3 +300,83 @@ PRESETS: dict[str, Preset] = {
         quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3},
         figure="Compare studies with yosinski-mnist (the random split): the AnB curves on one chart."),
 }
+
+# ---- room for the effects: tasks whose networks trained from scratch stay well below 100%, so
+# the gaps between treatments are larger than the spread between seeds
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_ANIMALS = [2, 3, 4, 5, 6, 7]  # bird cat deer dog frog horse, in CIFAR10_CLASSES' order
+_VEHICLES = [0, 1, 8, 9]  # airplane automobile ship truck
+# 360 training images of every class (the folder's smallest class holds 366), so a random half and
+# the animals or vehicles group see the same images per class.
+# Narrow conv blocks (16-32-64, a third of the MNIST net's multiply-adds on 32x32 images) keep a seed's
+# 27 networks to minutes on 2 CPU cores; five transfer units, as in the MNIST and digits sweeps.
+_CIFAR_NET = {"arch": "convnet", "channels": [16, 32, 64], "hidden": [128, 64]}
+_CIFAR_YOSINSKI = {"study": "yosinski", "data": {"source": _CIFAR, "per_class": 360}, "model": _CIFAR_NET,
+                   "train": {"epochs": 10, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
+                   "probes": {"sharpness": None}}
+# CKA on 256 probe images at the quick size: on 512 its 36 comparisons cost as much as the 27 networks.
+_CIFAR_QUICK = {"seeds": [0], "data.per_class": 100, "train.epochs": 6, "probes.similarity.images": 256}
+
+PRESETS.update({
+    "yosinski-cifar10": Preset(
+        "yosinski", "The layer sweep on natural images: two random halves of CIFAR-10, 360 images per class "
+                    "(needs an ImageFolder with train/ and test/, e.g. ../shared/datasets/cifar10-5k; --root DIR)",
+        _CIFAR_YOSINSKI, quick=_CIFAR_QUICK,
+        figure=(
+            'Layer transfer, as for the digits preset, where baseB stays near 65% rather than 99%: room for AnB+ '
+            'to rise above baseB and for AnB to fall with n by more than the spread between seeds. Any folder of '
+            'at least two classes works: the halves are drawn from its own classes.')),
+    "yosinski-cifar10-dissimilar": Preset(
+        "yosinski", "Does the layer sweep fall faster between dissimilar classes? CIFAR-10 animals (A: bird, cat, "
+                    "deer, dog, frog, horse) -> vehicles (B: airplane, automobile, ship, truck); class ids 2-7 -> "
+                    "0, 1, 8, 9 of the sorted CIFAR-10 class folders (--root DIR)",
+        {**_CIFAR_YOSINSKI, "groups": [_ANIMALS, _VEHICLES]}, quick=_CIFAR_QUICK, classes=CIFAR10_CLASSES,
+        figure=(
+            'Compare studies with yosinski-cifar10 (the random split; same network, training and images per '
+            "class): the AnB curves on one chart. Yosinski et al.'s natural vs man-made split, in small: AnB "
+            'should fall faster with n when the features come from the other kind of thing. B has 4 classes here '
+            '(chance 25%) against 5 in a random half (20%), so compare the drops, not the levels.')),
+    "yosinski-digits-poor": Preset(
+        "yosinski", "The digits layer sweep with 25 training images per class: does transfer help more when the "
+                    "target has little data? (offline)",
+        {"study": "yosinski", "data": {"source": {"kind": "digits"}, "per_class": 25}, "model": _DIGITS_NET,
+         "train": {"epochs": 40, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2, 3, 4],
+         "probes": {"sharpness": None}},
+        quick={"seeds": [0]},
+        figure=(
+            "Layer transfer beside yosinski-digits (every image): Yosinski et al.'s reduced-data runs, where "
+            "baseB has room below the ceiling and AnB+ should gain most over it. Five seeds, since small halves "
+            'make each split a different task.')),
+    "yosinski-mnist-poor": Preset(
+        "yosinski", "The MNIST layer sweep with 30 training images per class (needs MNIST on disk; --root DIR)",
+        {"study": "yosinski", "data": {"source": _MNIST, "per_class": 30, "test_per_class": 300},
+         "model": _MNIST_NET, "train": {"epochs": 30, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2],
+         "probes": {"sharpness": None}},
+        quick={"seeds": [0], "train.epochs": 20},
+        figure=(
+            'Layer transfer beside yosinski-mnist (500 images per class): with 30, baseB sits below the ceiling, '
+            'so AnB+ above baseB and AnB falling with n can show beyond the seeds.')),
+})
+
+
+def check_preset_folder(name: str, study: Any) -> None:
+    """Before a preset's study runs on an ImageFolder: the folder check's own SpecError
+    (`data.source.root`) for a missing or malformed folder, and a SpecError naming `groups` when the
+    preset's class groups meet a folder whose classes are not the ones they were written for (class
+    ids follow the folder's sorted class names), with the groups that folder needs when it holds every
+    class by name. Groups the user set themselves are theirs."""
+    source = getattr(getattr(study, "data", None), "source", None)
+    if not isinstance(source, FolderSource):
+        return
+    found = image_folder(source.root).classes
+    preset = PRESETS.get(name)
+    groups = getattr(study, "groups", None)
+    if preset is None or not preset.classes or found == preset.classes or groups != preset.spec.get("groups"):
+        return
+    named = [[preset.classes[i] for i in group] for group in groups]
+    missing = [c for group in named for c in group if c not in found]
+    fix = (f"it has no class folder {', '.join(missing)}: choose groups of its own, --set groups=[[...],[...]]"
+           if missing else f"in this folder they are --set groups={[[found.index(c) for c in g] for g in named]}")
+    raise SpecError(f"{name}'s groups {groups} mean A = {', '.join(named[0])} and B = {', '.join(named[1])} in a "
+                    f"folder whose classes are {', '.join(preset.classes)}; {source.root!r} has {', '.join(found)}: "
+                    f"{fix}", field="groups")
