@@ -108,9 +108,13 @@ def test_cli_sweep_runs_the_probes_in_process(tmp_path, capsys):
 
 def test_cli_lists_presets_and_sizes_them(capsys):
     assert main(["presets"]) == 0
-    listed = capsys.readouterr().out.splitlines()
+    presets, quantities = capsys.readouterr().out.split("\n\nQuantities sequential seeds can stop on")
+    listed = presets.splitlines()
     assert [line.split()[0] for line in listed] == list(PRESETS)
     assert all(line.split()[1] == PRESETS[line.split()[0]].study for line in listed)
+    from backend.specs.seeds import SEED_QUANTITIES
+
+    assert all(f"{kind:<14} {q}" in quantities for kind, names in SEED_QUANTITIES.items() for q in names)
     assert main(["sweep", "--preset", "yosinski-mnist", "--quick", "--print-spec"]) == 0
     quick = json.loads(capsys.readouterr().out)
     assert quick["seeds"] == [0] and quick["data"]["per_class"] == 100
