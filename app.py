@@ -23,6 +23,7 @@ pages = [
     st.Page("app_pages/landscape.py", title="Landscape", icon=":material/multiline_chart:", url_path="landscape"),
     st.Page("app_pages/explorer.py", title="Explorer", icon=":material/scatter_plot:", url_path="explorer"),
     st.Page("app_pages/compare.py", title="Compare studies", icon=":material/compare:", url_path="compare"),
+    st.Page("app_pages/findings.py", title="Findings", icon=":material/fact_check:", url_path="findings"),
     st.Page("app_pages/study.py", title="Study overview", icon=":material/description:", url_path="study"),
 ]
 # The default page is served at the root; this hidden twin answers its own address, /new.

@@ -146,7 +146,7 @@ def test_queue_watch_chart_share(server, tmp_path):
         assert page.locator("[data-testid=stException]").count() == 0
         page.screenshot(path=SHOTS / "similarity.png", full_page=True)
 
-        for name in ("sharpness", "explorer", "study", "curves", "compare", "landscape"):
+        for name in ("sharpness", "explorer", "study", "curves", "compare", "landscape", "findings"):
             page.goto(f"{server}/{name}?study=1&studies=1")
             page.wait_for_timeout(3000)
             assert page.locator("[data-testid=stException]").count() == 0
