@@ -117,14 +117,18 @@ def label(name: str) -> str:
 
 # ---------------------------------------------------------------- sequential seeds
 
-OPEN, REACHED, BUDGET = "running", "reached", "budget"
+OPEN, REACHED, BUDGET, STALLED = "running", "reached", "budget", "stalled"
 
 
 def precision_state(values: pd.Series, seeds_queued: int, asked: float, max_seeds: int) -> tuple[str, Paired]:
     """Where a sequential-seeds rule stands after its seeds so far: REACHED when the 95% interval of
-    the per-seed `values` is at most +/- asked, BUDGET when max_seeds are queued, else OPEN (add the
-    next seed). The width decides, never the interval's position: that would stop on significance."""
+    the per-seed `values` is at most +/- asked, BUDGET when max_seeds are queued, STALLED when a seed
+    that has finished measured nothing (its jobs failed or were cancelled: more seeds would end the same
+    way), else OPEN (add the next seed). The width decides, never the interval's position: that would
+    stop on significance."""
     summary = paired(values)
+    if summary.seeds < seeds_queued:
+        return STALLED, summary
     if summary.seeds > 1 and summary.half_width <= asked:
         return REACHED, summary
     return (BUDGET if seeds_queued >= max_seeds else OPEN), summary

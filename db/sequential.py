@@ -14,15 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import func, select, update
 
-from backend.quantities import BUDGET, OPEN, REACHED, per_seed, precision_state
+from backend.quantities import BUDGET, OPEN, REACHED, STALLED, per_seed, precision_state
 from backend.studies import expand, parse_study
 from db.dag import topological
 from db.queue import Queue, insert_jobs
 from db.results import Results
 from db.schema import QUEUED, RUNNING, Job, Study
 from db.session import session_scope
+from db.studies import Studies
 from db.submit import new_jobs, seed_rule
 
 
@@ -35,7 +37,7 @@ class SeedProgress:
     measured: int = 0  # seeds that have measured the quantity
     half_width: float | None = None  # the latest 95% t half-width; None below 2 measured seeds
     mean: float | None = None
-    state: str = OPEN  # running | reached | budget
+    state: str = OPEN  # running | reached | budget | stalled
 
     @classmethod
     def of(cls, record: dict[str, Any] | None) -> SeedProgress | None:
@@ -45,7 +47,37 @@ class SeedProgress:
         """'seed 5 of at most 12: interval ±1.8, asked ±1.0' and why it stopped, if it did."""
         width = "no interval yet" if self.half_width is None else f"interval ±{self.half_width:.3g}"
         line = f"seed {self.seeds} of at most {self.max_seeds}: {width}, asked ±{self.asked:g} ({self.quantity})"
-        return line + {OPEN: "", REACHED: "; done: precision reached", BUDGET: "; done: seed budget spent"}[self.state]
+        return line + {OPEN: "", REACHED: "; done: precision reached", BUDGET: "; done: seed budget spent",
+                       STALLED: "; stopped: a seed measured nothing (failed or cancelled jobs)"}[self.state]
+
+
+@dataclass(frozen=True)
+class SeedHistory:
+    """What past studies of one shape measured of a quantity, one value per seed."""
+
+    quantity: str
+    values: pd.Series  # seed -> the quantity; a seed two studies share is one measurement (one job, reused)
+    studies: tuple[int, ...]  # the past studies of the shape that measured it, newest first
+
+    @property
+    def std(self) -> float | None:
+        """The seed-to-seed standard deviation (n - 1 in the denominator); None below 2 seeds."""
+        return float(self.values.std(ddof=1)) if len(self.values) > 1 else None
+
+
+def seed_history(queue: Queue, spec: dict[str, Any], quantity: str) -> SeedHistory:
+    """`quantity` per seed over every past study of `spec`'s shape (db.studies.study_shape: the same
+    spec but for seeds, precision and name), pooled: the spread a new study of that shape can expect."""
+    found, studies = [], []
+    results = Results(queue.engine)
+    for study_id in Studies(queue.engine).same_shape(spec):
+        values = per_seed(quantity, results.study_scores(study_id), spec)
+        if not values.empty:
+            found.append(values)
+            studies.append(study_id)
+    # The same seed in two studies of one shape is the same job, so one value, not two.
+    pooled = pd.concat(found).groupby(level=0).mean() if found else pd.Series(dtype=float)
+    return SeedHistory(quantity, pooled.rename_axis("seed").rename(quantity), tuple(studies))
 
 
 def progress(queue: Queue, study_id: int) -> SeedProgress | None:

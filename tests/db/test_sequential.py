@@ -101,3 +101,15 @@ def test_a_worker_killed_mid_seed_is_resumed_without_duplicated_seeds(database_u
     assert survivor.returncode == 0, out
     assert seeds_of(queue, study_id) == {0: 1, 1: 1, 2: 1}
     assert queue.counts(study_id) == {"succeeded": 9} and progress(queue, study_id).state == BUDGET
+
+
+def test_a_study_whose_seed_measured_nothing_stops_instead_of_adding_seeds(queue, tmp_path):
+    study_id = submit_study(queue, tiny_study(half_width=1e-9, max_seeds=6))
+    with session_scope(queue.engine) as s:
+        queued = s.scalars(select(Job.id).where(Job.study_id == study_id)).all()
+    for job_id in queued:  # the user cancels the study: nothing was measured
+        queue.cancel(job_id)
+    assert not advance(queue, study_id)
+    assert seeds_of(queue, study_id) == {0: 1, 1: 1}
+    stopped = progress(queue, study_id)
+    assert stopped.state == "stalled" and "stopped: a seed measured nothing" in stopped.text()
