@@ -9,7 +9,7 @@ from backend.specs import SpecError
 from db.queue import QueueError
 from db.schema import BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from db.submit import clone_job
-from ui import access, store
+from ui import access, seeds, store
 from ui.widgets import eta_text, job_role, job_table, label_filters, study_picker
 from ui.state import PageState, flag, shown
 
@@ -29,6 +29,8 @@ labels = label_filters(state, study, LABELS, filters[3:6], every="any")
 page = filters[6].number_input("Page", 1, 10_000, key=state.bind("page", 1, int, lambda v: v >= 1))
 live = filters[7].toggle("Live", key=state.bind("live", True, flag, show=shown))
 state.report()
+if study is not None:
+    seeds.progress_line(study)  # redrawn whenever a job changes state (the board reruns the page)
 
 
 def board(live_view: bool = False) -> None:

@@ -11,7 +11,7 @@ from backend.specs import PRESETS, TORCHVISION_SETS, Spec, SpecError, canonical_
 from backend.specs.roots import check_folder
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import check_study, plan_size, planned_shapes, submit_study
-from ui import access, preview, store
+from ui import access, preview, seeds, store
 from ui.state import PageState, ints
 
 state = PageState("new")
@@ -115,7 +115,7 @@ with model_col:
 with grid_col:
     st.subheader("Grid")
     grid = {}
-    for field in study_kind.grid:
+    for field in (f for f in study_kind.grid if f.path != "seeds"):  # the seeds have a section of their own
         value, key = preset.get(field.path), f"new.{field.path}"
         if field.choices:
             grid[field.path] = st.multiselect(field.label, field.choices, default=list(value or field.choices), key=key)
@@ -139,6 +139,9 @@ with grid_col:
                 else:
                     probes[name] = (preset_probes.get(name) or {}) if on else None
         slots["probes"] = st.empty()
+
+grid["seeds"], precision = seeds.seeds_section(PRESETS[preset_name].study,
+                                                next(f for f in study_kind.grid if f.path == "seeds"), preset, slots)
 
 
 def numbers(text: str, field: str) -> list[int]:
@@ -175,7 +178,7 @@ def build():
     spec = {**preset, **{f.path: grid[f.path] if f.choices else f.parse(grid[f.path]) for f in study_kind.grid},
             study_kind.data_field: data, **targets(),
             "model": {k: numbers(v, f"model.{k}") if k in ("channels", "hidden") else v for k, v in model.items()},
-            "train": train}
+            "train": train, "precision": precision}
     if probes:
         spec["probes"] = {**preset.get("probes", {}), **probes}
     study = parse_study(spec)
@@ -206,6 +209,7 @@ if study is not None:
                 "jobs' shapes)" if timed else "no past run of these jobs' shapes to estimate from")
     what = "; ".join(f"{n} × {JOB_KINDS[k].description}" for k, n in jobs.items())
     st.markdown(f"**{sum(jobs.values())} jobs** ({what}; transfer units {units}); {estimate}.")
+    seeds.seed_cost(study, pilot=imported is None)
     # Edited away from its preset, a study is custom: the preset's name would misdescribe it.
     as_preset = (preset_name if canonical_json(study) == canonical_json(parse_study(PRESETS[preset_name].spec_dict()))
                  else None)

@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from backend.jobs import NETWORK_KINDS
-from ui import access, store
+from ui import access, seeds, store
 from ui.charts import layer_summary
 from ui.state import PageState
 from ui.widgets import job_table, study_picker
@@ -16,6 +16,7 @@ study = study_picker(state)
 state.report()
 
 if study is not None:
+    seeds.progress_line(study)
     summary = store.studies().get(study)
     spec = store.results().study_spec(study) or {}
     timings = store.results().timings(study)

@@ -1,4 +1,5 @@
-"""The studies list and study management: search, rename, archive, delete; estimates by job shape.
+"""The studies list and study management: search, rename, archive, delete; estimates by job shape,
+and past studies of a study's shape.
 
 Deleting a study keeps what other studies reuse: a job of another study that links to one of this
 study's runs (`result_of`) inherits that run's results, curves, arrays and artifacts before the
@@ -7,6 +8,8 @@ study's rows go, so every remaining link still reads the same numbers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -20,6 +23,17 @@ from db.session import get_engine, session_scope
 # What moves from a deleted run to the job of another study that reuses it.
 RESULT_TABLES = (Result, Metric, ArrayRecord, Artifact)
 NAME_LENGTH = 200  # studies.name is String(200)
+# What a study's shape leaves out: its seeds and its rule for adding more (and a name, should a spec carry one).
+SHAPE_FREE_FIELDS = frozenset({"seeds", "precision", "name"})
+SHAPE_SCAN = 500  # the newest studies of a kind compared by shape; older ones are not searched
+
+
+def study_shape(spec: dict[str, Any]) -> str:
+    """The hash of a study spec (its canonical JSON form) without its seeds, precision rule and name.
+    Studies of one shape run the same jobs but for their seeds, so the past ones' seed-to-seed spread
+    and run times size a new one's seeds before it is queued."""
+    kept = {key: value for key, value in spec.items() if key not in SHAPE_FREE_FIELDS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,15 @@ class Studies:
                  .group_by(Job.shape))
         with session_scope(self.engine) as s:
             return {shape: float(seconds) for shape, seconds in s.execute(query).all() if seconds is not None}
+
+    def same_shape(self, spec: dict[str, Any]) -> list[int]:
+        """The studies (archived too, newest first) whose spec equals `spec` (canonical form) but for
+        its seeds, precision rule and name: the kind is filtered in SQL, the shape compared here."""
+        shape = study_shape(spec)
+        query = (select(Study.id, Study.spec).where(Study.spec["study"].as_string() == str(spec.get("study")))
+                 .order_by(Study.id.desc()).limit(SHAPE_SCAN))
+        with session_scope(self.engine) as s:
+            return [study_id for study_id, stored in s.execute(query).all() if study_shape(stored) == shape]
 
     # ------------------------------------------------------------ managing
 

@@ -10,8 +10,9 @@ from backend.specs.base import shape_hash
 from db.queue import NewJob, QueueError
 from db.results import Results
 from db.schema import Job
+from db.sequential import seed_history
 from db.session import get_engine, session_scope
-from db.studies import Studies
+from db.studies import Studies, study_shape
 
 
 def job(key, *deps, seed=0):
@@ -160,3 +161,43 @@ def test_upgrading_an_old_store_gives_its_jobs_shapes(tmp_path):
     with engine.connect() as conn:
         shapes = conn.execute(text("SELECT shape FROM jobs")).scalars().all()
     assert shapes[0] == shapes[1] == shape_hash({"k": "a"})
+
+
+# ---------------------------------------------------------------- past studies of a study's shape
+
+SHAPED = {"study": "yosinski", "data": {"source": {"kind": "digits"}}, "train": {"epochs": 1}, "n": [1]}
+
+
+def yosinski_study(queue, seeds, gains, name="s", **changes):
+    """A finished study with AnB+ (n = 1) `gains[i]` points above baseB in seed seeds[i]."""
+    spec = {**SHAPED, **changes, "seeds": seeds}
+    jobs = [NewJob(f"{t}-{seed}", "train", json.dumps({"t": t, "seed": seed, **changes}), f"{name}-{t}-{seed}",
+                   {"seed": seed, "treatment": t, **({"n": 1} if t == "AnB+" else {})})
+            for seed in seeds for t in ("baseB", "AnB+")]
+    study_id = queue.submit(name, spec, f"hash-{name}", jobs)
+    for seed, gain in zip(seeds, gains):
+        for accuracy in (0.5, 0.5 + gain / 100):  # baseB, then AnB+ (claimed in order)
+            claimed = queue.claim("w", 30)
+            assert queue.complete(claimed.id, "w", {"final_accuracy": accuracy}, [], [])
+    return study_id
+
+
+def test_a_study_shape_leaves_out_seeds_precision_and_name():
+    rule = {"quantity": "anb_plus_gain", "half_width": 1.0, "max_seeds": 8}
+    assert study_shape({**SHAPED, "seeds": [0]}) == study_shape({**SHAPED, "seeds": [3, 4], "precision": rule,
+                                                                  "name": "again"})
+    assert study_shape({**SHAPED, "seeds": [0]}) != study_shape({**SHAPED, "seeds": [0], "n": [2]})
+    assert study_shape(SHAPED) != study_shape({**SHAPED, "study": "basins"})
+
+
+def test_past_studies_of_a_shape_pool_their_seeds_once_each(queue):
+    first = yosinski_study(queue, [0, 1], [2.0, 4.0], name="a")
+    second = yosinski_study(queue, [1, 2], [4.0, 9.0], name="b")  # seed 1 again: the same measurement
+    yosinski_study(queue, [0, 1], [50.0, -50.0], name="c", n=[2])  # another shape: left out
+    spec = {**SHAPED, "seeds": [7], "precision": {"quantity": "anb_plus_gain", "half_width": 1.0}}
+    assert Studies(queue.engine).same_shape(spec) == [second, first]  # newest first
+    history = seed_history(queue, spec, "anb_plus_gain")
+    assert history.studies == (second, first)
+    assert history.values.round(6).to_dict() == {0: 2.0, 1: 4.0, 2: 9.0}
+    assert history.std == pytest.approx(np.std([2.0, 4.0, 9.0], ddof=1))
+    assert seed_history(queue, {**SHAPED, "n": [3]}, "anb_plus_gain").std is None  # no history

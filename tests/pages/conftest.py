@@ -32,12 +32,10 @@ def seeded_store(tmp_path_factory):
     return url, study_id
 
 
-@pytest.fixture
-def app(seeded_store, monkeypatch):
-    """An AppTest factory for a page, wired to the seeded store, no embedded worker."""
+def app_factory(url: str, monkeypatch):
+    """An AppTest factory for a page, wired to the store at `url`, no embedded worker."""
     from streamlit.testing.v1 import AppTest
 
-    url, _ = seeded_store
     monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
     monkeypatch.setenv("TRANSFERLAB_EMBEDDED_WORKER", "0")
 
@@ -48,3 +46,16 @@ def app(seeded_store, monkeypatch):
         return at.switch_page(f"app_pages/{page}") if page != "../app.py" else at
 
     return make
+
+
+@pytest.fixture
+def app(seeded_store, monkeypatch):
+    """An AppTest factory for a page, wired to the seeded store, no embedded worker."""
+    return app_factory(seeded_store[0], monkeypatch)
+
+
+@pytest.fixture
+def empty_app(tmp_path, monkeypatch):
+    """(an AppTest factory, the store's URL) on an empty store of the test's own."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    return app_factory(url, monkeypatch), url

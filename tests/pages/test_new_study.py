@@ -1,9 +1,12 @@
 import json
+import re
 from pathlib import Path
 
+import yaml
 from sqlalchemy import func, select
 
-from db.schema import Job
+from backend.studies import parse_study
+from db.schema import Job, Study
 from db.session import get_engine, session_scope
 
 
@@ -202,3 +205,89 @@ def test_a_folder_outside_the_data_roots_is_refused_before_it_is_listed(app, see
                for e in at.columns[0].error)
     assert not any("secret" in c.value or "2 classes" in c.value for c in at.caption)  # nothing listed
     assert not [b for b in at.button if b.key in ("new.submit", "new.preview")] and job_count(url) == before
+
+
+# ---------------------------------------------------------------- seeds: a fixed list, or until precise
+
+
+def tiny_form(at):
+    """The default preset made tiny, as a user would: AnB+ at n = 1 only, 20 digits a class, one epoch,
+    no probes (6 jobs for 2 seeds)."""
+    at.multiselect(key="new.treatments").set_value(["AnB+"])
+    at.text_input(key="new.n").input("1")
+    at.number_input(key="new.per_class").set_value(20)
+    at.number_input(key="new.epochs").set_value(1)
+    at.text_input(key="new.channels").input("4")
+    at.text_input(key="new.hidden").input("8")
+    at.checkbox(key="new.probe_YosinskiSpec.similarity").uncheck()
+    return at.run()
+
+
+def until_precise(at, half_width, max_seeds=4, seeds="0,1"):
+    at.radio(key="new.seed_mode").set_value("precise").run()
+    at.text_input(key="new.seeds").input(seeds)
+    at.number_input(key="new.half_width").set_value(half_width)
+    at.number_input(key="new.max_seeds").set_value(max_seeds)
+    return at.run()
+
+
+def shown_spec(at) -> dict:
+    """The validated spec the page shows, the text Export JSON writes."""
+    return json.loads(at.code[-1].value)
+
+
+def test_until_precise_queues_its_rule_and_sizes_the_next_study_from_it(empty_app, tmp_path):
+    from backend.worker import Worker
+    from db.queue import Queue
+
+    make, url = empty_app
+    at = until_precise(tiny_form(make("new_study.py").run()), 1000.0)
+    assert not at.exception
+    assert any(i.value.startswith("No history") for i in at.info)  # an empty store
+    rule = {"quantity": "anb_plus_gain", "half_width": 1000.0, "max_seeds": 4}
+    assert shown_spec(at)["precision"] == rule
+    exported = yaml.safe_dump(shown_spec(at), sort_keys=False)  # Export YAML, then import it again
+    assert parse_study(yaml.safe_load(exported)).precision.model_dump() == rule
+    at.button(key="new.submit").click().run()
+    assert not at.exception and "6 jobs" in at.success[0].value
+    with session_scope(get_engine(url)) as s:
+        [study] = s.scalars(select(Study)).all()
+        assert study.spec["precision"] == rule
+        assert study.seed_progress == {"quantity": "anb_plus_gain", "asked": 1000.0, "max_seeds": 4,
+                                       "state": "running"}
+    Worker(Queue(get_engine(url)), "cpu", artifacts=tmp_path / "artifacts").serve(idle_exit=0)
+    at.run()  # the same form, with a finished study of its shape in the store now
+    assert not at.exception and not any(i.value.startswith("No history") for i in at.info)
+    cost = " ".join(m.value for m in at.markdown)
+    assert "varied by sd" in cost and "past seeds (studies #1" in cost
+    assert re.search(r"For ±1000, about \*\*2 seeds\*\*", cost)  # the first seeds suffice for so loose a width
+    assert re.search(r"about \d+\.\d min on one worker, \d+\.\d min a seed \(from past runs of 3 of a seed's 3", cost)
+    at.radio(key="new.seed_mode").set_value("fixed").run()
+    at.text_input(key="new.seeds").input("0,1,2,3").run()
+    assert "With the 4 seeds listed, its 95% interval is likely about ±" in " ".join(m.value for m in at.markdown)
+
+
+def test_a_bad_half_width_shows_its_error_where_it_was_typed_and_queues_nothing(empty_app):
+    make, url = empty_app
+    at = until_precise(make("new_study.py").run(), 1.0, max_seeds=12, seeds="0,1,2")
+    assert [b for b in at.button if b.key == "new.submit"]
+    for bad in (0.0, -0.5):
+        at.number_input(key="new.half_width").set_value(bad).run()
+        assert not at.exception
+        assert any("precision.half_width" in e.value and "greater than 0" in e.value for e in at.error)
+        assert any("Not queued: fix **precision.half_width** above." in e.value for e in at.error)
+        assert not [b for b in at.button if b.key == "new.submit"]  # no queue button until valid
+    at.number_input(key="new.half_width").set_value(1.0)
+    at.number_input(key="new.max_seeds").set_value(2).run()  # fewer than the 3 first seeds
+    assert any("precision.max_seeds" in e.value for e in at.error)
+    assert job_count(url) == 0
+
+
+def test_with_no_history_a_2_seed_pilot_sets_two_seeds_and_no_rule(empty_app):
+    make, _ = empty_app
+    at = until_precise(make("new_study.py").run(), 1.0, max_seeds=12, seeds="0,1,2")
+    assert any("No history" in i.value and "2-seed pilot" in i.value for i in at.info)
+    at.button(key="new.pilot").click().run()
+    assert not at.exception
+    assert at.text_input(key="new.seeds").value == "0,1" and at.radio(key="new.seed_mode").value == "fixed"
+    assert shown_spec(at)["seeds"] == [0, 1] and shown_spec(at).get("precision") is None
