@@ -8,6 +8,7 @@ import yaml
 
 from backend.jobs import JOB_KINDS
 from backend.specs import PRESETS, TORCHVISION_SETS, Spec, SpecError, canonical_json, unit_names
+from backend.specs.presets import check_preset_folder
 from backend.specs.roots import check_folder
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import check_study, plan_size, planned_shapes, submit_study
@@ -183,6 +184,7 @@ def build():
         spec["probes"] = {**preset.get("probes", {}), **probes}
     study = parse_study(spec)
     check_study(study)  # the targets' folders too, and whether each network fits in a worker
+    check_preset_folder(preset_name, study)  # a preset's class groups against this folder's classes
     return study
 
 

@@ -291,3 +291,21 @@ def test_with_no_history_a_2_seed_pilot_sets_two_seeds_and_no_rule(empty_app):
     assert not at.exception
     assert at.text_input(key="new.seeds").value == "0,1" and at.radio(key="new.seed_mode").value == "fixed"
     assert shown_spec(at)["seeds"] == [0, 1] and shown_spec(at).get("precision") is None
+
+
+def test_a_preset_s_class_groups_meeting_another_folder_are_refused(app, seeded_store, tmp_path):
+    from tests.backend.files import write_image_folder
+
+    url, _ = seeded_store
+    classes = {name: 2 for name in ("apple", "bear", "cloud", "daisy", "eagle", "fern", "goat", "harp", "iris",
+                                    "jay")}
+    write_image_folder(tmp_path / "train", classes)
+    write_image_folder(tmp_path / "test", {name: 1 for name in classes})
+    at = app("new_study.py")
+    at.query_params["preset"] = "yosinski-cifar10-dissimilar"
+    at.run()
+    before = job_count(url)
+    at.text_input(key="new.folder_root").input(str(tmp_path)).run()
+    assert not at.exception
+    assert any("groups" in e.value and "bird, cat, deer" in e.value and "apple" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "new.submit"] and job_count(url) == before
