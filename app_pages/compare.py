@@ -6,8 +6,10 @@ import streamlit as st
 from backend.jobs import NETWORK_KINDS
 from backend.specs import TREATMENTS
 from ui import store
-from ui.charts import SCORES, SHOWN_COLUMNS, layer_summary
-from ui.compare import compare_figure, compare_table, highlight_differences, spec_difference
+from ui.charts import PAIRED_SHOWN, SCORES, SHOWN_COLUMNS, layer_figure, layer_summary, paired_curves
+from ui.compare import (
+    compare_figure, compare_table, difference_caption, highlight_differences, paired_by_seed, spec_difference,
+)
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, flag, ints, joined, shown, strs
 from ui.widgets import figure, job_table, study_choices
@@ -43,6 +45,9 @@ treatments = top[1].multiselect("Treatments", TREATMENTS, key=state.bind(
     "treatments", list(TREATMENTS), strs, lambda v: set(v) <= set(TREATMENTS), show=joined))
 every = top[2].toggle("Show every field", key=state.bind("every", False, flag, show=shown),
                       help="The whole spec of each study, differing fields highlighted")
+# The two studies whose per-seed difference is drawn: bound here, so a bad link's warning shows with the others.
+ends = [state.bind(name, chosen[k], int, chosen.__contains__) for k, name in enumerate(("minuend", "subtrahend"))
+        if len(chosen) >= 2]
 state.report()
 
 if len(chosen) < 2:
@@ -59,8 +64,8 @@ else:
         st.dataframe(table.style.apply(highlight_differences, axis=None))
 
     st.subheader("Layer transfer, overlaid")
-    summaries = {labels[i]: layer_summary(store.results().study_scores(i, kinds=NETWORK_KINDS), score)
-                 for i in chosen}
+    scores = {i: store.results().study_scores(i, kinds=NETWORK_KINDS) for i in chosen}
+    summaries = {labels[i]: layer_summary(scores[i], score) for i in chosen}
     waiting = [label for label, summary in summaries.items() if summary.empty]
     if waiting:
         st.info(f"No finished job yet in {', '.join(waiting)}: its curves fill in as jobs land.")
@@ -72,5 +77,28 @@ else:
                      rows.to_dict(orient="records"), caption(score), list(rows.rename(columns=SHOWN_COLUMNS)))
         st.download_button("Download the table (CSV)", rows.to_csv(index=False),
                            file_name=f"compare-{joined(chosen).replace(',', '-')}.csv")
+
+    st.subheader("Difference between two studies, paired by seed")
+    pick = st.columns(2)
+    first = pick[0].selectbox("Study", chosen, format_func=labels.get, key=ends[0])
+    second = pick[1].selectbox("minus study", chosen, format_func=labels.get, key=ends[1])
+    seeds = sorted(set(scores[first].get("seed", [])) & set(scores[second].get("seed", [])))
+    differences = paired_by_seed(scores[first], scores[second], score)
+    if first == second:
+        st.info("Choose two different studies for their difference.")
+    elif any(scores[i].empty for i in (first, second)):
+        st.info("The difference fills in once both studies have finished jobs.")
+    elif not seeds:
+        st.info(f"{labels[first]} and {labels[second]} share no seed number: seeds are paired by number (seed s "
+                "against seed s), so there is no paired difference to show.")
+    elif differences.empty:
+        st.info("No treatment and n was measured by both studies on a shared seed.")
+    else:
+        paired = paired_curves(differences, "difference", jobs="jobs")
+        figure(layer_figure(paired, score, treatments, y_title=f"{labels[first]} − {labels[second]} (points)",
+                            bounds=None), "compare.difference",
+               difference_caption(labels[first], labels[second], score, sorted(set(differences.seed))))
+        shown = {**PAIRED_SHOWN, "mean": "mean difference (points)"}
+        job_table(paired.drop(columns="ci95").rename(columns=shown), "compare.difference_table", None)
 
 state.sync()

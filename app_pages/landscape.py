@@ -7,9 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from ui import store
+from ui.charts import PAIRED_SHOWN
 from ui.landscape import (
-    PATH, criticality_figure, criticality_panels, deviation_figure, deviation_summary, kind_of, log_axis,
-    pair_means, pair_table, path_figure, plane_figure, smoothness_figure, smoothness_summary,
+    PAIRED_KINDS, PATH, criticality_figure, criticality_panels, deviation_differences, deviation_figure,
+    deviation_summary, kind_of, log_axis, pair_differences, pair_means, pair_table, path_figure, plane_figure,
+    smoothness_differences, smoothness_figure, smoothness_summary,
 )
 from ui.share import open_snapshot, share_button
 from ui.state import PageState
@@ -18,6 +20,9 @@ from ui.widgets import figure, job_table, jobs_of_point, open_jobs, study_picker
 MEASURES = {"loss_spread": "loss spread: max − min over η of the loss at θ − ηg",
             "beta_smoothness": "β-smoothness: max over η of ||g(θ − ηg) − g(θ)|| / ||ηg||",
             "gradient_norm": "gradient norm ||g||", "loss": "training loss on the probe batch"}
+PAIRED = ("Mean of the per-seed differences, its 95% Student t interval (a bootstrap-t interval beside it from 5 "
+          "seeds), the seeds measured, and the probability of improvement: the share of seeds whose difference is "
+          "above 0. One seed: no interval.")
 NONE_YET = ("No landscape result in this study. The neyshabur-basins preset measures the path between runs, "
             "the loss plane and module criticality; liu-flatness the smoothness along training and the weight "
             "deviation (New study page).")
@@ -57,6 +62,7 @@ def load(study: int) -> dict:
                           "accuracy": a.value[2].tolist()} for a in arrays]
         pairs = pair_table(r.study_scores(study, kinds=["interpolation"]), r.study_scores(study, kinds=["similarity"]))
         view["pairs"] = records(pairs)
+        view["pairs_paired"] = records(pair_differences(pairs))
         e = r.job_tables(arrays[0].job).get("estimator", {})
         view["captions"]["paths"] = (
             f"Study #{study}. Test loss and accuracy along θ(l) = (1 − l) θ_a + l θ_b at {e.get('points', '?')} "
@@ -101,6 +107,7 @@ def load(study: int) -> dict:
     deviation = r.study_scores(study, kinds=["chen_t"])
     if any(c.startswith("deviation.") for c in deviation):
         view["deviation"] = records(deviation_summary(deviation))
+        view["deviation_paired"] = records(deviation_differences(deviation))
         view["captions"]["deviation"] = (
             f"Study #{study}. Liu et al.'s relative weight deviation ||W − W0||_F / ||W0||_F of each transferred "
             "layer of the fine-tuned network (P-T, AnB+) from the pretrained weights W0; mean over seeds, error bars "
@@ -115,6 +122,7 @@ def smoothness(study: int, view: dict, measure: str) -> None:
     curves = store.results().curves(networks.job.astype(int).tolist(), key=measure)
     summary = smoothness_summary(curves, networks)
     view["smoothness"] = records(summary)
+    view["smoothness_paired"] = records(smoothness_differences(curves, networks))
     view["captions"]["smoothness"] = (
         f"Study #{study}. {measure_name(measure)}, at {e.get('points', '?')} evenly spaced steps of a replay of "
         f"each run, on a fixed batch of {e.get('images', '?')} training images, network in eval mode, η in "
@@ -128,6 +136,14 @@ def control(shared: dict | None, name: str, widget, label: str, options: list, *
     if shared is not None:
         return shared.get(name, options[0])
     return widget(label, options, key=state.key(name), **options_of_widget)
+
+
+def paired_rows(view: dict, name: str, caption: str, shown: dict = PAIRED_KINDS) -> None:
+    """A view's table of paired differences (backend.stats.paired_table), under its caption; none when empty."""
+    rows = pd.DataFrame(view.get(name, []))
+    if not rows.empty:
+        st.caption(f"{caption} {PAIRED}")
+        st.dataframe(rows.rename(columns=shown), hide_index=True, key=f"landscape.{name}")
 
 
 def draw(view: dict, study: int | None, shared: dict | None = None) -> None:
@@ -145,6 +161,9 @@ def draw(view: dict, study: int | None, shared: dict | None = None) -> None:
                    "units (when measured). Select a row to open its interpolation job.")
         job_table(pairs, "landscape.pairs", study, jobs="job")
         st.dataframe(pair_means(pairs), hide_index=True, key="landscape.means")
+        paired_rows(view, "pairs_paired", "P-T minus RI-T, paired by seed and target: per seed, a measure's mean "
+                    "over its P-T pairs minus that over its RI-T pairs (the runs of one seed share its data and "
+                    "pretraining).")
     if "planes" in view:
         st.subheader("Around one run: the loss plane")
         open_jobs(study, jobs_of_point(figure(plane_figure(view["planes"]), "landscape.planes",
@@ -162,11 +181,17 @@ def draw(view: dict, study: int | None, shared: dict | None = None) -> None:
         open_jobs(study, jobs_of_point(figure(smoothness_figure(summary, axis_title(measure)),
                                               "landscape.smoothness", text["smoothness"] + " A click opens the runs.",
                                               clickable=True)))
+        paired_rows(view, "smoothness_paired", "P-T minus RI-T, paired by seed and setting: each run's measure "
+                    "averaged over the steps of its replay, P-T (AnB+ at n) minus RI-T (baseB) of the same seed.")
     if "deviation" in view:
         st.subheader("How far fine-tuning moves each layer")
         deviation = deviation_figure(pd.DataFrame(view["deviation"]))
         open_jobs(study, jobs_of_point(figure(deviation, "landscape.deviation",
                                               text["deviation"] + " A click opens the jobs.", clickable=True)))
+        paired_rows(view, "deviation_paired", "Between targets, paired by seed: each layer's deviation minus "
+                    "the first target's of the same seed (only P-T networks deviate from pretrained weights; RI-T "
+                    "has none to deviate from, so targets, not kinds of run, are compared).",
+                    {**PAIRED_SHOWN, "mean": "difference", "improvement": "P(difference > 0)"})
 
 
 snapshot = open_snapshot("landscape")

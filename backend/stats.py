@@ -210,3 +210,54 @@ def fit_line(points: pd.DataFrame, x: str, y: str, log_x: bool = False, log_y: b
     total = ((ys - ys.mean()) ** 2).sum()
     r2 = 1 - (residual ** 2).sum() / total if total > 0 else 1.0
     return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2), "points": len(xs)}
+
+
+# ---------------------------------------------------------------- tables of paired differences
+
+PAIRED_COLUMNS = ("mean", "low", "high", "boot_low", "boot_high", "seeds", "improvement")
+
+
+def paired_table(differences: pd.DataFrame, keys: list[str], value: str = "difference", seed: str = "seed",
+                 jobs: str | None = None) -> pd.DataFrame:
+    """Per group of `keys` (in order of first appearance), `paired` over the group's per-seed
+    differences in column `value`: mean, low and high (95% Student t), boot_low and boot_high (bootstrap-t,
+    from 5 seeds; else NaN), seeds, improvement (the share of seeds whose difference is > 0). Rows of one
+    seed within a group are averaged first, so each seed counts once. With `jobs`, a column of the group's
+    job ids (each cell one id or a comma-separated list) joined as one sorted list, for a table row to open."""
+    columns = [*keys, *PAIRED_COLUMNS, *(["jobs"] if jobs else [])]
+    rows = differences.dropna(subset=[value])
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    out = []
+    for group, part in rows.groupby(keys, sort=False):
+        per_seed = part.groupby(seed)[value].mean()
+        p = paired(per_seed)
+        nan = float("nan")
+        out.append({**dict(zip(keys, group if isinstance(group, tuple) else (group,))), "mean": p.mean,
+                    "low": p.low, "high": p.high, "boot_low": nan if p.boot_low is None else p.boot_low,
+                    "boot_high": nan if p.boot_high is None else p.boot_high, "seeds": p.seeds,
+                    "improvement": p.improvement, **({"jobs": _job_ids(part[jobs])} if jobs else {})})
+    return pd.DataFrame(out, columns=columns)
+
+
+def _job_ids(cells: pd.Series) -> str:
+    ids = {int(float(v)) for cell in cells.dropna() for v in str(cell).split(",") if v.strip()}
+    return ",".join(map(str, sorted(ids)))
+
+
+def seed_differences(frame: pd.DataFrame, keys: list[str], by: str, a, b, value: str = "value",
+                     seed: str = "seed", jobs: str | None = None) -> pd.DataFrame:
+    """The per-seed differences `paired_table` summarises: per group of `keys` and seed, the mean
+    `value` of the rows whose `by` is `a` minus that of the rows whose `by` is `b` (P-T minus RI-T, one
+    study minus another), over the groups and seeds both measured; with `jobs`, both sides' job ids."""
+    columns = [*keys, seed, "difference", *(["jobs"] if jobs else [])]
+    rows = frame.dropna(subset=[value])
+    sides = [rows[rows[by] == side].groupby([*keys, seed]).agg(
+        value=(value, "mean"), **({"jobs": (jobs, _job_ids)} if jobs else {})) for side in (a, b)]
+    both = sides[0].merge(sides[1], left_index=True, right_index=True, suffixes=("_a", "_b"))
+    if both.empty:
+        return pd.DataFrame(columns=columns)
+    both["difference"] = both.value_a - both.value_b
+    if jobs:
+        both["jobs"] = both.jobs_a + "," + both.jobs_b
+    return both.reset_index()[columns]

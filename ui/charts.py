@@ -9,12 +9,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from backend.stats import ci95
+from backend.stats import ci95, paired_table
 from backend.studies.cross import SETTING
 
 SCORES = {"final_accuracy": "final test accuracy", "best10_accuracy": "mean of the 10 best evaluations"}
 # How the summary tables' columns are shown (and kept in a snapshot).
 SHOWN_COLUMNS = {"mean": "mean %", "ci95": "± 95% CI"}
+# How a table of paired differences (backend.stats.paired_table) is shown.
+PAIRED_SHOWN = {"mean": "mean difference", "low": "95% t low", "high": "95% t high", "boot_low": "bootstrap low",
+                "boot_high": "bootstrap high", "improvement": "P(improvement)"}
 SHARPNESS = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace"}
 COLOURS = {"baseB": "#444444", "baseA": "#999999", "BnB": "#1f77b4", "BnB+": "#17becf", "AnB": "#d62728",
            "AnB+": "#ff7f0e", "random": "#7f7f7f", "scratch": "#444444"}
@@ -143,6 +146,14 @@ def gain_table(scores: pd.DataFrame, score: str) -> pd.DataFrame:
     base = scores[scores.treatment == "baseB"].groupby(keys)[score].mean().rename("base").reset_index()
     rows = scores[scores.treatment != "baseA"].merge(base, on=keys, how="inner")
     return rows.assign(gain=100 * (rows[score] - rows["base"]), accuracy=100 * rows[score])
+
+
+def paired_curves(differences: pd.DataFrame, value: str, jobs: str = "job") -> pd.DataFrame:
+    """Per (treatment, n): the paired summary (backend.stats.paired_table) of the per-seed differences
+    in `value`, job ids from the `jobs` column, and ci95 the half-width of the paired t interval (0 for
+    one seed: no band), so layer_figure draws it as its band."""
+    table = paired_table(differences, ["treatment", "n"], value, jobs=jobs).sort_values(["treatment", "n"])
+    return table.assign(ci95=((table.high - table.low) / 2).fillna(0.0)).reset_index(drop=True)
 
 
 def cka_figure(panels: list[dict]) -> go.Figure:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from backend.stats import seed_differences
 from ui.charts import SCORES, layer_traces, value_range
 
 # One look per study, in the order the studies are given: line dash and marker symbol.
@@ -87,3 +88,23 @@ def compare_table(summaries: dict[str, pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame(columns=["study", "treatment", "n", "mean", "ci95", "seeds", "jobs"])
     table = pd.concat(frames, ignore_index=True)
     return table[["study"] + [c for c in table.columns if c != "study"]]
+
+
+def paired_by_seed(a: pd.DataFrame, b: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Per treatment, n and seed number both studies measured: study a's score minus study b's, in
+    points (seed s against seed s: the same class split, initialisation and batch order when the studies
+    share data; rows of one seed, e.g. several targets, averaged first), with both studies' job ids
+    (`jobs`). `a`, `b`: the studies' `Results.study_scores`."""
+    if score not in a or score not in b:
+        return pd.DataFrame(columns=["treatment", "n", "seed", "difference", "jobs"])
+    both = pd.concat([a.assign(study="a"), b.assign(study="b")], ignore_index=True)
+    return seed_differences(both.assign(value=100 * both[score]), ["treatment", "n"], "study", "a", "b", jobs="job")
+
+
+def difference_caption(first: str, second: str, score: str, seeds: list[int]) -> str:
+    band = ("one seed in common: no band" if len(seeds) == 1 else
+            f"band: paired 95% t interval of the per-seed difference, {len(seeds)} seeds")
+    return (f"{first} minus {second}, per treatment and n, in points of {SCORES.get(score, score)}: seeds are paired "
+            f"by number, seed s of {first} against seed s of {second} (the same class split when the studies share "
+            f"data; seeds {', '.join(map(str, seeds))}); line: the mean of the per-seed differences; {band}. "
+            "Dashed grey: the difference of the baseBs.")

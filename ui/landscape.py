@@ -11,9 +11,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from backend.stats import ci95
+from backend.stats import PAIRED_COLUMNS, ci95, paired_table, seed_differences
 from backend.studies.basins import KINDS
-from ui.charts import COLOURS, band, translucent  # the bands the layer figures draw
+from ui.charts import COLOURS, PAIRED_SHOWN, band, translucent  # the bands the layer figures draw
 
 PAIR_COLOURS = {"P-T": COLOURS["AnB+"], "RI-T": COLOURS["baseB"], "P-T vs RI-T": "#9467bd"}
 PAIR_NAMES = {"P-T": "P-T pairs (both fine-tuned)", "RI-T": "RI-T pairs (both from random init)",
@@ -26,6 +26,8 @@ SETTING_COLOURS = qualitative.Safe
 DASHES = ("solid", "dash", "dot", "dashdot")
 # Labels that name the setting a network was trained in (a cross-data-set study's facets).
 SETTING = ("target", "depth", "class_fraction", "amount", "source_epoch")
+# How a paired P-T minus RI-T table is shown.
+PAIRED_KINDS = {**PAIRED_SHOWN, "mean": "P-T − RI-T", "improvement": "P(P-T > RI-T)"}
 
 
 def kind_of(treatment: str) -> str:
@@ -87,6 +89,16 @@ def pair_means(table: pd.DataFrame) -> pd.DataFrame:
     measures = [c for c in table if c not in ("target", "seed", "pair", "runs", "job")]
     means = table.groupby(["target", "pair"], sort=False)[measures].mean()
     return means.assign(pairs=table.groupby(["target", "pair"], sort=False).size()).reset_index()
+
+
+def pair_differences(table: pd.DataFrame) -> pd.DataFrame:
+    """Per target and measure of a pair table: per seed, the mean over its P-T pairs minus the mean over
+    its RI-T pairs, summarised (backend.stats.paired_table: mean, t and bootstrap intervals, seeds,
+    P(P-T > RI-T), jobs)."""
+    measures = [c for c in table if c not in ("target", "seed", "pair", "runs", "job")]
+    long = table.melt(id_vars=["target", "seed", "pair", "job"], value_vars=measures, var_name="measure")
+    keys = ["target", "measure"]
+    return paired_table(seed_differences(long, keys, "pair", "P-T", "RI-T", jobs="job"), keys, jobs="jobs")
 
 
 def plane_figure(planes: list[dict]) -> go.Figure:
@@ -175,6 +187,17 @@ def smoothness_summary(curves: pd.DataFrame, networks: pd.DataFrame) -> pd.DataF
     return summary
 
 
+def smoothness_differences(curves: pd.DataFrame, networks: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and units transferred: each run's measure averaged along training, P-T (AnB+) minus
+    RI-T (baseB) of the same setting and seed, summarised (backend.stats.paired_table)."""
+    runs = curves.groupby("job", as_index=False).value.mean().merge(
+        networks.assign(setting=setting_names(networks))[["job", "setting", "treatment", "n", "seed"]], on="job")
+    fine_tuned, scratch = runs[runs.treatment == "AnB+"], runs[runs.treatment == "baseB"]
+    both = pd.concat([fine_tuned, *(scratch.assign(n=n) for n in fine_tuned.n.unique())])  # baseB against each n
+    keys = ["setting", "n"]
+    return paired_table(seed_differences(both, keys, "treatment", "AnB+", "baseB", jobs="job"), keys, jobs="jobs")
+
+
 def log_axis(summary: pd.DataFrame) -> bool:
     """A log axis for a smoothness summary whose positive means span more than two decades."""
     values = summary.get("mean", pd.Series(dtype=float))
@@ -215,16 +238,34 @@ def smoothness_figure(summary: pd.DataFrame, title: str) -> go.Figure:
     return fig
 
 
-def deviation_summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per setting and layer: Liu et al.'s relative weight deviation, mean over seeds, 95% CI, jobs."""
+def deviations(scores: pd.DataFrame) -> pd.DataFrame:
+    """Liu et al.'s relative weight deviation, one row per job and layer: job, setting, seed, layer, value."""
     layers = [c for c in scores if c.startswith("deviation.")]
     setting = setting_names(scores)
     if scores.n.nunique() > 1:  # the layers' deviation differs with how many were transferred
         setting = setting + ", n=" + scores.n.astype(str)
-    long = scores.assign(setting=setting).melt(id_vars=["job", "setting"], value_vars=layers,
+    long = scores.assign(setting=setting).melt(id_vars=["job", "setting", "seed"], value_vars=layers,
                                                var_name="layer", value_name="value").dropna()
-    long["layer"] = long.layer.str.removeprefix("deviation.")
-    summary = long.groupby(["setting", "layer"], sort=False).agg(
+    return long.assign(layer=long.layer.str.removeprefix("deviation."))
+
+
+def deviation_differences(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per other setting and layer: its deviation minus the first setting's (the study's order: the most
+    similar target first) of the same seed, summarised (backend.stats.paired_table). Only fine-tuned (P-T)
+    networks deviate from pretrained weights, so settings, not kinds of run, are what is paired here."""
+    long = deviations(scores)
+    first = long.setting.iloc[0] if not long.empty else None
+    differences = [seed_differences(long, ["layer"], "setting", other, first, jobs="job")
+                   .assign(comparison=f"{other} − {first}") for other in long.setting.unique()[1:]]
+    keys = ["comparison", "layer"]
+    if not differences:
+        return pd.DataFrame(columns=[*keys, *PAIRED_COLUMNS, "jobs"])
+    return paired_table(pd.concat(differences, ignore_index=True), keys, jobs="jobs")
+
+
+def deviation_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and layer: Liu et al.'s relative weight deviation, mean over seeds, 95% CI, jobs."""
+    summary = deviations(scores).groupby(["setting", "layer"], sort=False).agg(
         mean=("value", "mean"), std=("value", "std"), seeds=("value", "size"),
         jobs=("job", lambda j: ",".join(map(str, sorted(j))))).reset_index()
     summary["ci95"] = ci95(summary.pop("std"), summary["seeds"])

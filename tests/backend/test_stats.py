@@ -7,7 +7,8 @@ import pytest
 from scipy.stats import ttest_rel
 
 from backend.stats import (
-    decide, equivalent, paired, paired_frame, seeds_for_half_width, seeds_to_decide, t_half_width,
+    decide, equivalent, paired, paired_frame, paired_table, seed_differences, seeds_for_half_width, seeds_to_decide,
+    t_half_width,
 )
 
 
@@ -79,3 +80,30 @@ def test_seeds_for_a_half_width_is_the_fewest_that_reach_it():
     n = seeds_for_half_width(2.0, 1.0)
     assert t_half_width(2.0, n) <= 1.0 < t_half_width(2.0, n - 1)
     assert seeds_for_half_width(2.0, 1e-6) is None
+
+
+def test_paired_table_per_two_keys_is_scipys_ttest_rel_per_group():
+    """Fixed per-seed scores of two treatments at two depths: a grouped by (treatment, n) summary
+    whose intervals are scipy's, one group per pair of keys, each seed counted once."""
+    a = {("AnB", 1): [71.2, 69.8, 73.4, 70.1, 72.6, 68.9], ("AnB", 2): [65.0, 66.5, 64.2],
+         ("AnB+", 1): [74.0, 75.5, 73.1, 76.2, 74.8]}
+    b = {("AnB", 1): [70.0, 69.9, 71.1, 69.0, 71.8, 68.2], ("AnB", 2): [66.0, 66.0, 65.9],
+         ("AnB+", 1): [72.0, 74.1, 73.5, 74.0, 73.3]}
+    rows = [{"treatment": t, "n": n, "seed": s, "kind": kind, "value": v, "job": 100 * s + n}
+            for kind, scores in (("a", a), ("b", b)) for (t, n), values in scores.items()
+            for s, v in enumerate(values)]
+    frame = pd.DataFrame(rows)
+    differences = seed_differences(frame, ["treatment", "n"], "kind", "a", "b", jobs="job")
+    table = paired_table(pd.concat([differences, differences.iloc[:1]]),  # a seed twice: counted once
+                         ["treatment", "n"], jobs="jobs").set_index(["treatment", "n"])
+    assert list(table.index) == list(a)
+    for key in a:
+        ci = ttest_rel(a[key], b[key]).confidence_interval(0.95)
+        row = table.loc[key]
+        assert row.low == pytest.approx(ci.low, abs=1e-12) and row.high == pytest.approx(ci.high, abs=1e-12)
+        assert row["mean"] == pytest.approx(np.mean(np.subtract(a[key], b[key]))) and row.seeds == len(a[key])
+        assert row.improvement == pytest.approx(np.mean(np.greater(a[key], b[key])))
+    assert table.loc[("AnB", 1), "boot_low"] < table.loc[("AnB", 1), "mean"] < table.loc[("AnB", 1), "boot_high"]
+    assert np.isnan(table.loc[("AnB", 2), "boot_low"])  # three seeds: no bootstrap
+    assert table.loc[("AnB", 2), "jobs"] == "2,102,202"
+    assert paired_table(differences.iloc[:0], ["treatment", "n"]).empty

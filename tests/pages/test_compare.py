@@ -90,3 +90,53 @@ def test_compare_share_round_trip(app, three_studies):
     assert not opened.exception
     assert "Snapshot" in opened.info[0].value and "studies #" in opened.info[0].value
     assert opened.get("plotly_chart")
+
+
+def chart(at, key: str) -> dict:
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.key == key)
+
+
+def test_the_difference_of_two_studies_pairs_seeds_by_number(app, three_studies):
+    first, reused, _ = three_studies
+    at = app("compare.py")
+    at.query_params.update({"studies": f"{first},{reused}", "minuend": str(first), "subtrahend": str(reused)})
+    at.run()
+    assert not at.exception
+    figure = chart(at, "compare.difference")
+    caption = " ".join(a["text"] for a in figure["layout"]["annotations"])
+    assert "seeds are paired by number" in caption and "one seed in common: no band" in caption
+    table = at.dataframe[2].value  # under the spec difference and the overlaid curves' table
+    assert {"mean difference (points)", "95% t low", "P(improvement)", "seeds"} <= set(table)
+    # #2 reran seed 0 of AnB and random: the same jobs' results, so every paired difference is 0.
+    assert {"AnB", "random", "baseB"} <= set(table.treatment) and "AnB+" not in set(table.treatment)
+    assert (table.seeds == 1).all() and (table["mean difference (points)"] == 0).all()
+    assert at.query_params["minuend"] == str(first) and at.query_params["subtrahend"] == str(reused)
+    at.selectbox(key="compare.subtrahend").set_value(first).run()
+    assert not at.exception and any("two different studies" in i.value for i in at.info)
+
+
+def test_studies_sharing_no_seed_say_so_instead_of_a_difference(app, three_studies):
+    import os
+
+    from backend.specs import YosinskiSpec, parse
+    from db.queue import Queue
+    from db.session import get_engine
+    from db.submit import submit_study
+
+    first, reused, queued = three_studies
+    # Seed 1 of #1's study: every job reuses #1's results, so it is finished without a run.
+    queue = Queue(get_engine(os.environ["TRANSFERLAB_DATABASE_URL"]))
+    other = submit_study(queue, parse(YosinskiSpec, copy.deepcopy(STUDY) | {"seeds": [1], "treatments": ["AnB"]}),
+                         name="seed 1")
+    at = app("compare.py")
+    at.query_params.update({"studies": f"{reused},{other}"})
+    at.run()
+    assert not at.exception
+    assert any("share no seed number" in i.value for i in at.info)
+    assert "compare.chart" in {c.key for c in at.get("plotly_chart")}  # the overlaid curves, no difference
+    assert "compare.difference" not in {c.key for c in at.get("plotly_chart")}
+    at = app("compare.py")
+    at.query_params.update({"studies": f"{first},{queued}", "minuend": "999"})
+    at.run()
+    assert not at.exception and any("minuend=999" in w.value for w in at.warning)
+    assert any("once both studies have finished jobs" in i.value for i in at.info)

@@ -1,3 +1,5 @@
+import json
+
 from sqlalchemy import select
 
 from db.schema import Share
@@ -71,7 +73,8 @@ def test_share_snapshot_round_trip_and_tampered_links(app, seeded_store):
     share_id = link.rsplit("share=", 1)[1]
     with session_scope(get_engine(url)) as s:
         shared = s.get(Share, share_id)
-        assert shared.params == {"study": study_id, "score": "best10_accuracy", "treatments": "AnB,random"}
+        assert shared.params == {"study": study_id, "score": "best10_accuracy", "treatments": "AnB,random",
+                                 "view": "accuracy"}
     opened = app("layers.py")
     opened.query_params["share"] = share_id
     opened.run()
@@ -129,6 +132,50 @@ def figure_caption(at) -> str:
     import json
 
     return " ".join(a["text"] for a in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["annotations"])
+
+
+def test_gain_over_baseb_is_the_paired_interval_of_per_seed_differences(app, seeded_store):
+    import numpy as np
+    import pytest
+    from scipy.stats import ttest_rel
+
+    from backend.jobs import NETWORK_KINDS
+    from db.results import Results
+
+    url, study_id = seeded_store
+    at = app("layers.py")
+    at.query_params.update({"study": str(study_id), "view": "gain", "dots": "1"})
+    at.run()
+    assert not at.exception
+    assert "band: paired 95% t interval of the per-seed difference, 2 seeds" in figure_caption(at)
+    table = at.dataframe[0].value
+    assert {"mean gain (points)", "95% t low", "95% t high", "bootstrap low", "bootstrap high", "seeds",
+            "P(improvement)"} <= set(table)
+    assert set(table.treatment) == {"AnB", "AnB+", "random"} and (table.seeds == 2).all()
+    assert table["bootstrap low"].isna().all()  # two seeds: no bootstrap
+    # Known answers: per seed, the treatment at n minus baseB of that seed, and scipy's paired t test.
+    scores = Results(get_engine(url)).study_scores(study_id, kinds=NETWORK_KINDS).set_index(
+        ["treatment", "n", "seed"]).sort_index()
+    base = scores.loc[("baseB", 0)].final_accuracy.sort_index()
+    spread = 0
+    for row in table.to_dict(orient="records"):
+        a, b = 100 * scores.loc[(row["treatment"], row["n"])].final_accuracy.sort_index(), 100 * base
+        assert row["mean gain (points)"] == pytest.approx((a - b).mean())
+        if np.std(a - b) > 0:
+            spread += 1
+            ci = ttest_rel(a, b).confidence_interval(0.95)
+            assert (row["95% t low"], row["95% t high"]) == pytest.approx((ci.low, ci.high))
+        assert row["P(improvement)"] == pytest.approx(np.mean((a > b) + 0.5 * (a == b)))
+    assert spread  # at least one interval was checked against scipy's
+    traces = layer_traces(at)
+    assert "gain over baseB" in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["yaxis"]["title"]["text"]
+    base_line = next(t for t in traces if t.get("name") == "baseB")
+    assert base_line["y"] == [0, 0]  # baseB against itself
+    dots = [t for t in traces if t.get("mode") == "markers"]
+    assert sum(len(t["x"]) for t in dots) == 2 * (1 + 3 * 3)  # one gain per network, baseB's 0 included
+    at.radio(key="layers.view").set_value("accuracy").run()
+    assert not at.exception and at.query_params["view"] == "accuracy"
+    assert "not paired" in figure_caption(at) and "mean %" in at.dataframe[0].value
 
 
 def test_a_one_seed_study_says_it_has_no_band(app, tmp_path, monkeypatch):

@@ -106,12 +106,21 @@ def test_basins_study_draws_paths_with_barriers_pairs_plane_and_criticality(page
     means = at.dataframe[1].value
     assert means.set_index("pair").loc["RI-T", "barrier"] == pytest.approx(
         pairs.set_index("pair").loc["RI-T", "barrier"])
+    paired = at.dataframe[2].value.set_index("measure")  # P-T minus RI-T, paired by seed and target
+    assert {"barrier", "l2_distance", "mistake_jaccard"} <= set(paired.index)
+    assert {"95% t low", "95% t high", "bootstrap low", "P(P-T > RI-T)", "seeds"} <= set(paired)
+    per_pair = pairs.set_index("pair")
+    assert (paired.seeds == 1).all()  # one seed: the difference, no interval
+    assert paired.loc["barrier", "P-T − RI-T"] == pytest.approx(
+        per_pair.loc["P-T", "barrier"] - per_pair.loc["RI-T", "barrier"])
+    higher = per_pair.loc["P-T", "barrier"] > per_pair.loc["RI-T", "barrier"]
+    assert paired.loc["barrier", "P(P-T > RI-T)"] == float(higher)
 
     planes = [t for t in drawn["landscape.planes"]["data"] if t["type"] == "contour"]
     assert len(planes) == 2 and {t["coloraxis"] for t in planes} == {"coloraxis"}  # one colour scale
     assert len(planes[0]["z"]) == len(planes[0]["x"]) == 7  # the quick preset's resolution
     heatmaps = [t for t in drawn["landscape.criticality"]["data"] if t["type"] == "heatmap"]
-    runs = at.dataframe[2].value
+    runs = at.dataframe[3].value
     units = [c.removeprefix("rewind.") for c in runs if c.startswith("rewind.")]
     assert len(heatmaps) == 2 * len(units)  # every unit, P-T and RI-T
     assert set(runs.kind) == {"P-T (AnB+)", "RI-T (baseB)"} and len(runs) == 4
@@ -140,6 +149,26 @@ def test_flatness_study_draws_smoothness_per_target_and_weight_deviation(page, l
     chen = stored(url, studies["flatness"], "chen_t")
     assert len(deviation["data"]) == len(chen) == 2  # one bar series per target
     assert deviation["data"][0]["x"] == [c.removeprefix("deviation.") for c in chen if c.startswith("deviation.")]
+
+    # Paired by seed: P-T minus RI-T of the smoothness averaged along training, per setting.
+    smooth_paired = at.dataframe[0].value.set_index("setting")
+    assert {"same classes", "other classes, noise"} <= set(smooth_paired.index)
+    assert {"P-T − RI-T", "95% t low", "P(P-T > RI-T)", "seeds"} <= set(smooth_paired)
+    networks = stored(url, studies["flatness"], "smoothness")
+    curves = Results(get_engine(url)).curves(networks.job.astype(int).tolist(), key="loss_spread")
+    along = curves.groupby("job").value.mean()
+    near = networks[networks.target == networks.target.iloc[0]].set_index("treatment").job
+    setting = next(s for s in smooth_paired.index if s.startswith(networks.target.iloc[0]))
+    assert smooth_paired.loc[setting, "P-T − RI-T"] == pytest.approx(along[near["AnB+"]] - along[near["baseB"]])
+    # The deviation has no RI-T: its paired table compares each target with the first, layer by layer.
+    dev_paired = at.dataframe[1].value
+    layers = [c for c in chen if c.startswith("deviation.")]
+    assert len(dev_paired) == len(layers) and dev_paired.comparison.nunique() == 1
+    first, last = chen.target.iloc[0], chen.target.iloc[-1]
+    row = dev_paired.iloc[0]
+    by_target = chen.set_index("target")
+    assert row["difference"] == pytest.approx(by_target.loc[last, f"deviation.{row.layer}"]
+                                              - by_target.loc[first, f"deviation.{row.layer}"])
 
 
 def test_switching_widgets_writes_the_url(page, landscape_store):
