@@ -7,7 +7,7 @@ import streamlit as st
 from backend.jobs import NETWORK_KINDS
 from backend.specs import SpecError
 from backend.studies import STUDY_KINDS, parse_study
-from backend.stats import ci95, fit_line
+from backend.stats import fit_line, paired_table
 from backend.studies.cross import legacy_labels
 from ui import store
 from ui.charts import COLOURS, SCORES, error_bars_as_bands, gain_table
@@ -117,11 +117,13 @@ else:
         st.info(f"No network of these studies has both {AXES[x]} and {metrics[y]}: pick other axes.")
     else:
         groups = list(dict.fromkeys([x, colour] + ([facet] if facet != "none" else [])))
-        means = rows.groupby(groups)[y].agg(["mean", "std", "size"]).reset_index().rename(
-            columns={"mean": y, "size": "jobs"})
-        means["ci95"] = ci95(means.pop("std"), means["jobs"])
+        # Each seed (of each study) counts once: its rows are averaged over the other axes first, so the
+        # band is an interval over seeds; for gain, the paired interval of per-seed differences.
+        means = paired_table(rows.assign(unit=rows.study.astype(str) + "/" + rows.seed.astype(str)), groups,
+                             value=y, seed="unit").rename(columns={"mean": y})
+        means["ci95"] = ((means.high - means.low) / 2).fillna(0.0)
         fig = px.line(means.sort_values(x), x=x, y=y, color=colour, markers=True, error_y="ci95",
-                      facet_col=None if facet == "none" else facet, hover_data=["jobs"],
+                      facet_col=None if facet == "none" else facet, hover_data=["seeds"],
                       color_discrete_map=COLOURS if colour == "treatment" else None,
                       labels={x: AXES[x], y: metrics[y]}, log_x=x in LOG_AXES)
         if facet == "none":
@@ -134,9 +136,10 @@ else:
             fig.add_hline(y=1 if y == "D_eff_over_N" else 0, line_dash="dot", line_color="grey")
         if y in EFFECTIVE:
             error_bars_as_bands(fig)
-        event = figure(fig, "explorer.chart", "Lines: mean and 95% confidence interval (Student t) over seeds and "
-                       "the other axes; dots (unfaceted): single jobs, a click opens one. Gain: a transfer's score "
-                       "minus baseB's (RI-T), same study, seed, target and data amount. The score is "
+        event = figure(fig, "explorer.chart", "Lines: mean over seeds and 95% Student t interval over seeds (each seed "
+                       "first averaged over the other axes); for gain the band is the paired interval of the per-seed "
+                       "differences: a transfer's score minus baseB's (RI-T) of the same study, seed, target and data "
+                       "amount. Dots (unfaceted): single jobs, a click opens one. The score is "
                        f"{SCORES[score]}" + ("." if x == "n" else f", at n = {at_n} units transferred.")
                        + (" Data amount 'all' sits at the mean training images per class." if x == "amount" else "")
                        + (" D_T = D_eff - N: a pretrained network trained on N images per class does as well as "

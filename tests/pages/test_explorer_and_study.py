@@ -94,7 +94,7 @@ def test_off_the_n_axis_one_n_is_compared_not_every_n_pooled(app, seeded_store, 
     assert not at.exception
     means = at.dataframe[0].value
     assert "n" not in means and len(means) == 2 * 4  # two data amounts x (baseB + three treatments at n = 2)
-    assert (means.jobs == 1).all()  # one seed: one network per point, not one per n
+    assert (means.seeds == 1).all()  # one seed: one seed per point, not one per n or per job
     assert at.selectbox(key="explorer.at_n").options == ["1", "2", "3"] and not at.selectbox(key="explorer.at_n").disabled
     assert "spec.data.per_class" in at.selectbox(key="explorer.colour").options  # any field the studies differ in
     at.selectbox(key="explorer.colour").set_value("spec.data.per_class").run()
