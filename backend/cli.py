@@ -294,7 +294,7 @@ def _more_seeds(study: Spec, outcomes: list, run: Callable[[list], list]) -> lis
     import pandas as pd
 
     from backend.quantities import OPEN, per_seed, precision_state
-    from backend.studies import expand
+    from backend.studies import expand_seed
 
     rule, spec, added = study.precision, json.loads(canonical_json(study)), []
     while True:
@@ -308,7 +308,7 @@ def _more_seeds(study: Spec, outcomes: list, run: Callable[[list], list]) -> lis
               f"asked ±{rule.half_width:g}" + ("" if state == OPEN else f"; done ({state})"), flush=True)
         if state != OPEN:
             return added
-        added += run(expand(study.model_copy(update={"seeds": [seeds[-1] + 1], "precision": None})))
+        added += run(expand_seed(study, seeds[-1] + 1))
 
 
 def _read_spec_file(path: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from backend.stats import Paired, ci95, decide, paired, paired_frame
+from backend.stats import Paired, decide, paired, paired_frame, t_half_width
 
 Claim = Literal["greater", "less", "equivalent"]
 SIGN = {"greater": ">", "less": "<", "equivalent": "≈"}
@@ -95,7 +95,7 @@ def _per_seed(d: pd.Series, digits: int) -> str:
 
 
 def ci_half_width(values: pd.Series) -> float:
-    return float(ci95(pd.Series([values.std()]), pd.Series([len(values)])).iloc[0])
+    return t_half_width(float(values.std()), len(values))
 
 
 def stat(values: pd.Series, digits: int = 2) -> str:

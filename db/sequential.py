@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 
 from backend.quantities import BUDGET, OPEN, REACHED, STALLED, per_seed, precision_state
-from backend.studies import expand, parse_study
+from backend.studies import expand_seed, parse_study
 from db.dag import topological
 from db.queue import Queue, insert_jobs
 from db.results import Results
@@ -128,7 +128,7 @@ def advance(queue: Queue, study_id: int) -> bool:
         return False
     study_spec = parse_study(spec)
     following = max(seeds, default=-1) + 1
-    planned = expand(study_spec.model_copy(update={"seeds": [following], "precision": None}))
+    planned = expand_seed(study_spec, following)
     return add_round(queue, study_id, new_jobs(planned), round_, {**now, "seeds": len(seeds) + 1}, priority)
 
 

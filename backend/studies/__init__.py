@@ -111,3 +111,9 @@ def parse_study(obj: Any) -> Spec:
 def expand(study: Spec) -> list[PlannedJob]:
     """A study's jobs, every job after the jobs it depends on."""
     return STUDY_KINDS[study.study].expand(study)
+
+
+def expand_seed(study: Spec, seed: int) -> list[PlannedJob]:
+    """The jobs one more seed of a sequential-seeds study adds (its pretraining first): the study with
+    that seed alone and no precision rule of its own."""
+    return expand(study.model_copy(update={"seeds": [seed], "precision": None}))
