@@ -20,7 +20,7 @@ from backend.data import Images, TaskData, load_task
 from backend.jobs import JobOutput
 from backend.models import UnitNet
 from backend.data.preview import data_preview
-from backend.probes.curvature import sharpness
+from backend.probes.curvature import sharpness_by_scope
 from backend.probes.similarity import cka_matrix
 from backend.probes.smoothness import speed_summary
 from backend.specs import (
@@ -161,15 +161,13 @@ def run_sharpness(spec: SharpnessJobSpec, networks: Networks, device: torch.devi
     model, x, y = network_on(networks, spec.network, images, device, channels_last=False)
     scopes = parameter_scopes(model.unit_names, spec.cut, s.scopes, s.units)
     out = JobOutput(tables={"data_fingerprint": fingerprint, "scopes": scopes, "estimator": {}})
-    for i, (scope, units) in enumerate(scopes.items()):
-        def scoped(fraction: float, message: str, i: int = i, scope: str = scope) -> None:
-            report((i + fraction) / len(scopes), f"{scope}: {message}")
-
-        r = sharpness(model, x, y, units=units, top_k=s.top_k, eig_method=s.eig_method,
-                      max_iterations=s.max_iterations, tol=s.tol, trace_method=s.trace_method,
-                      trace_samples=s.trace_samples, density=s.density, density_runs=s.density_runs,
-                      density_iterations=s.density_iterations, batch_size=s.batch_size, seed=s.seed,
-                      progress=scoped)
+    # every scope in one call: scopes reaching the same first unit share an operator and its passes
+    results = sharpness_by_scope(
+        model, x, y, dict(scopes), top_k=s.top_k, eig_method=s.eig_method, max_iterations=s.max_iterations,
+        tol=s.tol, trace_method=s.trace_method, trace_samples=s.trace_samples, density=s.density,
+        density_runs=s.density_runs, density_iterations=s.density_iterations, batch_size=s.batch_size,
+        seed=s.seed, progress=report)
+    for scope, r in results.items():
         suffix = "" if scope == "all" else f".{scope}"
         out.scalars.update({f"top_eigenvalue{suffix}": r.top_eigenvalues[0], f"trace{suffix}": r.trace,
                             f"hvps{suffix}": r.hvps, f"parameters{suffix}": r.parameters})
@@ -180,7 +178,7 @@ def run_sharpness(spec: SharpnessJobSpec, networks: Networks, device: torch.devi
                        for step, value in enumerate(trace, 1)]
         out.tables["estimator"][scope] = {
             **s.model_dump(mode="json", exclude={"scopes", "units"}), "parameters": r.parameters, "hvps": r.hvps,
-            "trace_std_error": r.trace_std_error, "seconds": r.seconds,
+            "trace_std_error": r.trace_std_error, "seconds": r.seconds, "block": r.block,
             "convergence": [f"{name}{suffix}" for name in r.convergence]}
     return out
 

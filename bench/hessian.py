@@ -41,7 +41,8 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.models import UnitNet, build_model  # noqa: E402
-from backend.probes.curvature import hessian_operator, sharpness  # noqa: E402
+from backend.probes.curvature import sharpness  # noqa: E402
+from backend.probes.hessian import hessian_operator  # noqa: E402
 from backend.probes.lanczos import hutch_plus_plus, hutchinson, lanczos, power_iteration  # noqa: E402
 from backend.specs import ConvNetSpec, TrainSpec  # noqa: E402
 from backend.train import fit  # noqa: E402

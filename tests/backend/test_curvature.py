@@ -12,8 +12,9 @@ from torch import nn
 from torch.func import functional_call
 
 from backend.models import build_model
-from backend.probes import curvature
-from backend.probes.curvature import fold_batch_norm, hessian_operator, probe_network, sharpness
+from backend.probes import hessian
+from backend.probes.curvature import sharpness, sharpness_by_scope
+from backend.probes.hessian import fold_batch_norm, hessian_operator, probe_network
 from backend.probes.lanczos import hutch_plus_plus, hutchinson, lanczos, power_iteration, slq
 from backend.specs import ConvNetSpec, TrainSpec
 from backend.train import fit
@@ -173,7 +174,7 @@ def test_folding_batch_norm_keeps_the_function(tiny):
 def test_hessian_vector_products_match_the_exact_hessian(tiny, batch_size, chunk, monkeypatch):
     """One graph, several kept graphs (chunks), and graphs rebuilt per product (a probe set > batch_size)."""
     net, x, y, h, _ = tiny
-    monkeypatch.setattr(curvature, "CPU_CHUNK", chunk)
+    monkeypatch.setattr(hessian, "CPU_CHUNK", chunk)
     op = hessian_operator(net, x, y, batch_size=batch_size)
     assert len(op.chunks) == math.ceil(64 / min(batch_size, chunk)) and (op._graphs is None) == (batch_size < 64)
     v = torch.randn(op.n, generator=torch.Generator().manual_seed(6))
@@ -292,3 +293,60 @@ def test_progress_reports_and_can_stop_the_run(tiny):
 
     with pytest.raises(Cancelled):
         sharpness(net, x, y, progress=stop)
+
+
+# ---- batched products, block Lanczos, scopes sharing passes ----
+
+@pytest.mark.parametrize("batch_size", [512, 20])  # graphs kept, graphs rebuilt once per pass
+def test_batched_products_match_single_ones_and_the_exact_hessian(tiny, batch_size):
+    net, x, y, h, _ = tiny
+    op = hessian_operator(net, x, y, batch_size=batch_size, block=4)
+    v = torch.randn(6, op.n, generator=torch.Generator().manual_seed(8))
+    batched = op.matmat(v)  # passes of 4 and 2 vectors
+    assert op.products == 6
+    single = torch.stack([hessian_operator(net, x, y, batch_size=batch_size, block=1).matvec(row) for row in v])
+    torch.testing.assert_close(batched, single, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(batched.double(), v.double() @ h, rtol=1e-4, atol=1e-5)
+
+
+def test_block_lanczos_finds_the_known_top_three(tiny):
+    net, x, y, h, _ = tiny
+    exact = torch.linalg.eigvalsh(h).flip(0)[:3]
+    for block in (1, 3):
+        s = sharpness(net, x, y, top_k=3, trace_samples=3, block=block, tol=1e-6)
+        torch.testing.assert_close(torch.tensor(s.top_eigenvalues, **F64), exact, rtol=1e-3, atol=0)
+        assert s.block == block
+    on_matrix = Counted(symmetric(torch.cat([torch.tensor([9.0, 7.5, 7.0]), torch.linspace(-3, 2, 77)])))
+    eig = lanczos(on_matrix, 80, 3, block=3, max_iterations=80, tol=1e-10, **F64)
+    torch.testing.assert_close(torch.tensor(eig.values, **F64), torch.tensor([9.0, 7.5, 7.0], **F64), rtol=1e-8, atol=0)
+    assert eig.matvecs == on_matrix.products and eig.matvecs % 3 == 0 and len(eig.convergence) == eig.matvecs // 3
+
+
+def test_a_masked_product_is_the_exact_sub_block(tiny):
+    net, x, y, h, _ = tiny
+    index = _block(net, ["conv1", "conv2"])
+    op = hessian_operator(net, x, y, block=2)
+    v = torch.zeros(2, op.n)
+    v[:, index] = torch.randn(2, len(index), generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(op.matmat(v)[:, index].double(), v[:, index].double() @ h[index][:, index],
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("block", [1, 4])
+def test_scopes_share_passes_and_equal_separate_runs(tiny, block):
+    """all and transferred (conv1-conv2) reach the first unit: one operator, their vectors in one
+    pass; new (fc1, classifier) gets its own. Each equals the scope measured alone, and its exact block."""
+    net, x, y, h, names = tiny
+    scopes = {"all": None, "transferred": ["conv1", "conv2"], "new": ["fc1", "classifier"]}
+    together = sharpness_by_scope(net, x, y, scopes, top_k=2, trace_samples=9, block=block, tol=1e-6)
+    for scope, units in scopes.items():
+        alone = sharpness(net, x, y, units=units, top_k=2, trace_samples=9, block=block, tol=1e-6)
+        torch.testing.assert_close(torch.tensor(together[scope].top_eigenvalues), torch.tensor(alone.top_eigenvalues),
+                                   rtol=1e-4, atol=0)
+        assert together[scope].trace == pytest.approx(alone.trace, rel=1e-4)
+        assert together[scope].hvps == alone.hvps and together[scope].parameters == alone.parameters
+        index = _block(net, units) if units else torch.arange(h.shape[0])
+        exact = torch.linalg.eigvalsh(h[index][:, index]).flip(0)[:2]
+        torch.testing.assert_close(torch.tensor(together[scope].top_eigenvalues, **F64), exact, rtol=1e-3, atol=0)
+    assert together["all"].seconds["setup"] == together["transferred"].seconds["setup"]  # one operator
+    assert together["new"].seconds["setup"] != together["all"].seconds["setup"]
