@@ -21,7 +21,8 @@ from backend.jobs import JobOutput
 from backend.models import UnitNet
 from backend.data.preview import data_preview
 from backend.probes.curvature import sharpness_by_scope
-from backend.probes.similarity import cka_matrix
+from backend.probes.representations import RepresentationCache, representation_key
+from backend.probes.similarity import UnitRep, cka_matrix, cka_of_representations, unit_representations
 from backend.probes.smoothness import speed_summary
 from backend.specs import (
     DataSpec, ProbeImages, SharpnessJobSpec, SimilarityJobSpec, SpecError, TrainJobSpec, TransferJobSpec,
@@ -132,25 +133,50 @@ def network_on(networks: Networks, key: str, images: Images, device: torch.devic
 
 
 def run_similarity(spec: SimilarityJobSpec, networks: Networks, device: torch.device, report: Report,
-                   load: LoadTask = load_task, **_: Any) -> JobOutput:
+                   load: LoadTask = load_task, representations: RepresentationCache | None = None,
+                   **_: Any) -> JobOutput:
+    """CKA of every unit pair. The exact estimator reads each network's unit representations from
+    `representations` (computed there once per network and probe set, then reused by every comparison
+    it takes part in); the minibatch estimator runs both networks batch by batch."""
     s = spec.settings
     images, fingerprint = probe_images(spec.images, load)
-    net_a, x_a, _ = network_on(networks, spec.a, images, device, channels_last=True)
-    net_b, x_b = None, None
-    if spec.b != spec.a:
-        net_b, x_b, _ = network_on(networks, spec.b, images, device, channels_last=True)
     started = time.perf_counter()
-    result = cka_matrix(net_a, x_a, net_b, x_b, kernel=s.kernel, estimator=s.estimator, batch_size=s.batch_size,
-                        pool=s.pool, rbf_width=s.rbf_width, progress=report)
-    matrix = result.matrix.numpy()
+    if s.estimator == "full":
+        cache = representations if representations is not None else RepresentationCache()
+
+        def side(key: str) -> tuple[list[str], list[UnitRep]]:
+            def compute() -> tuple[list[str], list[UnitRep]]:
+                net, x, _ = network_on(networks, key, images, device, channels_last=True)
+                return list(net.unit_names), unit_representations(
+                    net, x, kernel=s.kernel, pool=s.pool, rbf_width=s.rbf_width, batch_size=s.batch_size)
+            wanted = representation_key(key, spec.images.model_dump(mode="json"), s.model_dump(mode="json"))
+            return cache.get(wanted, compute, device)
+
+        (units_a, reps_a), (units_b, reps_b) = side(spec.a), side(spec.b)
+        report(0.9, "CKA from the units' representations")
+        cka = cka_of_representations(reps_a, reps_b)
+        matrix = ((cka + cka.T) / 2 if spec.a == spec.b else cka).numpy()  # exactly symmetric with itself
+        constant_a = [u for u, r in zip(units_a, reps_a) if r.norm == 0]
+        constant_b = [u for u, r in zip(units_b, reps_b) if r.norm == 0]
+        counted = {"images": len(images.y), "batches": 1}
+    else:
+        net_a, x_a, _ = network_on(networks, spec.a, images, device, channels_last=True)
+        net_b, x_b = None, None
+        if spec.b != spec.a:
+            net_b, x_b, _ = network_on(networks, spec.b, images, device, channels_last=True)
+        result = cka_matrix(net_a, x_a, net_b, x_b, kernel=s.kernel, estimator=s.estimator,
+                            batch_size=s.batch_size, pool=s.pool, rbf_width=s.rbf_width, progress=report)
+        matrix, units_a, units_b = result.matrix.numpy(), result.units_a, result.units_b
+        constant_a, constant_b = result.constant_a, result.constant_b
+        counted = {"images": result.images, "batches": result.batches}
     depth = min(matrix.shape)
     return JobOutput(
         scalars={"cka_diagonal_mean": float(np.diag(matrix[:depth, :depth]).mean()),
                  "cka_mean": float(matrix.mean()), "seconds": time.perf_counter() - started},
         arrays={"cka": matrix},
-        tables={"units": {"a": result.units_a, "b": result.units_b},
-                "constant_units": {"a": result.constant_a, "b": result.constant_b},
-                "estimator": {**s.model_dump(mode="json"), "images": result.images, "batches": result.batches},
+        tables={"units": {"a": units_a, "b": units_b},
+                "constant_units": {"a": constant_a, "b": constant_b},
+                "estimator": {**s.model_dump(mode="json"), **counted},
                 "data_fingerprint": fingerprint})
 
 

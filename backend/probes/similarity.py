@@ -143,7 +143,7 @@ def _same_count(x: Tensor, y: Tensor) -> None:
 # ---------------------------------------------------------------- the full-batch estimator
 
 @dataclass
-class _Rep:
+class UnitRep:
     """A unit on all n images for the exact estimator, float64: the smaller of its centred features
     (n, d) (linear kernel, d < n) and its centred Gram matrix (n, n)."""
     features: Tensor | None
@@ -151,29 +151,29 @@ class _Rep:
     norm: float  # ||Kc||_F = ||Xc^T Xc||_F; 0.0 for constant features
 
 
-def _full_rep(x: Tensor, kernel: str, width: float) -> _Rep:
-    """A unit's features (n, d) -> its _Rep."""
+def _full_rep(x: Tensor, kernel: str, width: float) -> UnitRep:
+    """A unit's features (n, d) -> its UnitRep."""
     n, d = x.shape
     mean = x.mean(0, dtype=torch.float64)  # (d,)
     if kernel == "linear" and d < n:  # feature form: <Kx, Ky> = ||Y^T X||_F^2 costs n d_x d_y
         xc = x.double() - mean
         spread = xc.square().sum()
         if _constant(spread, spread + n * mean.square().sum()):
-            return _Rep(None, None, 0.0)
-        return _Rep(xc, None, torch.linalg.matrix_norm(xc.T @ xc).item())
+            return UnitRep(None, None, 0.0)
+        return UnitRep(xc, None, torch.linalg.matrix_norm(xc.T @ xc).item())
     k = torch.zeros(n, n, dtype=torch.float64, device=x.device)
     for j in range(0, d, GRAM_BLOCK):  # (n, block) float64 at a time
         xb = x[:, j:j + GRAM_BLOCK].double() - mean[j:j + GRAM_BLOCK]
         k.addmm_(xb, xb.T)
     spread = k.trace()
     if _constant(spread, spread + n * mean.square().sum()):
-        return _Rep(None, None, 0.0)
+        return UnitRep(None, None, 0.0)
     if kernel == "rbf":
         k = center_gram(_rbf(_sq_distances(k), width))
-    return _Rep(None, k, torch.linalg.matrix_norm(k).item())
+    return UnitRep(None, k, torch.linalg.matrix_norm(k).item())
 
 
-def _rep_cka(a: _Rep, b: _Rep) -> float:
+def _rep_cka(a: UnitRep, b: UnitRep) -> float:
     """<Kc_a, Kc_b> / (||Kc_a|| ||Kc_b||), by whichever forms the two reps have; 0.0 if either is constant."""
     if a.norm == 0 or b.norm == 0:
         return 0.0
@@ -189,32 +189,56 @@ def _rep_cka(a: _Rep, b: _Rep) -> float:
 
 
 def _full(sides: list[_Side], progress: Progress | None) -> tuple[Tensor, list[bool], list[bool], int, int]:
-    """Exact CKA of the sides' units: (Sa, Sb) matrix, constant flags of A's and B's units, images, 1.
-    Each network runs unit by unit over all images, holding one unit's outputs and their input, and
-    each wanted unit is reduced to its _Rep at once."""
+    """Exact CKA of the sides' units: (Sa, Sb) matrix, constant flags of A's and B's units, images, 1."""
     n = len(sides[0].x)
-    steps, done = sum(side.stop for side in sides) * -(-n // sides[0].batch), 0
-    reps: list[list[_Rep]] = []
+    steps = sum(side.stop for side in sides) * -(-n // sides[0].batch)
+    reps, done = [], 0
     for side in sides:
-        chunk = side.batch if side.device.type == "cuda" else min(side.batch, CPU_CHUNK)
-        found: dict[int, _Rep] = {}
-        h = side.x
-        for i in range(side.stop):
-            outs = []
-            for start in range(0, n, side.batch):
-                for c in range(start, min(start + side.batch, n), chunk):
-                    outs.append(side.net(h[c:c + chunk].to(side.device), start=i, stop=i + 1))
-                done += 1
-                if progress:
-                    progress(done / steps, f"CKA {side.net.unit_names[i]}: images {start + 1}-"
-                             f"{min(start + side.batch, n)} of {n}")
-            h = torch.cat(outs)
-            del outs
-            if i in side.slot:
-                found[i] = _full_rep(_features(h, side.pool), side.kernel, side.width)
-        reps.append([found[i] for i in sorted(found)])
-    matrix = torch.tensor([[_rep_cka(a, b) for b in reps[-1]] for a in reps[0]], dtype=torch.float64)
+        def scaled(step: int, message: str, before: int = done) -> None:
+            if progress:
+                progress((before + step) / steps, message)
+        reps.append(side_representations(side, scaled))
+        done += side.stop * -(-n // side.batch)
+    matrix = cka_of_representations(reps[0], reps[-1])
     return matrix, [r.norm == 0 for r in reps[0]], [r.norm == 0 for r in reps[-1]], n, 1
+
+
+def side_representations(side: _Side, progress: Callable[[int, str], None] | None = None) -> list[UnitRep]:
+    """A network's wanted units on all its images, each reduced to its UnitRep for the exact estimator,
+    in slot order. The network runs unit by unit over all images, holding one unit's outputs and
+    their input. `progress(steps done, message)` after each batch of images through a unit."""
+    n = len(side.x)
+    chunk = side.batch if side.device.type == "cuda" else min(side.batch, CPU_CHUNK)
+    found: dict[int, UnitRep] = {}
+    h, done = side.x, 0
+    for i in range(side.stop):
+        outs = []
+        for start in range(0, n, side.batch):
+            for c in range(start, min(start + side.batch, n), chunk):
+                outs.append(side.net(h[c:c + chunk].to(side.device), start=i, stop=i + 1))
+            done += 1
+            if progress:
+                progress(done, f"CKA {side.net.unit_names[i]}: images {start + 1}-{min(start + side.batch, n)} of {n}")
+        h = torch.cat(outs)
+        del outs
+        if i in side.slot:
+            found[i] = _full_rep(_features(h, side.pool), side.kernel, side.width)
+    return [found[i] for i in sorted(found)]
+
+
+def unit_representations(net: UnitNet, x: Tensor, *, kernel: Literal["linear", "rbf"] = "linear",
+                         pool: Literal["flatten", "mean"] = "flatten", rbf_width: float = 0.8,
+                         batch_size: int = 256) -> list[UnitRep]:
+    """Every unit of `net` on the images x (normalised for it), reduced for the exact estimator: what
+    `cka_of_representations` needs of this network for any comparison on these images."""
+    _check_options(kernel, "full", batch_size, pool, rbf_width)
+    with _evaluating(net), torch.inference_mode():
+        return side_representations(_Side(net, x, list(net.unit_names), kernel, rbf_width, pool, batch_size))
+
+
+def cka_of_representations(a: list[UnitRep], b: list[UnitRep]) -> Tensor:
+    """(len(a), len(b)) float64 CKA of every pair of units, from their _Reps: the Gram algebra alone."""
+    return torch.tensor([[_rep_cka(ra, rb) for rb in b] for ra in a], dtype=torch.float64)
 
 
 # ---------------------------------------------------------------- a network's side; the minibatch estimator

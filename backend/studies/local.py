@@ -10,6 +10,7 @@ import torch
 
 from backend.data import TaskData, load_task
 from backend.jobs import JOB_KINDS, JobOutput, runner
+from backend.probes.representations import RepresentationCache
 from backend.specs import DataSpec, canonical_json
 from backend.studies.plan import PlannedJob
 from backend.train import resolve_device
@@ -31,6 +32,7 @@ def run_local(plan: list[PlannedJob], device: str | torch.device = "auto",
     networks: dict[str, SourceNet] = {}
     tasks: dict[str, TaskData] = {}  # the jobs of a study share a few tasks: load each once
     done: dict[str, JobOutput] = {}
+    representations = RepresentationCache()  # each network's CKA features once, for all its comparisons
     needed = {k for job in plan for k in job.depends_on}
 
     def load(spec: DataSpec) -> TaskData:
@@ -49,7 +51,8 @@ def run_local(plan: list[PlannedJob], device: str | torch.device = "auto",
             if missing:
                 raise ValueError(f"job {job.key[:12]} runs before the network {missing[0][:12]} it reads: "
                                  "plan out of order")
-            output = runner(job.kind)(job.spec, networks, device, report or _quiet, load=load)
+            output = runner(job.kind)(job.spec, networks, device, report or _quiet, load=load,
+                                      representations=representations)
             if job.key in needed and JOB_KINDS[job.kind].trains:
                 networks[job.key] = SourceNet.of(output.network, job.spec.model)
             output.network = None  # the weights live on in `networks` only where a later job needs them

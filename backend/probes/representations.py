@@ -1,0 +1,110 @@
+"""A network's unit representations on a probe set, computed once and reused by every CKA comparison
+the network takes part in: a study's CKA phase then costs one forward pass per network plus the Gram
+algebra, instead of two forward passes per comparison (torch-cka's way).
+
+What is kept is each unit reduced for the exact estimator (backend.probes.similarity.UnitRep: the
+centred features, or the centred Gram when it is smaller), the same tensors a fresh comparison would
+compute, so a cached comparison equals a fresh one bit for bit. The last few networks stay in memory;
+given a folder, each network's representations are also a safetensors file with a JSON sidecar
+holding the file's sha256, so other workers and later jobs reuse them. A file whose bytes no longer
+hash to its sidecar's digest, or that cannot be read, is refused, logged, recomputed and rewritten.
+Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from backend.checkpoints import sha256_of
+from backend.probes.similarity import UnitRep
+
+FORMAT = "transferlab.representations/1"
+log = logging.getLogger("transferlab.representations")
+
+Representations = tuple[list[str], list[UnitRep]]  # unit names, each unit's representation
+
+
+def representation_key(network: str, images: dict, settings: dict) -> str:
+    """What identifies a network's representations: the network (its job's spec hash), the probe
+    images (a ProbeImages dump) and the settings that shape the features (kernel, pool, width,
+    forward batch)."""
+    shaping = {k: settings[k] for k in ("kernel", "pool", "rbf_width", "batch_size")}
+    text = json.dumps({"network": network, "images": images, **shaping}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RepresentationCache:
+    """Representations by key: in memory (the `capacity` most recent), and on disk under `folder`."""
+
+    def __init__(self, folder: str | Path | None = None, capacity: int = 8):
+        self.folder = Path(folder) if folder is not None else None
+        self.capacity = capacity
+        self.memory: OrderedDict[str, Representations] = OrderedDict()
+        self.computed = self.reused = 0
+
+    def get(self, key: str, compute: Callable[[], Representations], device: torch.device) -> Representations:
+        found = self.memory.get(key)
+        if found is None and self.folder is not None:
+            found = self._read(key, device)
+        if found is None:
+            found = compute()
+            self.computed += 1
+            if self.folder is not None:
+                self._write(key, found)
+        else:
+            self.reused += 1
+        self.memory[key] = found
+        self.memory.move_to_end(key)
+        while len(self.memory) > self.capacity:
+            self.memory.popitem(last=False)
+        return found
+
+    def path(self, key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / key[:2] / f"{key}.safetensors"
+
+    def _read(self, key: str, device: torch.device) -> Representations | None:
+        path = self.path(key)
+        sidecar = path.with_suffix(".json")
+        if not path.exists():
+            return None
+        try:
+            meta = json.loads(sidecar.read_text())
+            if meta.get("format") != FORMAT or meta.get("key") != key:
+                raise ValueError(f"its sidecar {sidecar.name} belongs to another file")
+            if (found := sha256_of(path)) != meta["sha256"]:
+                raise ValueError(f"its sha256 is {found[:12]}..., the sidecar's {meta['sha256'][:12]}...")
+            tensors = load_file(str(path), device=str(device))
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:
+            log.warning("cached representations %s refused (%s): recomputing them", path, exc)
+            return None
+        reps = [UnitRep(tensors.get(f"{i}.features"), tensors.get(f"{i}.gram"), norm)
+                for i, norm in enumerate(meta["norms"])]
+        return meta["units"], reps
+
+    def _write(self, key: str, value: Representations) -> None:
+        """The file and then its sidecar, each atomically (temp file + rename)."""
+        units, reps = value
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {f"{i}.{kind}": t.detach().contiguous().cpu() for i, rep in enumerate(reps)
+                   for kind, t in (("features", rep.features), ("gram", rep.gram)) if t is not None}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        os.replace(tmp, path)
+        # norms as JSON floats: repr round-trips a float exactly
+        meta = {"format": FORMAT, "key": key, "sha256": sha256_of(path), "units": units,
+                "norms": [rep.norm for rep in reps]}
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.json.tmp")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, path.with_suffix(".json"))

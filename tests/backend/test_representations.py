@@ -1,0 +1,98 @@
+"""A network's CKA representations computed once: cached ones reproduce fresh ones bit for bit, a
+damaged cache file is refused, recomputed and logged, and every comparison of a study reuses them."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from backend.models import build_model
+from backend.probes.representations import RepresentationCache, representation_key
+from backend.probes.similarity import cka_matrix, cka_of_representations, unit_representations
+from backend.specs import ConvNetSpec
+
+
+def convnet(seed: int):
+    torch.manual_seed(seed)
+    return build_model(ConvNetSpec(channels=[4, 8], hidden=[16]), (1, 8, 8), 5).eval()
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.randn(40, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+
+
+def reps_of(net, x, kernel="linear"):
+    return list(net.unit_names), unit_representations(net, x, kernel=kernel, batch_size=16)
+
+
+def same(a, b) -> bool:
+    """Bit for bit: the same units, norms and tensors (features or Gram) or the same absence."""
+    (units_a, reps_a), (units_b, reps_b) = a, b
+    return units_a == units_b and all(
+        ra.norm == rb.norm and all((s is None and t is None) or (s is not None and t is not None and torch.equal(s, t))
+                                   for s, t in ((ra.features, rb.features), (ra.gram, rb.gram)))
+        for ra, rb in zip(reps_a, reps_b, strict=True))
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_cka_from_representations_equals_cka_matrix(images, kernel):
+    a, b = convnet(0), convnet(1)
+    fresh = cka_matrix(a, images, b, kernel=kernel, batch_size=16).matrix
+    from_reps = cka_of_representations(reps_of(a, images, kernel)[1], reps_of(b, images, kernel)[1])
+    assert torch.equal(fresh, from_reps)
+
+
+def test_a_cached_network_reproduces_fresh_representations_bit_for_bit(tmp_path, images):
+    net = convnet(0)
+    cache = RepresentationCache(tmp_path)
+    first = cache.get("k" * 64, lambda: reps_of(net, images), torch.device("cpu"))
+    assert (cache.computed, cache.reused) == (1, 0) and cache.path("k" * 64).exists()
+    again = RepresentationCache(tmp_path)  # another worker: from disk
+    loaded = again.get("k" * 64, lambda: pytest.fail("recomputed a valid cache file"), torch.device("cpu"))
+    assert (again.computed, again.reused) == (0, 1)
+    assert same(loaded, first) and same(loaded, reps_of(net, images))
+    assert again.get("k" * 64, lambda: pytest.fail("not kept in memory"), torch.device("cpu")) is loaded
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "foreign sidecar"])
+def test_a_damaged_cache_file_is_refused_recomputed_and_logged(tmp_path, images, caplog, damage):
+    net = convnet(0)
+    key = "d" * 64
+    RepresentationCache(tmp_path).get(key, lambda: reps_of(net, images), torch.device("cpu"))
+    path = RepresentationCache(tmp_path).path(key)
+    data = bytearray(path.read_bytes())
+    if damage == "flip a byte":
+        data[-5] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        path.with_suffix(".json").write_text(path.with_suffix(".json").read_text().replace(key, "e" * 64))
+    cache = RepresentationCache(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="transferlab.representations"):
+        value = cache.get(key, lambda: reps_of(net, images), torch.device("cpu"))
+    assert cache.computed == 1 and "refused" in caplog.text and str(path) in caplog.text
+    assert same(value, reps_of(net, images))
+    healed = RepresentationCache(tmp_path)  # rewritten: read back without recomputing
+    healed.get(key, lambda: pytest.fail("the rewritten file was refused"), torch.device("cpu"))
+
+
+def test_memory_keeps_the_most_recent_networks():
+    cache = RepresentationCache(capacity=2)
+    for key in ("a", "b", "a", "c"):
+        cache.get(key, lambda: ([], []), torch.device("cpu"))
+    assert list(cache.memory) == ["a", "c"] and (cache.computed, cache.reused) == (3, 1)
+
+
+def test_the_key_names_network_images_and_feature_settings():
+    images = {"data": {"source": {"kind": "digits"}}, "split": "test", "images": 64, "seed": 0}
+    settings = {"kernel": "linear", "pool": "flatten", "rbf_width": 0.8, "batch_size": 256, "estimator": "full",
+                "seed": 0}
+    base = representation_key("a" * 64, images, settings)
+    assert base == representation_key("a" * 64, images, {**settings, "seed": 5})  # not a feature setting
+    assert base != representation_key("b" * 64, images, settings)
+    assert base != representation_key("a" * 64, {**images, "images": 65}, settings)
+    assert base != representation_key("a" * 64, images, {**settings, "pool": "mean"})
