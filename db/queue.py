@@ -1,26 +1,28 @@
 """The job queue: submit a study's DAG, claim with leases, heartbeat, finish, cancel, retry.
 
 Claiming is one conditional UPDATE (`... WHERE id = (first claimable) AND status = 'queued'`), with
-`FOR UPDATE SKIP LOCKED` in the subquery on Postgres, so two workers never get the same job. A
-job's lease is extended by heartbeats; a job whose lease ran out goes back to the queue until it
-has used its attempts, then fails with the reason, and everything depending on it is blocked.
+`FOR UPDATE SKIP LOCKED` in the subquery on Postgres, so two workers never get the same job (which job
+comes first, priority, then the networks the worker holds, then age, is in db.claims). A job's lease
+is extended by heartbeats; a job whose lease ran out goes back to the queue until it has used its
+attempts, then fails with the reason, and everything depending on it is blocked.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 import numpy as np
-from sqlalchemy import Engine, delete, exists, func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from backend.specs.base import shape_hash
 from db.schema import (
     BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, ArrayRecord, Artifact, Job, JobDependency, Metric,
     Result, Study, Worker, array_record, db_time,
 )
+from db.claims import ClaimedJob, claim_statement, claimed
 from db.dag import GraphError, find_cycle, topological
 from db.session import get_engine, session_scope
 
@@ -40,17 +42,6 @@ class NewJob:
     labels: dict[str, Any]
     depends_on: tuple[str, ...] = ()
     shape: str | None = None  # shape_hash of the spec; worked out from `spec` when not given
-
-
-@dataclass(frozen=True)
-class ClaimedJob:
-    id: int
-    kind: str
-    spec: str
-    spec_hash: str
-    attempts: int
-    labels: dict[str, Any]
-    depends_on: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -102,28 +93,13 @@ class Queue:
 
     # ------------------------------------------------------------ workers
 
-    def claim(self, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
-        """Take the first claimable job (highest priority, then oldest), or None."""
-        parent = aliased(Job)
-        unfinished_dependency = exists().where(
-            JobDependency.job_id == Job.id, JobDependency.depends_on == parent.id, parent.status != SUCCEEDED)
-        first = (select(Job.id).where(Job.status == QUEUED, ~unfinished_dependency)
-                 .order_by(Job.priority.desc(), Job.id).limit(1))
-        if self.engine.dialect.name == "postgresql":
-            first = first.with_for_update(skip_locked=True, of=Job)
-        claim = (update(Job).where(Job.id == first.scalar_subquery(), Job.status == QUEUED)
-                 .values(status=RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
-                         lease_expires_at=db_time() + lease_seconds, heartbeat_at=db_time(),
-                         started_at=db_time(), progress=0.0, message="claimed", error=None)
-                 .returning(Job.id))
+    def claim(self, worker_id: str, lease_seconds: float, prefer: Collection[str] = ()) -> ClaimedJob | None:
+        """Take the first claimable job, or None: highest priority, then the one reading the most of
+        the networks `prefer` names (spec hashes of those the worker holds in memory), then oldest."""
+        statement = claim_statement(self.engine.dialect.name, worker_id, lease_seconds, prefer)
         with session_scope(self.engine) as s:
-            job_id = s.execute(claim).scalar_one_or_none()
-            if job_id is None:
-                return None
-            job = s.get(Job, job_id)
-            deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == job_id)).all()
-            return ClaimedJob(job.id, job.kind, job.spec, job.spec_hash, job.attempts, dict(job.labels),
-                              tuple(deps))
+            job_id = s.execute(statement).scalar_one_or_none()
+            return None if job_id is None else claimed(s, job_id)
 
     def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float,
                   progress: float | None = None, message: str | None = None) -> Lease:

@@ -224,3 +224,91 @@ def test_clone_with_edits_validates_through_the_spec_parser(queue):
     assert info.value.field == "train.epochs"
     with session_scope(queue.engine) as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 2  # the bad edit queued nothing
+
+
+# ---------------------------------------------------------------- locality: probes beside their network
+
+def test_a_worker_prefers_the_jobs_reading_the_networks_it_holds(queue):
+    study = submit(queue, [job("x"), job("a"), job("px", "x", kind="similarity"), job("pa", "a", kind="similarity"),
+                           job("pxa", "x", "a", kind="similarity")])
+    by = ids(queue, study)
+    for worker in ("w0", "w1"):
+        queue.complete(queue.claim(worker, 30).id, worker, {"v": 1.0})  # w0 trained x, w1 trained a
+    # px is older and as claimable, but w1 holds a: it takes a job reading a, the one reading both first
+    # when it holds both, and the oldest job when it holds nothing any queued job reads.
+    assert queue.claim("w1", 30, prefer=["hash-a", "hash-x"]).id == by["pxa"]
+    assert queue.claim("w1", 30, prefer=["hash-a"]).id == by["pa"]
+    assert queue.claim("w2", 30, prefer=["hash-nothing"]).id == by["px"]
+    with pytest.raises(TypeError, match="not one string"):
+        queue.claim("w1", 30, prefer="hash-a")
+
+
+def test_priority_wins_over_locality_and_a_link_counts_as_its_network(queue):
+    first = submit(queue, [job("a")])
+    queue.complete(queue.claim("w", 30).id, "w", {"v": 1.0})
+    # A later study reusing a depends on its own row for a (a link, the same spec hash).
+    later = submit(queue, [job("b"), job("a"), job("pa", "a", kind="similarity")], name="later")
+    by = ids(queue, later)
+    assert by["a"] != ids(queue, first)["a"] and status(queue, by["a"]) == "succeeded"
+    urgent = queue.submit("urgent", {}, "u", [job("z")], priority=5)
+    assert queue.claim("w", 30, prefer=["hash-a"]).id == ids(queue, urgent)["z"]
+    assert queue.claim("w", 30, prefer=["hash-a"]).id == by["pa"]  # before b, which is older
+    assert queue.claim("w", 30, prefer=["hash-a"]).id == by["b"]
+
+
+def test_a_preferred_job_another_worker_holds_is_not_claimed_again(queue):
+    study = submit(queue, [job("a"), job("pa", "a", kind="similarity"), job("c")])
+    by = ids(queue, study)
+    queue.complete(queue.claim("trainer", 30).id, "trainer", {"v": 1.0})
+    assert queue.claim("other", 30).id == by["pa"]  # the oldest claimable, taken by another worker
+    assert queue.claim("trainer", 30, prefer=["hash-a"]).id == by["c"]  # not pa a second time
+    assert queue.claim("trainer", 30, prefer=["hash-a"]) is None
+    with session_scope(queue.engine) as s:
+        pa = s.get(Job, by["pa"])
+        assert (pa.worker_id, pa.attempts, pa.status) == ("other", 1, "running")
+
+
+# A worker process: claims with the networks it trained lately as its preference, and finishes each
+# job at once; prints the jobs it ran and whether each read a network it held.
+CLAIMING_WORKER = """
+import json, sys, time
+from db.queue import Queue
+from db.session import get_engine
+queue, name, held, ran = Queue(get_engine(sys.argv[1])), sys.argv[2], [], []
+while True:
+    job = queue.claim(name, 60, prefer=held[-4:])
+    if job is None:
+        counts = queue.counts()
+        if not counts.get("queued") and not counts.get("running"):
+            break
+        time.sleep(0.005)
+        continue
+    ran.append([job.id, job.kind, bool(set(json.loads(job.spec)["reads"]) & set(held[-4:]))])
+    assert queue.complete(job.id, name, {"value": 1.0})
+    if job.kind == "train":
+        held.append(job.spec_hash)
+print(json.dumps(ran))
+"""
+
+
+def test_four_workers_preferring_their_networks_claim_300_jobs_exactly_once(database_url):
+    queue = Queue(get_engine(database_url))
+    networks = [f"net{i}" for i in range(60)]
+    jobs = [NewJob(n, "train", json.dumps({"k": n, "reads": []}), f"hash-{n}", {"name": n}) for n in networks]
+    jobs += [NewJob(f"{n}-p{p}", "similarity", json.dumps({"k": f"{n}-p{p}", "reads": [f"hash-{n}"]}),
+                    f"hash-{n}-p{p}", {"name": f"{n}-p{p}"}, (n,)) for n in networks for p in range(4)]
+    submit(queue, jobs)
+    workers = [subprocess.Popen([sys.executable, "-c", CLAIMING_WORKER, database_url, f"w{i}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
+    ran = [row for out, _ in outputs for row in json.loads(out)]
+    claimed = [job_id for job_id, _, _ in ran]
+    assert len(claimed) == len(set(claimed)) == 300  # each job once, by one worker
+    with session_scope(queue.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Job).where(Job.status == "succeeded")) == 300
+        assert s.scalar(select(func.max(Job.attempts))) == 1
+        assert s.scalar(select(func.count(func.distinct(Job.worker_id)))) >= 2
+    beside = [held for _, kind, held in ran if kind == "similarity"]
+    # In age order a probe would meet its network's worker about 1 time in 4.
+    assert sum(beside) / len(beside) > 0.5, sum(beside)
