@@ -6,12 +6,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.specs import SCOPES
-from ui import store
 from backend.stats import ci95
+from ui import presets, store
 from ui.charts import COLOURS, SHARPNESS
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, ints, joined
-from ui.widgets import figure, job_role, jobs_of_point, open_jobs, study_picker
+from ui.widgets import figure, job_names, jobs_of_point, open_jobs, study_picker
 
 state = PageState("sharpness")
 st.title("Sharpness")
@@ -61,8 +61,7 @@ if study is None:
 probes = store.results().study_scores(study, kinds=["sharpness"])
 if probes.empty:
     state.report()
-    st.info("No sharpness result in this study yet: they land after the networks they measure (turn the "
-            "sharpness probe on in a study's Probes on the New study page).")
+    presets.no_result("sharpness result", ["sharpness"], study, "app_pages/sharpness.py")
     state.sync()
     st.stop()
 
@@ -78,7 +77,7 @@ st.subheader(f"{SHARPNESS[metric]} against n, split at the cut")
 open_jobs(study, jobs_of_point(figure(split_figure(split, metric), "sharpness.split",
                                      f"Study #{study}. {SPLIT} A click opens the networks' curves.", clickable=True)))
 
-names = {int(r.job): job_role(r._asdict()) for r in probes.drop(columns="spec_hash").itertuples(index=False)}
+names = job_names(probes)
 bases = probes[probes.treatment == "baseB"].job.tolist()[:1]
 deepest = probes[probes.n == probes.n.max()].job.tolist()[:1]
 chosen = st.multiselect("Spectral density of", list(names), format_func=names.get, key=state.bind(

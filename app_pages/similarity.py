@@ -5,11 +5,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from ui import store
+from ui import presets, store
 from ui.charts import cka_diagonal_figure, cka_figure
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, ints, joined
-from ui.widgets import figure, job_role, jobs_of_point, open_jobs, study_picker
+from ui.widgets import figure, job_names, job_table, jobs_of_point, open_jobs, study_picker
 
 MAX_PANELS = 4
 
@@ -38,6 +38,34 @@ def long_table(panels: list[dict]) -> pd.DataFrame:
                          for p in panels for i, a in enumerate(p["units_a"]) for j, b in enumerate(p["units_b"])])
 
 
+def default_comparisons(jobs: pd.DataFrame) -> list[int]:
+    """A first view: a transfer from the middle of the grid against each network it is compared with;
+    in a study of runs (basins), each kind of pair of the first seed and target."""
+    if "treatment" in jobs:
+        transfers = jobs[~jobs.treatment.isin(["baseA", "baseB"])].sort_values(["seed", "treatment", "n"])
+        first = transfers.iloc[len(transfers) // 2] if not transfers.empty else jobs.iloc[0]
+        same = (jobs.treatment == first.treatment) & (jobs.n == first.n) & (jobs.seed == first.seed)
+    else:
+        first = jobs.sort_values("job").iloc[0]
+        keys = [key for key in ("seed", "target") if key in jobs]
+        same = (jobs[keys] == first[keys]).all(axis=1)
+    picked = jobs[same].sort_values("job")
+    picked = picked.drop_duplicates("pair") if "pair" in picked else picked
+    return [int(j) for j in picked.job][:MAX_PANELS]
+
+
+def means(job: int) -> dict:
+    """A comparison's summary numbers, as stored with its job."""
+    row = jobs[jobs.job == job].iloc[0]
+    return {"job": job, "CKA, same units (mean)": round(float(row.get("cka_diagonal_mean", "nan")), 4),
+            "CKA, every pair of units (mean)": round(float(row.get("cka_mean", "nan")), 4)}
+
+
+def detail(job: int) -> str:
+    """The tooltip line of a comparison: its job and CKA means."""
+    return " · ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in means(job).items())
+
+
 snapshot = open_snapshot("similarity")
 if snapshot is not None:
     show(snapshot.rows, snapshot.caption)
@@ -48,18 +76,15 @@ if study is None:
     st.stop()
 jobs = store.results().study_scores(study, kinds=["similarity"])
 if jobs.empty:
-    st.info("No CKA result in this study yet: they land after the networks they compare (turn the similarity "
-            "probe on in a study's Probes on the New study page).")
+    presets.no_result("CKA result", ["similarity"], study, "app_pages/similarity.py")
     state.sync()
     st.stop()
 
-names = {int(r.job): job_role(r._asdict()) for r in jobs.drop(columns="spec_hash").itertuples(index=False)}
-transfers = jobs[~jobs.treatment.isin(["baseA", "baseB"])].sort_values(["seed", "treatment", "n"])
-first = transfers.iloc[len(transfers) // 2] if not transfers.empty else jobs.iloc[0]
-default = jobs[(jobs.treatment == first.treatment) & (jobs.n == first.n) & (jobs.seed == first.seed)].job.tolist()
+names = job_names(jobs)  # "AnB+ n=4, seed 1 vs baseA": the numbers go to the tooltip and the table
+default = default_comparisons(jobs)
 chosen = st.multiselect("Comparisons (network A vs network B)", list(names), format_func=names.get,
                         max_selections=MAX_PANELS, key=state.bind(
-                            "jobs", [int(j) for j in default], ints,
+                            "jobs", default, ints,
                             lambda v: 0 < len(v) <= MAX_PANELS and set(v) <= set(names), show=joined))
 state.report()
 if not chosen:
@@ -72,7 +97,8 @@ for stored in store.results().arrays(study, "cka", kinds=["similarity"], jobs=ch
     tables = store.results().job_tables(stored.job)
     units = tables.get("units", {})
     n_a, n_b = stored.value.shape
-    panels.append({"title": names[stored.job], "job": stored.job, "matrix": stored.value.round(6).tolist(),
+    panels.append({"title": names[stored.job], "job": stored.job, "detail": detail(stored.job),
+                   "matrix": stored.value.round(6).tolist(),
                    "units_a": units.get("a", [str(i) for i in range(n_a)]),
                    "units_b": units.get("b", [str(i) for i in range(n_b)]),
                    "constant": tables.get("constant_units", {}), "estimator": tables.get("estimator", {})})
@@ -82,6 +108,9 @@ dead = [f"{p['title']}: {', '.join(p['constant'].get('a', []) + p['constant'].ge
 if dead:
     st.warning("Units with constant output on these images (CKA undefined, drawn as 0): " + "; ".join(dead))
 
+st.caption("The comparisons drawn, with their CKA means; select a row to open its job.")
+job_table(pd.DataFrame([{"comparison": p["title"], **means(p["job"])} for p in panels]), "similarity.means", study,
+          jobs="job")
 table = long_table(panels)
 share_button("similarity", {"study": study, "jobs": joined(chosen)}, panels, caption(panels))
 left, right = st.columns(2)

@@ -156,19 +156,44 @@ def paired_curves(differences: pd.DataFrame, value: str, jobs: str = "job") -> p
     return table.assign(ci95=((table.high - table.low) / 2).fillna(0.0)).reset_index(drop=True)
 
 
+# Characters of subplot title across the whole figure at TITLE_SIZE px: each panel's title wraps to its
+# share, so side-by-side titles never run into each other on a screen-wide figure.
+TITLE_CHARS, TITLE_SIZE = 100, 13
+
+
+def wrap_title(title: str, width: int) -> list[str]:
+    """A panel title in lines of at most `width` characters, broken after its commas first."""
+    lines: list[str] = []
+    for part in title.split(", "):
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += ", " + part
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(part)
+    return [piece for line in lines for piece in textwrap.wrap(line, width) or [""]]
+
+
 def cka_figure(panels: list[dict]) -> go.Figure:
     """CKA heatmaps side by side on one colour scale (0..1): network A's units down, B's across.
-    Each panel: title, job, units_a, units_b, matrix (list of rows)."""
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p["title"] for p in panels],
-                        horizontal_spacing=0.08)
+    Each panel: title (a short name), job, units_a, units_b, matrix (list of rows), and optionally
+    detail (its numbers, for the tooltip)."""
+    spacing = 0.08
+    width = max(12, int(TITLE_CHARS * (1 - spacing * (len(panels) - 1)) / len(panels)))
+    titles = [wrap_title(p["title"], width) for p in panels]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=["<br>".join(t) for t in titles],
+                        horizontal_spacing=spacing)
+    fig.update_annotations(font_size=TITLE_SIZE)  # the subplot titles, before any caption is added
     for i, p in enumerate(panels, 1):
+        detail = p.get("detail") or f"job {p['job']}"
         fig.add_trace(go.Heatmap(
-            z=p["matrix"], x=p["units_b"], y=p["units_a"], coloraxis="coloraxis",
-            hovertemplate=f"A %{{y}} × B %{{x}}: CKA %{{z:.4f}}<br>job {p['job']}<extra></extra>"), 1, i)
+            z=p["matrix"], x=p["units_b"], y=p["units_a"], coloraxis="coloraxis", name=p["title"],
+            hovertemplate=f"A %{{y}} × B %{{x}}: CKA %{{z:.4f}}<br>{p['title']}<br>{detail}<extra></extra>"), 1, i)
         fig.update_yaxes(autorange="reversed", title_text="network A unit" if i == 1 else None, row=1, col=i)
         fig.update_xaxes(title_text="network B unit", row=1, col=i)
+    lines = max(len(t) for t in titles)
     fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "CKA"}},
-                      height=420, margin={"t": 60})
+                      height=400 + 18 * lines, margin={"t": 30 + 18 * lines})
     return fig
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
+import pandas as pd
 import streamlit as st
 
-from ui import store
+from ui import presets, store
 from ui.charts import captioned
 from ui.state import PageState
 
@@ -15,7 +19,7 @@ def study_picker(state: PageState, label: str = "Study") -> int | None:
     raw = str(st.query_params.get("study", ""))
     studies = store.studies().listing(include=[int(raw)] if raw.isdigit() else [])
     if not studies:
-        st.info("No study yet: queue one on the New study page.")
+        presets.no_study()
         return None
     names = {s.id: f"#{s.id} {s.name}{' (archived)' if s.archived else ''} ({s.total} jobs: {_counts(s.counts)})"
              for s in studies}
@@ -41,11 +45,50 @@ def absolute_link(path_and_query: str) -> str:
     return f"{base}/{path_and_query}" if base else path_and_query
 
 
-def job_role(labels: dict) -> str:
-    """A job's place in its study, in words: 'AnB n=3 seed 0 vs baseB'."""
-    words = {"treatment": "{}", "n": "n={}", "seed": "seed {}", "against": "vs {}"}
-    known = [form.format(labels[key]) for key, form in words.items() if key in labels]
-    return " ".join(known + [f"{key} {value}" for key, value in labels.items() if key not in words])
+def _label(value):
+    """A label as it reads: None for an absent one (NaN in a table of mixed jobs), 4 for 4.0."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# The setting a job ran in, after its treatment and seed, as a researcher says it.
+SETTING_WORDS = {"target": "target {}", "amount": "{} images per class", "class_fraction": "{:.0%} of the classes",
+                 "depth": "depth {}", "source_epoch": "from pretraining epoch {}", "run": "run {}"}
+
+
+def job_role(labels: dict, setting: Iterable[str] | None = None) -> str:
+    """A job's place in its study, as a researcher names it, from its labels alone (anything else, such
+    as the scalars of a results row, is left out, and so is the probe: the page or kind says it):
+    'AnB+ n=4, seed 1 vs baseA'; 'baseB, seed 0, target noise 0.2, all images per class';
+    'P-T runs 0 and 1, seed 0, target digits 5-9'; 'P-T run 0 vs RI-T run 0, seed 1, ...'. With
+    `setting`, only those of the setting's labels (target, amount, ...) are named."""
+    value = {key: v for key, v in ((key, _label(labels.get(key))) for key in
+                                   ("pair", "runs", "treatment", "n", "seed", "against", *SETTING_WORDS))
+             if v is not None}
+    head = ""
+    if "pair" in value:  # a measurement between two runs of a basins study
+        first, _, second = str(value.get("runs", "")).partition("-")
+        sides = str(value["pair"]).split(" vs ")
+        head = (f"{sides[0]} run {first} vs {sides[1]} run {second}" if len(sides) == 2 and second else
+                f"{value['pair']} runs {first} and {second}" if second else str(value["pair"]))
+    elif "treatment" in value:
+        base = str(value["treatment"]).startswith("base")  # nothing transferred: n says nothing
+        head = f"{value['treatment']}{'' if base or 'n' not in value else ' n=' + str(value['n'])}"
+    seed = f"seed {value['seed']}" if "seed" in value else ""
+    if "against" in value:
+        seed = f"{seed} vs {value['against']}".strip()
+    named = [form.format(value[key]) for key, form in SETTING_WORDS.items()
+             if key in value and (setting is None or key in setting)]
+    return ", ".join(part for part in (head, seed, *named) if part)
+
+
+def job_names(rows: pd.DataFrame) -> dict[int, str]:
+    """Job id -> its `job_role` for a table of jobs (`study_scores`), naming of the setting only the
+    labels that vary among its rows: 'AnB+ n=4, seed 1 vs baseA', with a target only when there are
+    several."""
+    varying = [key for key in SETTING_WORDS if key in rows and rows[key].nunique() > 1]
+    return {int(row["job"]): job_role(row, varying) for row in rows.to_dict(orient="records")}
 
 
 def eta_text(done: int, elapsed: float, pending: int) -> str:

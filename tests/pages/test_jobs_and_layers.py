@@ -234,7 +234,7 @@ def test_jobs_filter_by_treatment_n_and_seed_in_the_url(app, seeded_store):
     assert not at.exception
     table = at.dataframe[0].value
     # the AnB+ n=2 network of seed 1, its sharpness, and its two CKA comparisons
-    assert len(table) == 4 and all("AnB+ n=2 seed 1" in role for role in table.role)
+    assert len(table) == 4 and all(role.startswith("AnB+ n=2, seed 1") for role in table.role)
     assert at.selectbox(key="jobs.treatment").options == ["any", "AnB", "AnB+", "baseA", "baseB", "random"]
     bad = app("jobs.py")
     bad.query_params.update({"study": str(study_id), "live": "0", "n": "seven"})
