@@ -5,7 +5,7 @@ import streamlit as st
 
 from backend.jobs import NETWORK_KINDS
 from backend.specs import TREATMENTS
-from ui import store
+from ui import presets, store
 from ui.charts import PAIRED_SHOWN, SCORES, SHOWN_COLUMNS, layer_figure, layer_summary, paired_curves
 from ui.compare import (
     compare_figure, compare_table, difference_caption, highlight_differences, paired_by_seed, spec_difference,
@@ -13,6 +13,9 @@ from ui.compare import (
 from ui.share import open_snapshot, share_button
 from ui.state import PageState, flag, ints, joined, shown, strs
 from ui.widgets import figure, job_table, study_choices
+
+# Two presets made to be compared: the same sweep on a random and on a dissimilar split of the classes.
+PAIR = ("yosinski-digits", "yosinski-digits-dissimilar")
 
 state = PageState("compare")
 st.title("Compare studies")
@@ -34,7 +37,7 @@ if snapshot is not None:
     st.stop()
 available = study_choices()
 if len(available) < 2:
-    st.info("Comparing needs two studies or more: queue another on the New study page.")
+    presets.empty_state("Comparing needs two studies or more.", PAIR, together=True)
     st.stop()
 chosen = st.multiselect("Studies (two or more)", list(available), format_func=available.get, key=state.bind(
     "studies", list(available)[:2], ints, lambda v: set(v) <= set(available), show=joined))

@@ -9,7 +9,7 @@ from backend.specs import SpecError
 from backend.studies import STUDY_KINDS, parse_study
 from backend.stats import fit_line, paired_table
 from backend.studies.cross import legacy_labels
-from ui import store
+from ui import presets, store
 from ui.charts import COLOURS, SCORES, error_bars_as_bands, gain_table
 from ui.compare import spec_difference
 from ui.explore import (
@@ -39,7 +39,7 @@ state = PageState("explorer")
 st.title("Explorer")
 available = study_choices()
 if not available:
-    st.info("No study yet: queue one on the New study page.")
+    presets.no_study()
     st.stop()
 chosen = st.multiselect("Studies (overlaid)", list(available), format_func=available.get, key=state.bind(
     "studies", [next(iter(available))], ints, lambda v: set(v) <= set(available), show=joined))

@@ -5,7 +5,7 @@ undecided with the seeds that would likely decide it); filters by verdict and st
 import streamlit as st
 
 from db.session import database_url
-from ui import findings
+from ui import findings, presets
 from ui.state import PageState
 
 state = PageState("findings")
@@ -29,7 +29,8 @@ if right.button("Recompute now", key="findings.recompute", help=f"The report is 
 state.report()
 
 if not report.studies and not report.across:
-    st.info("No preset study in the store yet: queue one on the New study page (a preset, not a custom grid).")
+    presets.empty_state("No preset study in the store yet (a custom grid has no paper to be judged against).",
+                        [presets.DEFAULT])
     state.sync()
     st.stop()
 

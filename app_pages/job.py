@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from ui import store
+from ui import presets, store
 from ui.state import PageState
 from ui.widgets import job_role
 
@@ -19,7 +19,10 @@ job_id = st.number_input("Job id", 1, key=state.bind("job", 1, int, lambda v: v 
 state.report()
 job = store.results().job(job_id)
 if job is None:
-    st.info(f"There is no job {job_id}.")
+    if store.queue().counts():
+        st.info(f"There is no job {job_id}.")
+    else:
+        presets.empty_state("There is no job yet.", [presets.DEFAULT])
     state.sync()
     st.stop()
 

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from ui import store
+from ui import presets, store
 from ui.charts import PAIRED_SHOWN
 from ui.landscape import (
     PAIRED_KINDS, PATH, criticality_figure, criticality_panels, deviation_differences, deviation_figure,
@@ -23,9 +23,9 @@ MEASURES = {"loss_spread": "loss spread: max − min over η of the loss at θ �
 PAIRED = ("Mean of the per-seed differences, its 95% Student t interval (a bootstrap-t interval beside it from 5 "
           "seeds), the seeds measured, and the probability of improvement: the share of seeds whose difference is "
           "above 0. One seed: no interval.")
-NONE_YET = ("No landscape result in this study. The neyshabur-basins preset measures the path between runs, "
-            "the loss plane and module criticality; liu-flatness the smoothness along training and the weight "
-            "deviation (New study page).")
+# The job kinds whose results the sections draw (the weight deviation comes with every Chen's T job, so a
+# study without these may still have that section).
+KINDS = ("interpolation", "plane", "criticality", "smoothness")
 
 state = PageState("landscape")
 st.title("Landscape")
@@ -210,7 +210,7 @@ if "measures" in view:
     smoothness(study, view, st.session_state[bound["measure"]])
 state.report()
 if not {"paths", "planes", "criticality", "smoothness", "deviation"} & set(view):
-    st.info(NONE_YET)
+    presets.no_result("landscape result", KINDS, study, "app_pages/landscape.py")
     state.sync()
     st.stop()
 draw(view, study)

@@ -9,7 +9,7 @@ import streamlit as st
 from backend import settings
 from db.queue import QueueError
 from db.session import StoreError
-from ui import access, store
+from ui import access, presets, store
 from ui.state import PageState, flag, shown
 
 state = PageState("studies")
@@ -68,7 +68,10 @@ def delete(study_id: int) -> str:
 
 studies = store.studies().listing(search=search, archived=archived)
 if not studies:
-    st.info("No study matches." if search or not archived else "No study yet: queue one on the New study page.")
+    if search or store.studies().listing(archived=True, limit=1):  # none shown, yet some are archived
+        st.info("No study matches.")
+    else:
+        presets.no_study()
     state.sync()
     st.stop()
 
