@@ -7,22 +7,24 @@ import streamlit as st
 import yaml
 
 from backend.jobs import JOB_KINDS
-from backend.specs import PRESETS, TORCHVISION_SETS, Spec, SpecError, canonical_json, unit_names
+from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, canonical_json, unit_names
 from backend.specs.presets import check_preset_folder
 from backend.specs.roots import check_folder
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import check_study, plan_size, planned_shapes, submit_study
-from ui import access, preview, seeds, store
+from ui import access, presets, preview, seeds, store
+from ui.probes import probes_text, switches
 from ui.state import PageState, ints
 
 state = PageState("new")
 st.title("New study")
 
 preset_name = st.selectbox("Preset", list(PRESETS), format_func=lambda name: f"{name}: {PRESETS[name].asks}",
-                           key=state.bind("preset", "yosinski-digits", valid=PRESETS.__contains__))
+                           key=state.bind("preset", presets.DEFAULT, valid=PRESETS.__contains__))
 preset = PRESETS[preset_name].spec_dict()
 study_kind = STUDY_KINDS[PRESETS[preset_name].study]
 st.caption(study_kind.description)
+probes_line = st.empty()  # which probes the spec turns on, once the Probes boxes are read
 if PRESETS[preset_name].figure:
     st.markdown(f"**What answers it.** {PRESETS[preset_name].figure}")
 state.report()
@@ -129,16 +131,14 @@ with grid_col:
         preset_probes = preset.get("probes", {})
         probe_spec = study_kind.spec.model_fields["probes"].annotation  # StudyProbes, CrossProbes, ...
         defaults = probe_spec.model_validate(preset_probes)
-        for name, info in probe_spec.model_fields.items():
-            default = getattr(defaults, name)
-            # A probe is a switch (bool) or optional settings; other fields (treatments, images) keep the preset's.
-            if isinstance(default, (bool, Spec)) or (default is None and name != "treatments"):
-                on = st.checkbox(f"{name.replace('_', ' ').capitalize()}: {info.description}",
-                                 default not in (None, False), key=f"new.probe_{study_kind.spec.__name__}.{name}")
-                if isinstance(default, bool):
-                    probes[name] = on
-                else:
-                    probes[name] = (preset_probes.get(name) or {}) if on else None
+        # A probe is a switch (bool) or optional settings; other fields (treatments, images) keep the preset's.
+        for name, default_on in switches(defaults).items():
+            on = st.checkbox(f"{name.replace('_', ' ').capitalize()}: {probe_spec.model_fields[name].description}",
+                             default_on, key=f"new.probe_{study_kind.spec.__name__}.{name}")
+            if isinstance(getattr(defaults, name), bool):
+                probes[name] = on
+            else:
+                probes[name] = (preset_probes.get(name) or {}) if on else None
         slots["probes"] = st.empty()
 
 grid["seeds"], precision = seeds.seeds_section(PRESETS[preset_name].study,
@@ -199,6 +199,14 @@ except SpecError as exc:
     if slot is not general:
         general.error(f"Not queued: fix **{field}** above.")
     study = None
+
+if getattr(study, "probes", None) is not None:
+    probes_line.caption(probes_text(study.probes))
+elif probes:  # an invalid form: the probes as its boxes say, if they validate
+    try:
+        probes_line.caption(probes_text(probe_spec.model_validate({**preset_probes, **probes})))
+    except ValueError:
+        pass
 
 if study is not None:
     jobs = plan_size(study)

@@ -64,7 +64,7 @@ STUDY_KINDS: dict[str, StudyKind] = {
         YosinskiSpec, yosinski.expand, ("seed", "treatment", "n", "probe", "against"),
         "Yosinski et al. 2014: per seed, split the classes into halves A and B, train baseA and baseB, then "
         "retrain on B with the first n units from A or B, frozen or fine-tuned (+), or random and frozen. "
-        "Probes: the Hessian sharpness of every network, and CKA of each transfer against baseB and its source.",
+        "Optional probes: the Hessian sharpness of each network, CKA of each transfer against baseB and its source.",
         yosinski.axes, yosinski.summarise,
         (GridField("seeds", "Seeds (one class split each)"), GridField("treatments", "Treatments", TREATMENTS),
          GridField("n", "Units transferred n (empty = all)")),
