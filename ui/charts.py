@@ -189,7 +189,9 @@ def cka_figure(panels: list[dict]) -> go.Figure:
         fig.add_trace(go.Heatmap(
             z=p["matrix"], x=p["units_b"], y=p["units_a"], coloraxis="coloraxis", name=p["title"],
             hovertemplate=f"A %{{y}} × B %{{x}}: CKA %{{z:.4f}}<br>{p['title']}<br>{detail}<extra></extra>"), 1, i)
-        fig.update_yaxes(autorange="reversed", title_text="network A unit" if i == 1 else None, row=1, col=i)
+        repeated = i > 1 and p["units_a"] == panels[0]["units_a"]  # the first panel's labels say them
+        fig.update_yaxes(autorange="reversed", title_text="network A unit" if i == 1 else None,
+                         showticklabels=not repeated, row=1, col=i)
         fig.update_xaxes(title_text="network B unit", row=1, col=i)
     lines = max(len(t) for t in titles)
     fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "CKA"}},
