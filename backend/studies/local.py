@@ -51,8 +51,8 @@ def run_local(plan: list[PlannedJob], device: str | torch.device = "auto",
             if missing:
                 raise ValueError(f"job {job.key[:12]} runs before the network {missing[0][:12]} it reads: "
                                  "plan out of order")
-            output = runner(job.kind)(job.spec, networks, device, report or _quiet, load=load,
-                                      representations=representations)
+            options = {} if JOB_KINDS[job.kind].trains else {"representations": representations}
+            output = runner(job.kind)(job.spec, networks, device, report or _quiet, load=load, **options)
             if job.key in needed and JOB_KINDS[job.kind].trains:
                 networks[job.key] = SourceNet.of(output.network, job.spec.model)
             output.network = None  # the weights live on in `networks` only where a later job needs them
