@@ -4,6 +4,10 @@ It claims a job, runs it with the engine, streams progress and per-epoch metrics
 state after every epoch (so a crashed job resumes where it stopped), writes the final checkpoint
 atomically, stores the results, and heartbeats throughout. A cancel request or SIGTERM stops the
 run at the next step: cancelled jobs are marked so, and on SIGTERM the job goes back to the queue.
+
+Between jobs it holds the last few networks it trained or read, and the last data sets it loaded, in
+memory, and claims the jobs that read those networks first (within a priority: db.claims), so a
+network's transfers and probes run beside it without reading its checkpoint or its data again.
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ import threading
 import time
 import traceback
 import uuid
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable
 
 import torch
 
 from backend import settings
 from backend.checkpoints import (
-    INIT, load_train_state, save_checkpoint, save_init, save_train_state, sha256_of, sidecar_path,
+    INIT, bare_module, load_train_state, save_checkpoint, save_init, save_train_state, sha256_of, sidecar_path,
 )
+from backend.data import TaskData, load_task
 from backend.provenance import environment
 from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
 from backend.runners import checkpoint_meta, epoch_metrics
-from backend.specs import SpecError, TrainJobSpec, TransferJobSpec, spec_hash
+from backend.specs import DataSpec, FolderSource, SpecError, TrainJobSpec, TransferJobSpec, canonical_json, spec_hash
 from backend.specs.roots import check_data_roots
 from backend.train import Trained, resolve_device
 from backend.transfer import SourceNet
@@ -51,7 +57,8 @@ class JobStopped(Exception):
 class Worker:
     def __init__(self, queue: Queue, device: str = "auto", worker_id: str | None = None,
                  lease_seconds: float = 30.0, heartbeat_seconds: float | None = None,
-                 poll_seconds: float = 1.0, artifacts: Path | None = None):
+                 poll_seconds: float = 1.0, artifacts: Path | None = None,
+                 held_networks: int = 4, held_data_bytes: int = 1 << 30):
         self.queue = queue
         self.device = resolve_device(device)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -61,6 +68,11 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.artifacts = artifacts or settings.artifacts_dir()
         self.stopping = threading.Event()
+        # Spec hash -> (the checkpoint's recorded sha256, the network), on the CPU: a study reads a
+        # network right after training it (its transfers, its probes). 0 holds none and prefers none.
+        self.networks = _Held(held_networks)
+        # DataSpec JSON -> TaskData (uint8 images, never written to by the engine), by bytes held.
+        self.tasks = _Held(held_data_bytes, size=_task_bytes)
 
     # ------------------------------------------------------------ loop
 
@@ -72,14 +84,14 @@ class Worker:
         ran, idle_since, maintained = 0, time.monotonic(), float("-inf")
         while not self.stopping.is_set() and (max_jobs is None or ran < max_jobs):
             try:
-                job = self.queue.claim(self.worker_id, self.lease_seconds)
+                job = self.queue.claim(self.worker_id, self.lease_seconds, prefer=self.networks.keys())
                 if job is None and time.monotonic() - maintained > self.poll_seconds:
                     # Nothing to run: maybe a dead worker holds jobs, or a cycle blocks them.
                     self.queue.requeue_expired()
                     self.queue.fail_cycles()
                     self.add_seeds()  # a study whose seed finished while no worker was there to see it
                     maintained = time.monotonic()
-                    job = self.queue.claim(self.worker_id, self.lease_seconds)
+                    job = self.queue.claim(self.worker_id, self.lease_seconds, prefer=self.networks.keys())
                 elif job is not None and time.monotonic() - maintained > self.lease_seconds:
                     self.queue.requeue_expired()  # lost jobs go back even while the queue is busy
                     maintained = time.monotonic()
@@ -138,7 +150,7 @@ class Worker:
             kind = JOB_KINDS[job.kind]
             networks = {key: self._network(key) for key in kind.networks(spec)}
             options = self._resume_options(job, spec, beat) if kind.trains else {}
-            output = runner(job.kind)(spec, networks, self.device, beat.progress, **options)
+            output = runner(job.kind)(spec, networks, self.device, beat.progress, load=self._task, **options)
             self._finish(job, spec, output, options)
             return "succeeded"
         except JobStopped as stop:
@@ -194,7 +206,8 @@ class Worker:
 
     def _network(self, key: str) -> SourceNet:
         """The network a job reads, from the checkpoint of a finished run of the job `key`, its bytes
-        checked against the digest recorded when it was written."""
+        checked against the digest recorded when it was written; or the one this worker holds, when it
+        wrote or checked those very bytes (the store records the same digest) and the file is still there."""
         files = self.queue.network_files(key)
         if "checkpoint" not in files:
             raise SpecError(f"no finished run of the network {key[:12]} has a checkpoint", field="source")
@@ -203,7 +216,35 @@ class Worker:
         if not path.exists():
             raise SpecError(f"the checkpoint {str(path)!r} of job {job} is missing from the artifacts folder: "
                             f"re-run job {job}", field="source")
-        return SourceNet.load(str(path), sha256, files.get(INIT, (None, None))[1])
+        held = self.networks.get(key)
+        if held is not None and held[0] == sha256:
+            return held[1]
+        network = SourceNet.load(str(path), sha256, files.get(INIT, (None, None))[1])
+        self.networks.put(key, (sha256, network))
+        return network
+
+    def _hold_trained(self, job: ClaimedJob, spec: TrainJobSpec | TransferJobSpec, trained: Trained,
+                      recorded: dict[str, dict[str, Any]]) -> None:
+        """Keep the network just stored as `SourceNet.load` would read it back: the weights written
+        (bare module, contiguous, on the CPU), its theta_r file read on demand against its digest."""
+        state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+                 for k, v in bare_module(trained.model).state_dict().items()}
+        init = recorded.get(INIT)
+        network = SourceNet(state, trained.normalization, spec.model, trained.data.image_shape, trained.data.n_classes,
+                            str(self.artifacts / init["path"]) if init else None, init["sha256"] if init else None)
+        self.networks.put(job.spec_hash, (recorded["checkpoint"]["sha256"], network))
+
+    def _task(self, data: DataSpec) -> TaskData:
+        """A job's data, loaded once while the worker holds it. A folder is read afresh each time: it may
+        change under a long-lived worker, and its disk cache checks the folder's listing (about 0.1 s)."""
+        if isinstance(data.source, FolderSource):
+            return load_task(data)
+        key = canonical_json(data)
+        task = self.tasks.get(key)
+        if task is None:
+            task = load_task(data)
+            self.tasks.put(key, task)
+        return task
 
     def _finish(self, job: ClaimedJob, spec, output: JobOutput, options: dict[str, Any]) -> None:
         folder = self._job_dir(job.id)
@@ -226,6 +267,8 @@ class Worker:
             "data_fingerprint": output.tables.get("data_fingerprint")}}
         if self.queue.complete(job.id, self.worker_id, scalars, output.curves, artifacts, tables, output.arrays):
             (folder / "state.safetensors").unlink(missing_ok=True)
+            if output.network is not None:
+                self._hold_trained(job, spec, output.network, {a["kind"]: a for a in artifacts})
 
     def _artifact(self, kind: str, path: Path) -> dict[str, Any]:
         return {"kind": kind, "path": str(path.relative_to(self.artifacts)), "sha256": sha256_of(path),
@@ -233,6 +276,33 @@ class Worker:
 
     def _job_dir(self, job_id: int) -> Path:
         return self.artifacts / f"job-{job_id}"
+
+
+class _Held:
+    """What a worker keeps in memory between jobs: key -> value, the least recently used dropped first
+    once the values' total `size` (1 each unless given) passes `limit`."""
+
+    def __init__(self, limit: float, size: Callable[[Any], float] = lambda value: 1):
+        self.limit, self.size = limit, size
+        self.items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable) -> Any:
+        if key in self.items:
+            self.items.move_to_end(key)
+        return self.items.get(key)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while self.items and sum(map(self.size, self.items.values())) > self.limit:
+            self.items.popitem(last=False)
+
+    def keys(self) -> list[Hashable]:
+        return list(self.items)
+
+
+def _task_bytes(task: TaskData) -> int:
+    return sum(t.element_size() * t.nelement() for t in (task.train.x, task.train.y, task.test.x, task.test.y))
 
 
 class _Heartbeat:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import torch
 from safetensors.torch import load_file
@@ -18,8 +18,9 @@ from safetensors.torch import load_file
 from backend.checkpoints import load_init
 from backend.data import load_task
 from backend.models import build_model
-from backend.specs import SpecError, TrainJobSpec, YosinskiSpec, canonical_json, parse, spec_hash
+from backend.specs import SimilarityJobSpec, SpecError, TrainJobSpec, YosinskiSpec, canonical_json, parse, spec_hash
 from backend.transfer import SourceNet
+import backend.worker as worker_module
 from backend.worker import Worker
 from db.queue import NewJob, Queue
 from db.schema import Artifact, Job, JobDependency, Metric, Result
@@ -93,10 +94,10 @@ def test_missing_source_checkpoint_fails_the_transfer_only(queue, artifacts):
                                  "probes": NO_PROBES})
     submit_study(queue, study)
     worker = Worker(queue, "cpu", artifacts=artifacts)
-    worker.serve(max_jobs=2)  # the two base networks
+    worker.serve(max_jobs=1)  # baseA, which the worker then holds in memory
     for checkpoint in artifacts.rglob("model.safetensors"):
         checkpoint.unlink()
-    worker.serve(idle_exit=0)
+    worker.serve(idle_exit=0)  # the store records a file that is gone: held or not, the transfer fails
     failed = [e for st, e, _ in jobs_by_status(queue).values() if st == "failed"]
     assert len(failed) == 1 and "missing from the artifacts folder" in failed[0]
 
@@ -106,8 +107,8 @@ def test_a_damaged_checkpoint_is_refused_never_loaded(queue, artifacts):
                                  "train": {"epochs": 1, "batch_size": 8}, "treatments": ["AnB", "AnB+"], "n": [1],
                                  "probes": NO_PROBES})
     submit_study(queue, study)
-    worker = Worker(queue, "cpu", artifacts=artifacts)
-    worker.serve(max_jobs=2)  # the two base networks
+    Worker(queue, "cpu", artifacts=artifacts, held_networks=0).serve(max_jobs=2)  # the two bases, oldest first
+    worker = Worker(queue, "cpu", artifacts=artifacts)  # holds nothing: it reads the files
     for checkpoint in artifacts.rglob("model.safetensors"):
         data = bytearray(checkpoint.read_bytes())
         data[-1] ^= 0xFF  # one payload byte flipped: still a readable safetensors file, wrong weights
@@ -184,6 +185,65 @@ def test_train_job_keeps_its_random_init_as_an_artifact(queue, artifacts):
     assert SourceNet.load(str(artifacts / path)).build() is not None  # the init is a network of its own too
     with pytest.raises(SpecError, match="not a network's initial"):
         load_init(artifacts / stored["checkpoint"][0])
+
+
+def similarity_of(network, data=TINY_DATA):
+    key = spec_hash(network)
+    return parse(SimilarityJobSpec, {"a": key, "b": key, "images": {"data": data, "images": 8},
+                                     "settings": {"images": 8, "batch_size": 8}})
+
+
+def reading(spec, kind, *networks):
+    """A job of `spec` depending on the jobs that train `networks`."""
+    return NewJob(spec_hash(spec), kind, canonical_json(spec), spec_hash(spec), {},
+                  tuple(spec_hash(n) for n in networks))
+
+
+def test_after_training_a_worker_runs_that_networks_probe_from_memory(queue, artifacts, monkeypatch):
+    x, y = tiny(1), tiny(2)
+    queue.submit("two", {}, "two", [new_job(x), new_job(y), reading(similarity_of(x), "similarity", x),
+                                    reading(similarity_of(y), "similarity", y)])
+    first, second = Worker(queue, "cpu", artifacts=artifacts), Worker(queue, "cpu", artifacts=artifacts)
+    assert first.serve(max_jobs=1) == second.serve(max_jobs=1) == 1  # first trained x, second y
+    reads, load, load_task = [], SourceNet.load, worker_module.load_task
+    monkeypatch.setattr(SourceNet, "load", staticmethod(lambda *a: reads.append(a[0]) or load(*a)))
+    monkeypatch.setattr(worker_module, "load_task", lambda data: reads.append("data") or load_task(data))
+    with session_scope(queue.engine) as s:
+        job_of = {j.spec_hash: j.id for j in s.scalars(select(Job))}
+    probe_x, probe_y = job_of[spec_hash(similarity_of(x))], job_of[spec_hash(similarity_of(y))]
+    assert second.serve(max_jobs=1) == 1
+    assert jobs_by_status(queue)[probe_x][0] == "queued"  # older, but second holds y, not x
+    assert jobs_by_status(queue)[probe_y][0] == "succeeded"
+    assert first.serve(max_jobs=1) == 1 and jobs_by_status(queue)[probe_x][0] == "succeeded"
+    assert reads == []  # neither checkpoint nor data read again
+    # What the worker holds is what reading the checkpoint back gives.
+    files = queue.network_files(spec_hash(y))
+    read = load(str(artifacts / files["checkpoint"][0]), files["checkpoint"][1], files["init"][1])
+    sha, held = second.networks.get(spec_hash(y))
+    assert sha == files["checkpoint"][1] and held.state.keys() == read.state.keys()
+    assert all(torch.equal(held.state[k], read.state[k]) and held.state[k].device.type == "cpu" for k in read.state)
+    fields = ("normalization", "model", "image_shape", "n_classes", "init_path", "init_sha256")
+    assert [getattr(held, f) for f in fields] == [getattr(read, f) for f in fields]
+    assert all(torch.equal(held.init[k], read.init[k]) for k in read.init)
+    # The store now records other bytes for y (a re-run elsewhere): the held copy is not used.
+    with session_scope(queue.engine) as s:
+        s.execute(update(Artifact).where(Artifact.kind == "checkpoint", Artifact.job_id == job_of[spec_hash(y)])
+                  .values(sha256="0" * 64))
+    with pytest.raises(SpecError, match="damaged or replaced"):
+        second._network(spec_hash(y))
+
+
+def test_a_worker_holds_its_last_few_networks_and_loads_shared_data_once(queue, artifacts, monkeypatch):
+    loads, load_task = [], worker_module.load_task
+    monkeypatch.setattr(worker_module, "load_task", lambda data: loads.append(data) or load_task(data))
+    queue.submit("five", {}, "five", [new_job(tiny(seed)) for seed in range(5)])
+    worker = Worker(queue, "cpu", artifacts=artifacts, held_networks=2)
+    assert worker.serve(idle_exit=0) == 5
+    assert worker.networks.keys() == [spec_hash(tiny(3)), spec_hash(tiny(4))]
+    assert len(loads) == 1 and len(worker.tasks.keys()) == 1
+    queue.submit("more", {}, "more", [new_job(tiny(seed)) for seed in range(5, 7)])
+    assert Worker(queue, "cpu", artifacts=artifacts, held_data_bytes=0).serve(idle_exit=0) == 2
+    assert len(loads) == 3  # a worker allowed no bytes holds no data
 
 
 class StopAfterFirstEpoch(Worker):
