@@ -91,8 +91,9 @@ def load_init(path: str | Path, sha256: str | None = None) -> dict[str, Tensor]:
     return state
 
 
-def load_weights(model: nn.Module, state: dict[str, Tensor], strict: bool = True) -> None:
-    """Copy `state` into `model`; a checkpoint of another architecture is a clear error."""
+def load_weights(model: nn.Module, state: dict[str, Tensor], strict: bool = True, assign: bool = False) -> None:
+    """Copy `state` into `model` (or, with `assign`, make its tensors the model's: for a model built on
+    the meta device); a checkpoint of another architecture is a clear error."""
     own = bare_module(model).state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -104,7 +105,7 @@ def load_weights(model: nn.Module, state: dict[str, Tensor], strict: bool = True
         parts += [f"unexpected {', '.join(unexpected[:3])}"] if strict and unexpected else []
         raise SpecError("checkpoint does not fit this architecture (" + "; ".join(parts) + ")",
                         field="checkpoint")
-    bare_module(model).load_state_dict(state, strict=strict)
+    bare_module(model).load_state_dict(state, strict=strict, assign=assign)
 
 
 def bare_module(model: nn.Module) -> nn.Module:

@@ -79,8 +79,9 @@ class SourceNet:
         if self.model is None or self.image_shape is None or self.n_classes is None:
             raise SpecError("this checkpoint does not record its architecture, input shape and classes "
                             "(written before probes existed): run its job again", field="checkpoint")
-        net = build_model(self.model, self.image_shape, self.n_classes)
-        load_weights(net, self.state)
+        with torch.device("meta"):  # no random init to throw away: the weights come from the state
+            net = build_model(self.model, self.image_shape, self.n_classes)
+        load_weights(net, {k: v.clone() for k, v in self.state.items()}, assign=True)  # copies: probes may edit
         return net
 
 

@@ -34,6 +34,9 @@ CONSTANT_RTOL = 1e-6
 CPU_CHUNK = 64
 # Feature columns per float64 block when building a full-batch Gram, so (n, d) is never copied whole.
 GRAM_BLOCK = 2048
+# Up to this many images the exact estimator keeps every unit as its (n, n) centred Gram (8 MB at 1,024),
+# so all pairs of two networks' units are one matrix product; above it, narrow units keep their features.
+PAIR_GRAMS = 1024
 
 Progress = Callable[[float, str], None]
 
@@ -155,7 +158,7 @@ def _full_rep(x: Tensor, kernel: str, width: float) -> UnitRep:
     """A unit's features (n, d) -> its UnitRep."""
     n, d = x.shape
     mean = x.mean(0, dtype=torch.float64)  # (d,)
-    if kernel == "linear" and d < n:  # feature form: <Kx, Ky> = ||Y^T X||_F^2 costs n d_x d_y
+    if kernel == "linear" and d < n and n > PAIR_GRAMS:  # feature form: <Kx, Ky> = ||Y^T X||_F^2 costs n d_x d_y
         xc = x.double() - mean
         spread = xc.square().sum()
         if _constant(spread, spread + n * mean.square().sum()):
@@ -237,7 +240,16 @@ def unit_representations(net: UnitNet, x: Tensor, *, kernel: Literal["linear", "
 
 
 def cka_of_representations(a: list[UnitRep], b: list[UnitRep]) -> Tensor:
-    """(len(a), len(b)) float64 CKA of every pair of units, from their _Reps: the Gram algebra alone."""
+    """(len(a), len(b)) float64 CKA of every pair of units, from their UnitReps: the Gram algebra alone.
+    When every unit has its Gram form, all pairs are one product of the normalised, flattened Grams."""
+    if all(r.gram is not None or r.norm == 0 for r in a + b):
+        def unit_rows(reps: list[UnitRep]) -> Tensor:  # (L, n^2), a dead unit's row zero
+            n = next((r.gram.shape[0] for r in reps if r.gram is not None), 0)
+            return torch.stack([r.gram.flatten() / r.norm if r.norm else torch.zeros(n * n, dtype=torch.float64)
+                                for r in reps])
+        if any(r.norm for r in a) and any(r.norm for r in b):
+            return (unit_rows(a) @ unit_rows(b).T).cpu()
+        return torch.zeros(len(a), len(b), dtype=torch.float64)
     return torch.tensor([[_rep_cka(ra, rb) for rb in b] for ra in a], dtype=torch.float64)
 
 

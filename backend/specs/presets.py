@@ -67,9 +67,10 @@ PRESETS: dict[str, Preset] = {
         "yosinski", "Which layers of a digits net transfer between two halves of the classes? (offline)",
         {"study": "yosinski", "data": {"source": {"kind": "digits"}}, "model": _DIGITS_NET,
          "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
-         # Sharpness off here: it took the sweep from 15 s to 600 s on 2 CPU cores (3.5 s per network
-         # for 3 scopes); CKA on: 108 comparisons in about 1 s. Tick it on the New study page.
-         "probes": {"sharpness": None}},
+         # Sharpness at the cost of training: the whole network's top eigenvalue and trace on 128 training
+         # images, Hutch++ with 20 products, no spectral density (bench/study_probes.py measures the probes
+         # against the training); more images, scopes or products on the New study page.
+         "probes": {"sharpness": {"images": 128, "trace_samples": 20, "density": False, "scopes": ["all"]}}},
         quick={"seeds": [0]},
         figure=(
             'Layer transfer answers it: accuracy against n per treatment, baseB dashed. Yosinski et al. saw '
