@@ -1,11 +1,17 @@
 """Probe speed and accuracy against the libraries a researcher would otherwise install, in one run:
-the Hessian probe against PyHessian and curvlinops (bench/hessian.py), CKA against torch-cka
-(bench/cka.py). Install the references first: `pip install -r bench/requirements.txt` (`make bench` does).
+the Hessian probe against PyHessian and curvlinops (bench/hessian.py), and on the `yosinski-digits`
+preset the CKA comparisons of the whole study against torch-cka and the probes' time against the
+training's (bench/study_probes.py). Install the references first: `pip install -r bench/requirements.txt`
+(`make bench` does).
 
-    .venv/bin/python bench/probes.py [--cuda]
+    .venv/bin/python bench/probes.py [--cuda] [--smoke]
+
+--smoke: the study part at its smallest size, without the Hessian references (what `make test` runs).
 
 Last line: RESULT eig_speedup=.. eig_err=.. trace_speedup=.. trace_err=.. cka_speedup=.. cka_max_diff=..
-(speedups against the faster reference; errors against the exact small-net Hessian).
+probe_train_ratio=.. (speedups against the faster reference; eig_err and trace_err against the exact
+small-net Hessian; trace_speedup at equal products; cka_speedup over every comparison of the study;
+probe_train_ratio: the probes' seconds over the training's on yosinski-digits with sharpness on).
 """
 
 from __future__ import annotations
@@ -20,19 +26,25 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cka import bench_cka  # noqa: E402
-from bench.hessian import bench_hessian  # noqa: E402
+from bench.study_probes import bench_study_probes  # noqa: E402
+
+NAN = float("nan")
 
 
 def main() -> None:
     device = "cuda" if "--cuda" in sys.argv else "cpu"
+    smoke = "--smoke" in sys.argv
     torch.set_num_threads(2)
-    hessian = bench_hessian(device)
-    cka = bench_cka(device)
-    print(f"\nCKA: ours {cka['ours_s']:.2f} s, torch-cka {cka['ref_s']:.2f} s")
-    print(f"RESULT eig_speedup={hessian['eig_speedup']:.2f} eig_err={hessian['eig_err']:.1e} "
-          f"trace_speedup={hessian['trace_speedup']:.1f} trace_err={hessian['trace_err']:.1e} "
-          f"cka_speedup={cka['speedup']:.1f} cka_max_diff={cka['max_diff']:.4f}")
+    hessian = {}
+    if not smoke:
+        from bench.hessian import bench_hessian
+
+        hessian = bench_hessian(device)
+    study = bench_study_probes(device, seeds=1, smoke=smoke)
+    print(f"RESULT eig_speedup={hessian.get('eig_speedup', NAN):.2f} eig_err={hessian.get('eig_err', NAN):.1e} "
+          f"trace_speedup={hessian.get('trace_speedup_equal_products', NAN):.2f} "
+          f"trace_err={hessian.get('trace_err', NAN):.1e} cka_speedup={study.get('cka_speedup', NAN):.1f} "
+          f"cka_max_diff={study.get('cka_max_diff', NAN):.4f} probe_train_ratio={study['ratio']:.2f}")
 
 
 if __name__ == "__main__":
