@@ -32,6 +32,7 @@ from backend.checkpoints import (
     INIT, bare_module, load_train_state, save_checkpoint, save_init, save_train_state, sha256_of, sidecar_path,
 )
 from backend.data import TaskData, load_task
+from backend.probes.representations import RepresentationCache
 from backend.provenance import environment
 from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
 from backend.runners import checkpoint_meta, epoch_metrics
@@ -73,6 +74,8 @@ class Worker:
         self.networks = _Held(held_networks)
         # DataSpec JSON -> TaskData (uint8 images, never written to by the engine), by bytes held.
         self.tasks = _Held(held_data_bytes, size=_task_bytes)
+        # Each network's CKA features, once per probe set: shared with every worker through the artifacts.
+        self.representations = RepresentationCache(self.artifacts / "representations")
 
     # ------------------------------------------------------------ loop
 
@@ -149,7 +152,8 @@ class Worker:
         try:
             kind = JOB_KINDS[job.kind]
             networks = {key: self._network(key) for key in kind.networks(spec)}
-            options = self._resume_options(job, spec, beat) if kind.trains else {}
+            options = (self._resume_options(job, spec, beat) if kind.trains
+                       else {"representations": self.representations})
             output = runner(job.kind)(spec, networks, self.device, beat.progress, load=self._task, **options)
             self._finish(job, spec, output, options)
             return "succeeded"

@@ -81,6 +81,13 @@ def test_cka_matrices_read_back_by_labels(finished):
     assert results.arrays(study_id, "cka", labels={"treatment": "random", "against": "baseA"}) == []
 
 
+def test_each_network_is_run_once_for_all_its_comparisons(finished, tmp_path):
+    """The worker keeps every compared network's CKA representations once, checksummed, in the artifacts."""
+    files = sorted((tmp_path / "artifacts" / "representations").rglob("*.safetensors"))
+    assert len(files) == NETWORKS  # every network of the study takes part in a comparison
+    assert all(f.with_suffix(".json").exists() for f in files)
+
+
 def test_a_second_submission_reuses_every_probe(queue, finished):
     study, study_id, results = finished
     again = submit_study(queue, study, name="again")
