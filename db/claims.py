@@ -41,10 +41,13 @@ def claim_statement(dialect: str, worker_id: str, lease_seconds: float, prefer: 
     parent = aliased(Job)
     unfinished_dependency = exists().where(
         JobDependency.job_id == Job.id, JobDependency.depends_on == parent.id, parent.status != SUCCEEDED)
+    first = select(Job.id).where(Job.status == QUEUED, ~unfinished_dependency)
     order = [Job.priority.desc(), Job.id]
     if prefer:
-        order.insert(1, held_networks_read(prefer).desc())
-    first = select(Job.id).where(Job.status == QUEUED, ~unfinished_dependency).order_by(*order).limit(1)
+        held = held_networks_read(prefer)
+        first = first.outerjoin(held, held.c.job_id == Job.id)
+        order.insert(1, func.coalesce(held.c.networks, 0).desc())
+    first = first.order_by(*order).limit(1)
     if dialect == "postgresql":
         first = first.with_for_update(skip_locked=True, of=Job)
     return (update(Job).where(Job.id == first.scalar_subquery(), Job.status == QUEUED)
@@ -55,14 +58,15 @@ def claim_statement(dialect: str, worker_id: str, lease_seconds: float, prefer: 
 
 
 def held_networks_read(prefer: Collection[str]):
-    """How many of the jobs a job depends on ran one of the specs in `prefer`, per candidate job.
-    By spec hash, not job id: a study that reuses an earlier network depends on a link to it (its own
-    row, the same hash), and a worker names what it holds by the spec the network was trained from."""
+    """Per job depending on a job that ran one of the specs in `prefer`: how many such jobs it depends
+    on (`networks`). By spec hash, not job id: a study that reuses an earlier network depends on a link
+    to it (its own row, the same hash), and a worker names what it holds by the spec it was trained from.
+    A derived table, computed once per claim from the few dependants of those networks."""
     network = aliased(Job)
-    return (select(func.count()).select_from(JobDependency)
+    return (select(JobDependency.job_id, func.count().label("networks"))
             .join(network, network.id == JobDependency.depends_on)
-            .where(JobDependency.job_id == Job.id, network.spec_hash.in_(sorted(set(prefer))))
-            .correlate(Job).scalar_subquery())
+            .where(network.spec_hash.in_(sorted(set(prefer))))
+            .group_by(JobDependency.job_id).subquery("held"))
 
 
 def claimed(s: Session, job_id: int) -> ClaimedJob:
