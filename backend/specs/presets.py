@@ -37,6 +37,10 @@ class Preset:
 
 
 _DIGITS_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [64, 64]}
+# Sharpness at about the cost of training on the digits presets: the whole network's top eigenvalue and
+# trace on 128 training images, Hutch++ with 20 products, no spectral density (bench/study_probes.py
+# measures the probes against the training); more images, scopes or products on the New study page.
+_DIGITS_SHARPNESS = {"images": 128, "trace_samples": 20, "density": False, "scopes": ["all"]}
 _MNIST_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]}
 _DATASETS = "../shared/datasets"
 _MNIST = {"kind": "torchvision", "name": "MNIST", "root": _DATASETS}
@@ -67,10 +71,7 @@ PRESETS: dict[str, Preset] = {
         "yosinski", "Which layers of a digits net transfer between two halves of the classes? (offline)",
         {"study": "yosinski", "data": {"source": {"kind": "digits"}}, "model": _DIGITS_NET,
          "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
-         # Sharpness at the cost of training: the whole network's top eigenvalue and trace on 128 training
-         # images, Hutch++ with 20 products, no spectral density (bench/study_probes.py measures the probes
-         # against the training); more images, scopes or products on the New study page.
-         "probes": {"sharpness": {"images": 128, "trace_samples": 20, "density": False, "scopes": ["all"]}}},
+         "probes": {"sharpness": _DIGITS_SHARPNESS}},
         quick={"seeds": [0]},
         figure=(
             'Layer transfer answers it: accuracy against n per treatment, baseB dashed. Yosinski et al. saw '
@@ -82,9 +83,11 @@ PRESETS: dict[str, Preset] = {
         {"study": "yosinski",
          "data": {"source": {"kind": "torchvision", "name": "MNIST", "root": "../shared/datasets"}, "per_class": 500},
          "model": {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]},
-         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1]},
-        quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3, "probes.sharpness.images": 256,
-               "probes.sharpness.trace_samples": 30, "probes.sharpness.density_iterations": 20},
+         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1],
+         # the whole network's Hessian on 256 images, Hutch++ 30: about the training's cost (the
+         # defaults, 3 scopes, density and 60 products on 512 images, cost ~20x more here)
+         "probes": {"sharpness": {"images": 256, "trace_samples": 30, "density": False, "scopes": ["all"]}}},
+        quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3},
         figure=(
             'Layer transfer, as for the digits preset, on real handwriting (500 images per class); turn on '
             'one dot per network to see the seeds.')),
@@ -240,7 +243,7 @@ PRESETS: dict[str, Preset] = {
                     "without (offline)",
         {"study": "yosinski", "data": {"source": {"kind": "digits"}}, "groups": [[0, 3, 6, 8, 9], [1, 2, 4, 5, 7]],
          "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
-         "probes": {"sharpness": None}},
+         "probes": {"sharpness": _DIGITS_SHARPNESS}},
         quick={"seeds": [0]},
         figure=(
             'Compare studies with yosinski-digits (the similar, random split): the AnB curves on one chart. '
@@ -342,7 +345,7 @@ PRESETS.update({
                     "target has little data? (offline)",
         {"study": "yosinski", "data": {"source": {"kind": "digits"}, "per_class": 25}, "model": _DIGITS_NET,
          "train": {"epochs": 40, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2, 3, 4],
-         "probes": {"sharpness": None}},
+         "probes": {"sharpness": _DIGITS_SHARPNESS}},
         quick={"seeds": [0]},
         figure=(
             "Layer transfer beside yosinski-digits (every image): Yosinski et al.'s reduced-data runs, where "

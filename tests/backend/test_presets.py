@@ -28,7 +28,8 @@ def test_headroom_presets_validate_and_their_quick_size_expands(name):
     full, quick = (parse_study(preset.spec_dict(quick=q)) for q in (False, True))
     assert full.study == quick.study == preset.study == "yosinski" and preset.asks and preset.figure
     assert quick.seeds == [0] and len(full.seeds) >= 3
-    assert full.probes.sharpness is None  # Hessians of every network would dominate the sweep
+    sharp = full.probes.sharpness  # none, or at about the training's cost: full-size Hessians would dominate
+    assert sharp is None or (not sharp.density and sharp.images <= 128 and sharp.trace_samples <= 30)
     plan = expand(quick)
     assert plan and len({job.key for job in plan}) == len(plan)
     assert len(plan) < len(expand(full))

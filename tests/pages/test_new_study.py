@@ -18,7 +18,7 @@ def job_count(url):
 def test_default_preset_is_valid_and_counts_its_jobs(app):
     at = app("new_study.py").run()
     assert not at.exception
-    assert any("189 jobs" in m.value for m in at.markdown)
+    assert any("270 jobs" in m.value for m in at.markdown)  # 81 networks, their sharpness, 108 CKA comparisons
     assert at.query_params["preset"] == "yosinski-digits"
 
 
