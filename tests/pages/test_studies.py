@@ -122,8 +122,8 @@ def test_new_study_records_an_edited_preset_as_custom_and_estimates_by_shape(fre
     at = make_page("app_pages/new_study.py")
     assert not at.exception
     said = " ".join(m.value for m in at.markdown)
-    # Its shape is that of the base A and B networks of every seed: 6 of the 189 planned jobs.
-    assert "min on one worker (from past runs of 6 of 189 jobs' shapes)" in said
+    # Its shape is that of the base A and B networks of every seed: 6 of the 270 planned jobs.
+    assert "min on one worker (from past runs of 6 of 270 jobs' shapes)" in said
     assert "Recorded as the preset yosinski-digits." in [c.value for c in at.caption]
 
     at.number_input(key="new.epochs").set_value(3).run()
