@@ -34,13 +34,25 @@ log = logging.getLogger("transferlab.representations")
 Representations = tuple[list[str], list[UnitRep]]  # unit names, each unit's representation
 
 
-def representation_key(network: str, images: dict, settings: dict) -> str:
-    """What identifies a network's representations: the network (its job's spec hash), the probe
-    images (a ProbeImages dump) and the settings that shape the features (kernel, pool, width,
+def representation_key(network: str, images: dict, settings: dict, weights: str = "") -> str:
+    """What identifies a network's representations: the network (its job's spec hash, and the digest
+    of its weights, so a network run again with other weights is not confused with the old one), the
+    probe images (a ProbeImages dump) and the settings that shape the features (kernel, pool, width,
     forward batch)."""
     shaping = {k: settings[k] for k in ("kernel", "pool", "rbf_width", "batch_size")}
-    text = json.dumps({"network": network, "images": images, **shaping}, sort_keys=True, separators=(",", ":"))
+    text = json.dumps({"network": network, "weights": weights, "images": images, **shaping}, sort_keys=True,
+                      separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over a state dict's names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 class RepresentationCache:

@@ -123,7 +123,7 @@ def test_queue_watch_chart_share(server, tmp_path):
         page.wait_for_url("**/job?job=*", timeout=60_000)
         page.get_by_text("Training curves").first.wait_for(timeout=60_000)
         page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=60_000)
-        page.get_by_text(f"AnB n={point[2]} seed 0").first.wait_for(timeout=10_000)
+        page.get_by_text(f"AnB n={point[2]}, seed 0").first.wait_for(timeout=10_000)
         page.screenshot(path=SHOTS / "job.png", full_page=True)
 
         page.goto(f"{server}/studies")
