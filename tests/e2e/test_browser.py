@@ -85,12 +85,12 @@ def test_queue_watch_chart_share(server, tmp_path):
         seeds = page.get_by_label("Seeds (one class split each)")
         seeds.fill("0")
         seeds.press("Enter")
-        page.get_by_text("63 jobs").first.wait_for(timeout=60_000)
+        page.get_by_text("90 jobs").first.wait_for(timeout=60_000)  # 27 networks, their sharpness, 36 CKA
         page.screenshot(path=SHOTS / "new-study.png", full_page=True)
         page.get_by_role("button", name="Queue study").click()
         page.get_by_role("link", name="Watch study #1 on the Jobs page").click()  # same tab, same session
         page.wait_for_url("**/jobs?study=1*", timeout=60_000)
-        page.get_by_text("63 of 63 succeeded").wait_for(timeout=600_000)
+        page.get_by_text("90 of 90 succeeded").wait_for(timeout=600_000)
         page.screenshot(path=SHOTS / "jobs.png", full_page=True)
 
         page.goto(f"{server}/layers?study=1")
