@@ -21,7 +21,6 @@ Last line: RESULT probe_train_ratio=.. train_s=.. probes_s=.. sharpness_s=.. cka
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 import time
@@ -66,7 +65,8 @@ def probe_train_ratio(spec: Any, device: str) -> dict[str, float]:
         seconds[outcome.job.kind] += outcome.seconds
     train = sum(seconds[k] for k in TRAINING)
     probes = sum(seconds[k] for k in PROBES)
-    print(f"1. {len(spec.seeds)} seed(s): training {train:.1f} s ({', '.join(f'{k} {seconds[k]:.1f} s' for k in TRAINING)}), "
+    parts = ", ".join(f"{k} {seconds[k]:.1f} s" for k in TRAINING)
+    print(f"1. {len(spec.seeds)} seed(s): training {train:.1f} s ({parts}), "
           f"probes {probes:.1f} s (sharpness {seconds['sharpness']:.1f} s, CKA {seconds['similarity']:.1f} s): "
           f"{probes / train:.2f}x the training")
     return {"train_s": train, "probes_s": probes, "sharpness_s": seconds["sharpness"],
@@ -109,7 +109,6 @@ def cka_study(spec: Any, device: torch.device, rounds: int = 2) -> dict[str, flo
 
     def theirs() -> list[Any]:
         out = []
-        loader_of = {}
         for job in comparisons:
             (net_a, x_a, _), (net_b, x_b, _) = (network_on(networks, k, images, device, channels_last=False)
                                                 for k in (job.spec.a, job.spec.b))
@@ -118,9 +117,8 @@ def cka_study(spec: Any, device: torch.device, rounds: int = 2) -> dict[str, flo
                 warnings.simplefilter("ignore")
                 ref = CKA(net_a, net_b, model1_name="A", model2_name="B", model1_layers=layers,
                           model2_layers=layers, device=str(device))
-                loader_of = {"a": _loader(x_a), "b": _loader(x_b)}
                 with torch.no_grad():
-                    ref.compare(loader_of["a"], loader_of["b"])
+                    ref.compare(_loader(x_a), _loader(x_b))
             out.append(ref.export()["CKA"].double().cpu().numpy())
         return out
 
@@ -134,9 +132,10 @@ def cka_study(spec: Any, device: torch.device, rounds: int = 2) -> dict[str, flo
     diff = max(abs(a - b).max() for a, b in zip(results["ours"], results["ref"]))
     unbiased = max(abs(a - exact_unbiased(networks, job.spec, images, device)).max()
                    for a, job in zip(results["ours"], comparisons))
-    print(f"2. {len(comparisons)} CKA comparisons of {len({j.spec.a for j in comparisons} | {j.spec.b for j in comparisons})} "
-          f"networks on {len(images.y)} images: ours {best['ours']:.2f} s, torch-cka {best['ref']:.2f} s "
-          f"({best['ref'] / best['ours']:.1f}x); max |ours - torch-cka| {diff:.4f}, "
+    compared = {j.spec.a for j in comparisons} | {j.spec.b for j in comparisons}
+    print(f"2. {len(comparisons)} CKA comparisons of {len(compared)} networks on {len(images.y)} images: "
+          f"ours {best['ours']:.2f} s, torch-cka {best['ref']:.2f} s ({best['ref'] / best['ours']:.1f}x); "
+          f"max |ours - torch-cka| {diff:.4f}, "
           f"max |ours - exact unbiased float64| {unbiased:.4f} (the estimators' own difference)")
     return {"ours_s": best["ours"], "ref_s": best["ref"], "speedup": best["ref"] / best["ours"], "max_diff": diff}
 

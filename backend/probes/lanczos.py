@@ -259,7 +259,8 @@ def hutch_plus_plus_products(n: int, matvecs: int, *, block: int = 1, seed: int 
     g = _generator(seed, device)
     k = min(matvecs // 3, n)
     sketch = yield rademacher((k, n), g, dtype, device)  # (k, n) = (A S)^T
-    q = torch.linalg.qr(sketch.T).Q.T.contiguous()  # (k, n) orthonormal rows (Householder: safe if A S is rank-deficient)
+    # (k, n) orthonormal rows; Householder QR stays orthonormal if A S is rank-deficient
+    q = torch.linalg.qr(sketch.T).Q.T.contiguous()
     top = ((yield q) * q).sum().item()
     rest = matvecs - 2 * k
     quadratic: list[float] = []
