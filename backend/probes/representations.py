@@ -58,9 +58,10 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
 class RepresentationCache:
     """Representations by key: in memory (the `capacity` most recent), and on disk under `folder`."""
 
-    def __init__(self, folder: str | Path | None = None, capacity: int = 8):
+    def __init__(self, folder: str | Path | None = None, capacity: int = 8, disk_bytes: int = 2 << 30):
         self.folder = Path(folder) if folder is not None else None
         self.capacity = capacity
+        self.disk_bytes = disk_bytes  # past this, the least recently used files go (a cache, not a record)
         self.memory: OrderedDict[str, Representations] = OrderedDict()
         self.computed = self.reused = 0
 
@@ -75,6 +76,8 @@ class RepresentationCache:
                 self._write(key, found)
         else:
             self.reused += 1
+            if self.folder is not None and self.path(key).exists():
+                os.utime(self.path(key))  # recently used: pruned last
         self.memory[key] = found
         self.memory.move_to_end(key)
         while len(self.memory) > self.capacity:
@@ -120,3 +123,14 @@ class RepresentationCache:
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.json.tmp")
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, path.with_suffix(".json"))
+        self._prune()
+
+    def _prune(self) -> None:
+        """Delete the least recently used files until the folder holds at most `disk_bytes`."""
+        files = sorted(((f.stat().st_mtime, f) for f in self.folder.rglob("*.safetensors")), reverse=True)
+        total = 0
+        for _, f in files:
+            total += f.stat().st_size
+            if total > self.disk_bytes:
+                f.unlink(missing_ok=True)
+                f.with_suffix(".json").unlink(missing_ok=True)

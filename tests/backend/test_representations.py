@@ -4,6 +4,7 @@ damaged cache file is refused, recomputed and logged, and every comparison of a 
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 import torch
@@ -78,6 +79,20 @@ def test_a_damaged_cache_file_is_refused_recomputed_and_logged(tmp_path, images,
     assert same(value, reps_of(net, images))
     healed = RepresentationCache(tmp_path)  # rewritten: read back without recomputing
     healed.get(key, lambda: pytest.fail("the rewritten file was refused"), torch.device("cpu"))
+
+
+def test_the_disk_cache_keeps_the_most_recently_used_within_its_size(tmp_path, images):
+    one = RepresentationCache(tmp_path)
+    one.get("a" * 64, lambda: reps_of(convnet(0), images), torch.device("cpu"))
+    size = one.path("a" * 64).stat().st_size
+    cache = RepresentationCache(tmp_path, capacity=0, disk_bytes=int(2.5 * size))  # room for two files
+    cache.get("b" * 64, lambda: reps_of(convnet(1), images), torch.device("cpu"))
+    os.utime(cache.path("a" * 64), (1, 1))  # long unused
+    os.utime(cache.path("b" * 64), (2, 2))
+    cache.get("b" * 64, lambda: pytest.fail("on disk"), torch.device("cpu"))  # used now
+    cache.get("c" * 64, lambda: reps_of(convnet(2), images), torch.device("cpu"))
+    kept = {f.stem[0] for f in tmp_path.rglob("*.safetensors")}
+    assert kept == {"b", "c"} and not cache.path("a" * 64).with_suffix(".json").exists()
 
 
 def test_memory_keeps_the_most_recent_networks():
