@@ -43,8 +43,8 @@ def test_queueing_a_study(app, seeded_store):
     at.text_input(key="new.seeds").input("5").run()
     at.button(key="new.submit").click().run()
     assert not at.exception
-    assert at.success and "63 jobs" in at.success[0].value
-    assert job_count(url) == before + 63
+    assert at.success and "90 jobs" in at.success[0].value  # 27 networks, their sharpness, 36 CKA comparisons
+    assert job_count(url) == before + 90
     [link] = at.get("page_link")
     assert link.proto.page == "jobs" and link.proto.query_string.startswith("study=")
 
@@ -220,6 +220,7 @@ def tiny_form(at):
     at.text_input(key="new.channels").input("4")
     at.text_input(key="new.hidden").input("8")
     at.checkbox(key="new.probe_YosinskiSpec.similarity").uncheck()
+    at.checkbox(key="new.probe_YosinskiSpec.sharpness").uncheck()
     return at.run()
 
 
