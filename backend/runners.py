@@ -21,7 +21,7 @@ from backend.jobs import JobOutput
 from backend.models import UnitNet
 from backend.data.preview import data_preview
 from backend.probes.curvature import sharpness_by_scope
-from backend.probes.representations import RepresentationCache, representation_key, weights_digest
+from backend.probes.representations import RepresentationCache, representation_key
 from backend.probes.similarity import UnitRep, cka_matrix, cka_of_representations, unit_representations
 from backend.probes.smoothness import speed_summary
 from backend.specs import (
@@ -150,7 +150,7 @@ def run_similarity(spec: SimilarityJobSpec, networks: Networks, device: torch.de
                 return list(net.unit_names), unit_representations(
                     net, x, kernel=s.kernel, pool=s.pool, rbf_width=s.rbf_width, batch_size=s.batch_size)
             wanted = representation_key(key, spec.images.model_dump(mode="json"), s.model_dump(mode="json"),
-                                        weights_digest(network_named(networks, key).state))
+                                        network_named(networks, key).weights_digest)
             return cache.get(wanted, compute, device)
 
         (units_a, reps_a), (units_b, reps_b) = side(spec.a), side(spec.b)

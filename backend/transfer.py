@@ -17,7 +17,7 @@ import torch
 from pydantic import TypeAdapter
 from torch import Tensor, nn
 
-from backend.checkpoints import load_checkpoint, load_init, load_weights
+from backend.checkpoints import load_checkpoint, load_init, load_weights, state_digest
 from backend.data import TaskData, load_task
 from backend.models import UnitNet, build_model
 from backend.specs import ModelSpec, SpecError, TransferJobSpec
@@ -52,6 +52,11 @@ class SourceNet:
         if self.init_state is not None:
             return self.init_state
         return load_init(self.init_path, self.init_sha256) if self.init_path else None
+
+    @cached_property
+    def weights_digest(self) -> str:
+        """sha256 of the weights (names, dtypes, shapes, bytes): what identifies this network's outputs."""
+        return state_digest(self.state)
 
     @classmethod
     def of(cls, trained: Trained, model: ModelSpec | None = None) -> SourceNet:  # type: ignore[valid-type]

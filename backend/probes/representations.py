@@ -45,16 +45,6 @@ def representation_key(network: str, images: dict, settings: dict, weights: str 
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    """sha256 over a state dict's names, dtypes, shapes and bytes."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 class RepresentationCache:
     """Representations by key: in memory (the `capacity` most recent), and on disk under `folder`."""
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from backend.models import build_model
-from backend.probes.representations import RepresentationCache, representation_key, weights_digest
+from backend.checkpoints import state_digest
+from backend.probes.representations import RepresentationCache, representation_key
 from backend.probes.similarity import cka_matrix, cka_of_representations, unit_representations
 from backend.specs import ConvNetSpec
 
@@ -114,10 +115,10 @@ def test_the_key_names_network_images_and_feature_settings():
     assert base != representation_key("a" * 64, images, settings, weights="f" * 64)  # the network run again
 
 
-def test_the_weights_digest_sees_every_weight():
+def test_the_state_digest_sees_every_weight():
     state = convnet(0).state_dict()
-    digest = weights_digest(state)
-    assert digest == weights_digest({k: v.clone() for k, v in state.items()})
+    digest = state_digest(state)
+    assert digest == state_digest({k: v.clone() for k, v in state.items()})
     changed = {k: v.clone() for k, v in state.items()}
     next(t for t in changed.values() if t.is_floating_point()).view(-1)[0] += 1e-6
-    assert weights_digest(changed) != digest
+    assert state_digest(changed) != digest
