@@ -66,7 +66,10 @@ class HessianOperator:
         self.on_products = on_products
         before = _allocated(self.device)
         self._graphs = [self._gradient(*c) for c in self.chunks] if len(x) <= batch_size else None
+        # graphs rebuilt per pass: one chunk's, built to be measured and freed
+        measured = self._graphs or ([self._gradient(*self.chunks[0])] if self.device.type == "cuda" else [])
         graph_bytes = _allocated(self.device) - before
+        del measured
         self.block = block if block is not None else block_size(self.device, graph_bytes)
         if self.block < 1:
             raise ValueError(f"block must be >= 1, got {self.block}")
