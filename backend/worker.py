@@ -21,9 +21,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import Any
 
 import torch
 
@@ -34,6 +33,7 @@ from backend.checkpoints import (
 from backend.data import TaskData, load_task
 from backend.probes.representations import RepresentationCache
 from backend.provenance import environment
+from backend.recent import LeastRecentlyUsed
 from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
 from backend.runners import checkpoint_meta, epoch_metrics
 from backend.specs import DataSpec, FolderSource, SpecError, TrainJobSpec, TransferJobSpec, canonical_json, spec_hash
@@ -71,9 +71,9 @@ class Worker:
         self.stopping = threading.Event()
         # Spec hash -> (the checkpoint's recorded sha256, the network), on the CPU: a study reads a
         # network right after training it (its transfers, its probes). 0 holds none and prefers none.
-        self.networks = _Held(held_networks)
+        self.networks = LeastRecentlyUsed(held_networks)
         # DataSpec JSON -> TaskData (uint8 images, never written to by the engine), by bytes held.
-        self.tasks = _Held(held_data_bytes, size=_task_bytes)
+        self.tasks = LeastRecentlyUsed(held_data_bytes, size=_task_bytes)
         # Each network's CKA features, once per probe set: shared with every worker through the artifacts.
         self.representations = RepresentationCache(self.artifacts / "representations")
 
@@ -280,29 +280,6 @@ class Worker:
 
     def _job_dir(self, job_id: int) -> Path:
         return self.artifacts / f"job-{job_id}"
-
-
-class _Held:
-    """What a worker keeps in memory between jobs: key -> value, the least recently used dropped first
-    once the values' total `size` (1 each unless given) passes `limit`."""
-
-    def __init__(self, limit: float, size: Callable[[Any], float] = lambda value: 1):
-        self.limit, self.size = limit, size
-        self.items: OrderedDict[Hashable, Any] = OrderedDict()
-
-    def get(self, key: Hashable) -> Any:
-        if key in self.items:
-            self.items.move_to_end(key)
-        return self.items.get(key)
-
-    def put(self, key: Hashable, value: Any) -> None:
-        self.items[key] = value
-        self.items.move_to_end(key)
-        while self.items and sum(map(self.size, self.items.values())) > self.limit:
-            self.items.popitem(last=False)
-
-    def keys(self) -> list[Hashable]:
-        return list(self.items)
 
 
 def _task_bytes(task: TaskData) -> int:

@@ -74,18 +74,19 @@ class TimedWorker(Worker):
             self.seconds[self.kind]["jobs"] += 1
 
     def _network(self, key):
-        reads, started = READS["checkpoint"], time.perf_counter()
-        network = super()._network(key)
-        self.seconds[self.kind]["networks"] += time.perf_counter() - started
-        self.seconds[self.kind]["checkpoint_reads"] += READS["checkpoint"] - reads
-        return network
+        return self._measured("networks", "checkpoint", "checkpoint_reads",
+                              lambda: super(TimedWorker, self)._network(key))
 
     def _task(self, data):
-        loads, started = READS["data"], time.perf_counter()
-        task = super()._task(data)
-        self.seconds[self.kind]["data"] += time.perf_counter() - started
-        self.seconds[self.kind]["data_loads"] += READS["data"] - loads
-        return task
+        return self._measured("data", "data", "data_loads", lambda: super(TimedWorker, self)._task(data))
+
+    def _measured(self, seconds: str, read: str, reads: str, get):
+        """get(), its seconds added under `seconds` and the real reads of kind `read` under `reads`."""
+        before, started = READS[read], time.perf_counter()
+        value = get()
+        self.seconds[self.kind][seconds] += time.perf_counter() - started
+        self.seconds[self.kind][reads] += READS[read] - before
+        return value
 
 
 READS = {"checkpoint": 0, "data": 0}

@@ -105,9 +105,9 @@ def sharpness_by_scope(model: UnitNet, x: Tensor, y: Tensor, scopes: dict[str, l
     if trace_samples < (3 if trace_method == "hutch++" else 1):
         raise ValueError(f"{trace_method} needs at least {3 if trace_method == 'hutch++' else 1} products, "
                          f"got trace_samples={trace_samples}")
-    scope_units = {name: list(dict.fromkeys(n.split(".")[1] for n, _ in unit_parameters(model, units)))
-                   for name, units in scopes.items()}
-    sizes = {name: sum(p.numel() for _, p in unit_parameters(model, units)) for name, units in scopes.items()}
+    named = {name: unit_parameters(model, units) for name, units in scopes.items()}
+    scope_units = {name: list(dict.fromkeys(n.split(".")[1] for n, _ in params)) for name, params in named.items()}
+    sizes = {name: sum(p.numel() for _, p in params) for name, params in named.items()}
     eig_plan = {name: min(max_iterations, n) if eig_method == "lanczos" else max_iterations * top_k
                 for name, n in sizes.items()}
     slq_plan = {name: density_runs * min(density_iterations, n) if density else 0 for name, n in sizes.items()}

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from backend.checkpoints import sha256_of
 from backend.probes.similarity import UnitRep
+from backend.recent import LeastRecentlyUsed
 
 FORMAT = "transferlab.representations/1"
 log = logging.getLogger("transferlab.representations")
@@ -50,9 +50,8 @@ class RepresentationCache:
 
     def __init__(self, folder: str | Path | None = None, capacity: int = 8, disk_bytes: int = 2 << 30):
         self.folder = Path(folder) if folder is not None else None
-        self.capacity = capacity
         self.disk_bytes = disk_bytes  # past this, the least recently used files go (a cache, not a record)
-        self.memory: OrderedDict[str, Representations] = OrderedDict()
+        self.memory = LeastRecentlyUsed(capacity)  # the most recent networks' representations
         self.computed = self.reused = 0
 
     def get(self, key: str, compute: Callable[[], Representations], device: torch.device) -> Representations:
@@ -68,10 +67,7 @@ class RepresentationCache:
             self.reused += 1
             if self.folder is not None and self.path(key).exists():
                 os.utime(self.path(key))  # recently used: pruned last
-        self.memory[key] = found
-        self.memory.move_to_end(key)
-        while len(self.memory) > self.capacity:
-            self.memory.popitem(last=False)
+        self.memory.put(key, found)
         return found
 
     def path(self, key: str) -> Path:
