@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("--priority", type=int, default=0, help="higher runs first")
     worker = commands.add_parser("worker", help="run queued jobs (one worker per GPU)")
     worker.add_argument("--device", **device)
+    worker.add_argument("--gpus", metavar="all|0,1", help="one worker process per GPU, each pinned with "
+                        "CUDA_VISIBLE_DEVICES, stopped together (replaces --device; no GPU: one CPU worker)")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     worker.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     worker.add_argument("--idle-exit", type=float, metavar="SECONDS", help="exit after this long with nothing to do")
@@ -232,6 +234,21 @@ def run_worker(args: argparse.Namespace) -> int:
     from db.queue import Queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.gpus:
+        from backend import gpus
+
+        try:
+            chosen = gpus.choose_gpus(args.gpus, gpus.visible_gpus())
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if chosen:
+            print(f"{len(chosen)} workers, one per GPU ({', '.join(chosen)})", flush=True)
+            options = {"--lease": args.lease, "--max-jobs": args.max_jobs, "--idle-exit": args.idle_exit}
+            options = [str(v) for flag, value in options.items() if value is not None for v in (flag, value)]
+            return gpus.supervise(gpus.worker_commands(chosen, options + (["--once"] if args.once else [])))
+        print("no GPU is visible here (CUDA is not available): one worker on the CPU", flush=True)
+        args.device = "cpu"
     worker = Worker(Queue(), args.device, lease_seconds=args.lease)
     worker.stop_on_signals()
     print(f"worker {worker.worker_id} on {worker.device}", flush=True)

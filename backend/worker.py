@@ -31,12 +31,14 @@ from backend.checkpoints import (
     INIT, bare_module, load_train_state, save_checkpoint, save_init, save_train_state, sha256_of, sidecar_path,
 )
 from backend.data import TaskData, load_task
+from backend.gpus import describe_device, device_memory
 from backend.probes.representations import RepresentationCache
 from backend.provenance import environment
 from backend.recent import LeastRecentlyUsed
 from backend.jobs import JOB_KINDS, JobOutput, parse_job, runner
 from backend.runners import checkpoint_meta, epoch_metrics
 from backend.specs import DataSpec, FolderSource, SpecError, TrainJobSpec, TransferJobSpec, canonical_json, spec_hash
+from backend.specs.memory import check_fits
 from backend.specs.roots import check_data_roots
 from backend.train import Trained, resolve_device
 from backend.transfer import SourceNet
@@ -62,6 +64,7 @@ class Worker:
                  held_networks: int = 4, held_data_bytes: int = 1 << 30):
         self.queue = queue
         self.device = resolve_device(device)
+        self.memory_bytes = device_memory(self.device)  # the preflight's limit: this device's memory
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_seconds = lease_seconds
         # A lease outlives about two missed heartbeats before another worker may take the job.
@@ -82,7 +85,7 @@ class Worker:
     def serve(self, once: bool = False, max_jobs: int | None = None, idle_exit: float | None = None) -> int:
         """Run jobs until stopped: `once` runs at most one, `idle_exit` stops after that many idle
         seconds. Returns the number of jobs run."""
-        self.queue.register_worker(self.worker_id, socket.gethostname(), str(self.device),
+        self.queue.register_worker(self.worker_id, socket.gethostname(), describe_device(self.device),
                                    {**environment(), "cuda": torch.version.cuda or ""})
         ran, idle_since, maintained = 0, time.monotonic(), float("-inf")
         while not self.stopping.is_set() and (max_jobs is None or ran < max_jobs):
@@ -150,6 +153,7 @@ class Worker:
         beat = _Heartbeat(self, job)
         beat.start()
         try:
+            check_fits(spec, limit=self.memory_bytes, device=f"this worker's {self.device}")  # not the submitter's
             kind = JOB_KINDS[job.kind]
             networks = {key: self._network(key) for key in kind.networks(spec)}
             options = (self._resume_options(job, spec, beat) if kind.trains

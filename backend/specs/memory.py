@@ -90,17 +90,18 @@ def memory_limit() -> float:
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def check_fits(spec: Any, where: str = "") -> None:
-    """A SpecError with the estimate when a network job's training would not fit in a worker's memory."""
+def check_fits(spec: Any, where: str = "", limit: float | None = None, device: str = "a worker") -> None:
+    """A SpecError with the estimate when a network job's training would not fit in `limit` bytes (by
+    default a worker's memory_limit(); a worker passes its own device's)."""
     if not all(hasattr(spec, k) for k in ("model", "data", "train")):
         return
     cost = training_bytes(spec.model, spec.data, spec.train.batch_size, spec.train.eval_batch_size)
-    limit = memory_limit()
+    limit = memory_limit() if limit is None else limit
     if cost["total"] > limit:
         field = "model" if cost["weights"] > limit else "train.batch_size"
         raise SpecError(f"this network would need about {_gb(cost['total'])} to train ({cost['parameters']:.3g} "
                         f"parameters, {_gb(cost['weights'])} for weights and optimiser state, {_gb(cost['batch'])} "
-                        f"per training batch) but a worker has {_gb(limit)}: shrink the network or the batch",
+                        f"per training batch) but {device} has {_gb(limit)}: shrink the network or the batch",
                         field=f"{where}{field}")
 
 
