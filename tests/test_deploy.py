@@ -41,7 +41,8 @@ def test_services_start_after_a_healthy_database_and_share_the_artifacts():
     assert set(COMPOSE["volumes"]) == {"pgdata", "artifacts"}
     assert services["app"]["ports"] == ["${TRANSFERLAB_PUBLISH:-127.0.0.1:8501}:8501"]  # loopback unless told
     [gpu] = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
-    assert gpu == {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]} and services["worker"]["profiles"] == ["gpu"]
+    assert gpu == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} and services["worker"]["profiles"] == ["gpu"]
+    assert services["worker"]["command"][-2:] == ["--gpus", "all"]  # one worker process per GPU of the host
     assert services["worker-cpu"]["profiles"] == ["cpu"] and "cpu" in services["worker-cpu"]["command"]
 
 
