@@ -5,6 +5,7 @@
     python -m backend sweep --preset yosinski-digits      # run a study here, print its table
     python -m backend submit --preset yosinski-digits     # queue it for the workers
     python -m backend worker --device cuda:0              # run queued jobs
+    python -m backend workers slurm --workers 8           # workers as a Slurm array job (--dry-run prints it)
     python -m backend findings --out docs/findings.md     # what the preset studies found, against the papers
 """
 
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from backend import settings
+from backend import settings, slurm
 from backend.specs import (
     PRESETS, TORCHVISION_SETS, TREATMENTS, Spec, SpecError, TrainJobSpec, canonical_json, parse, set_field, spec_hash,
 )
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     worker.add_argument("--idle-exit", type=float, metavar="SECONDS", help="exit after this long with nothing to do")
     worker.add_argument("--lease", type=float, default=30.0, help="seconds a job is held without a heartbeat")
+    slurm.add_parser(commands)  # workers slurm: an sbatch array job of workers
     findings = commands.add_parser("findings", help="write a Markdown report of what the store's preset studies "
                                    "measured, beside what their papers reported")
     findings.add_argument("--out", default="docs/findings.md", metavar="PATH", help="the Markdown file written")
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker(args)
+    if args.command == "workers":
+        return slurm.run(args)
     if args.command == "findings":
         return run_findings(args)
     if args.command == "presets":
