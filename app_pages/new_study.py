@@ -183,8 +183,8 @@ def build():
     if probes:
         spec["probes"] = {**preset.get("probes", {}), **probes}
     study = parse_study(spec)
-    check_study(study)  # the targets' folders too, and whether each network fits in a worker
-    check_preset_folder(preset_name, study)  # a preset's class groups against this folder's classes
+    check_preset_folder(preset_name, study)  # a preset's class groups against this folder's classes, by name
+    check_study(study)  # the targets' folders too, class ids, and whether each network fits in a worker
     return study
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from backend import settings
 from backend.papers import PAPER
 from backend.quantities import NONE, anb_drop_at, anb_plus_gain_by_n, deepest, probe_rows, pt_rit, yosinski_score
 from backend.effective_data import effective_data_finding_table
@@ -344,12 +345,18 @@ class Report:
 
 
 def store_name(engine: Engine) -> str:
-    """The store as a report may name it: a SQLite file's name, or a server's driver, host and database
-    (no user, password or path of this machine)."""
+    """The store as a report may name it: a SQLite file by its path inside the project (var/transferlab.db)
+    or, outside it, by its file name alone; a server by its driver, database, host and port. Never a
+    user, a password or a path of the machine that wrote the report."""
     url = engine.url
     if url.get_backend_name() == "sqlite":
-        return f"SQLite file {Path(url.database or ':memory:').name}"
-    return f"{url.get_backend_name()} database {url.database} on {url.host}"
+        if not url.database or url.database == ":memory:":
+            return "SQLite store in memory"
+        path = Path(url.database).expanduser().resolve()
+        inside = path.is_relative_to(settings.PROJECT_ROOT)
+        return f"SQLite file {path.relative_to(settings.PROJECT_ROOT) if inside else path.name}"
+    where = f"{url.host}:{url.port}" if url.port else url.host or "a local socket"
+    return f"{url.get_backend_name()} database {url.database} on {where}"
 
 
 def collect(engine: Engine) -> Report:

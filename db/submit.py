@@ -9,19 +9,23 @@ from typing import Any
 from backend.jobs import JOB_KINDS, parse_job
 from backend.specs import Spec, canonical_json, set_field, spec_hash
 from backend.specs.base import shape_hash
+from backend.specs.classes import check_classes
 from backend.specs.memory import check_fits
 from backend.specs.roots import check_data_roots
-from backend.studies import expand
+from backend.studies import STUDY_KINDS, expand
 from backend.studies.plan import PlannedJob
 from db.queue import NewJob, Queue
 
 
 def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
-    """What the spec's validation cannot know: that its data folders lie inside the data roots and that
-    each network it trains fits in a worker's memory. A SpecError naming the field otherwise. `plan`:
-    the study's expansion, when the caller has it already."""
+    """What the spec's validation cannot know: that its data folders lie inside the data roots, that
+    every task's class ids exist in its source (listed without loading an image; folders only once
+    inside the roots) and that each network it trains fits in a worker's memory. A SpecError naming
+    the field otherwise. `plan`: the study's expansion, when the caller has it already."""
     check_data_roots(study)
-    for job in expand(study) if plan is None else plan:
+    plan = expand(study) if plan is None else plan
+    check_classes(study, ((job.spec, job.labels) for job in plan), dict(STUDY_KINDS[study.study].class_fields))
+    for job in plan:
         if JOB_KINDS[job.kind].trains:
             check_fits(job.spec)
 

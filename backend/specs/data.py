@@ -54,7 +54,8 @@ class TorchvisionSource(Spec):
     name: Literal[TORCHVISION_SETS]  # type: ignore[valid-type]
     root: FolderPath = Field(description="folder torchvision reads, e.g. ../shared/datasets for MNIST")
     download: bool = Field(False, description="fetch when missing; needs a network")
-    split: str = Field("balanced", description="EMNIST split (balanced, byclass, digits, ...)")
+    split: Literal["balanced", "byclass", "bymerge", "digits", "letters", "mnist"] = Field(
+        "balanced", description="EMNIST's split (torchvision's names); ignored by the other data sets")
 
 
 class FolderSource(Spec):

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from backend.specs.base import Spec
+from backend.specs.base import Spec, SpecError
+
+
+def _positive_width(value: int) -> int:
+    """A layer's width (conv channels, hidden units). Zero or a negative width would pass as an int
+    and end in a torch error on a worker, so it is refused at parse, the field named
+    (`model.channels.0`); very wide layers are the memory check's (backend.specs.memory)."""
+    if value < 1:
+        raise SpecError(f"a layer width is a positive whole number of units or channels, got {value}")
+    return value
+
+
+Width = Annotated[int, AfterValidator(_positive_width)]
 
 
 class ConvNetSpec(Spec):
@@ -14,15 +26,15 @@ class ConvNetSpec(Spec):
     pixel) then fully connected layers; each block and each fc layer is one transfer unit."""
 
     arch: Literal["convnet"] = "convnet"
-    channels: list[int] = Field([32, 64, 128], min_length=1, description="width of each conv block")
-    hidden: list[int] = Field([128], description="width of each hidden fc layer")
+    channels: list[Width] = Field([32, 64, 128], min_length=1, description="width of each conv block")
+    hidden: list[Width] = Field([128], description="width of each hidden fc layer")
     norm: Literal["batch", "group", "none"] = Field("batch", description="normalisation in conv blocks")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout before each fc layer")
 
 
 class MLPSpec(Spec):
     arch: Literal["mlp"] = "mlp"
-    hidden: list[int] = Field([256, 128], min_length=1, description="width of each hidden layer")
+    hidden: list[Width] = Field([256, 128], min_length=1, description="width of each hidden layer")
     dropout: float = Field(0.0, ge=0, lt=1)
 
 

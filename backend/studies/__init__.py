@@ -57,6 +57,9 @@ class StudyKind:
     summarise: Callable[[list], tuple[Any, str, dict[str, Any]]]  # local outcomes -> (table, text, checks)
     grid: tuple[GridField, ...] = ()
     data_field: str = "data"  # the data spec the New study page's Data column edits
+    # The class-selection steps its jobs' tasks take from study fields (`include`, `half`, `fraction`)
+    # -> those fields: what a class check at submit names when a job's task keeps too few classes.
+    class_fields: tuple[tuple[str, str], ...] = ()
 
 
 STUDY_KINDS: dict[str, StudyKind] = {
@@ -68,6 +71,7 @@ STUDY_KINDS: dict[str, StudyKind] = {
         yosinski.axes, yosinski.summarise,
         (GridField("seeds", "Seeds (one class split each)"), GridField("treatments", "Treatments", TREATMENTS),
          GridField("n", "Units transferred n (empty = all)")),
+        class_fields=(("include", "groups"), ("half", "data.classes")),
     ),
     "cross_dataset": StudyKind(
         CrossDatasetSpec, cross.expand, ("seed", "target", "amount", "treatment", "n", "probe"),
@@ -84,7 +88,7 @@ STUDY_KINDS: dict[str, StudyKind] = {
          GridField("class_fractions", "Share of each target's classes kept (diversity; all = every class)",
                    number=float, all_is_none=True, empty=[None]),
          GridField("depths", "Network depth in conv blocks (empty = the network's own)")),
-        data_field="source",
+        data_field="source", class_fields=(("fraction", "class_fractions"),),
     ),
     "basins": StudyKind(
         BasinsSpec, basins.expand, ("seed", "target", "treatment", "run", "n", "probe", "pair", "runs"),

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from backend.cli import main
+from backend.settings import PROJECT_ROOT
 from backend.findings import findings_report
 from backend.specs import PRESETS
 from backend.specs.base import set_field
@@ -159,6 +160,12 @@ def test_the_header_names_the_store_without_password_user_or_path(monkeypatch):
     assert "secret" not in report and "lab:" not in report and "postgresql database transfer on db.example" in report
     report = findings_report("sqlite:////home/someone/lab/var/transferlab.db")
     assert "/home/someone" not in report and "SQLite file transferlab.db" in report
+    # A store inside the project is named by its path there, whichever way the URL gives it.
+    for url in (f"sqlite:///{PROJECT_ROOT / 'var' / 'transferlab.db'}", "sqlite:///var/transferlab.db"):
+        monkeypatch.chdir(PROJECT_ROOT)
+        report = findings_report(url)
+        assert "SQLite file var/transferlab.db on" in report and str(PROJECT_ROOT) not in report
+    assert "on db.example:5433" in findings_report("postgresql+psycopg://lab:secret@db.example:5433/transfer")
 
 
 def test_presets_and_their_real_data_variants_dispatch_by_kind_and_name():

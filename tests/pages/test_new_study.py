@@ -88,14 +88,29 @@ def test_a_folder_without_class_folders_is_refused_under_the_field(app, seeded_s
 def test_a_good_folder_shows_its_classes_at_once(app, tmp_path):
     from tests.backend.files import write_image_folder
 
-    write_image_folder(tmp_path / "train", {"cat": 3, "dog": 2})
-    write_image_folder(tmp_path / "test", {"cat": 1, "dog": 1})
+    # four classes: a Yosinski study splits them into two halves of at least two
+    write_image_folder(tmp_path / "train", {"cat": 3, "dog": 2, "elk": 2, "fox": 2})
+    write_image_folder(tmp_path / "test", {"cat": 1, "dog": 1, "elk": 1, "fox": 1})
     at = app("new_study.py").run()
     at.radio(key="new.kind").set_value("folder").run()
     at.text_input(key="new.folder_root").input(str(tmp_path)).run()
     assert not at.exception and not at.columns[0].error
-    assert any("2 classes (train/ and test/): 5 train, 2 test images" in c.value for c in at.caption)
+    assert any("4 classes (train/ and test/): 9 train, 4 test images" in c.value for c in at.caption)
     assert at.button(key="new.preview")
+
+
+def test_a_folder_with_too_few_classes_for_the_halves_is_refused_at_the_data_field(app, tmp_path, seeded_store):
+    from tests.backend.files import write_image_folder
+
+    url, _ = seeded_store
+    before = job_count(url)
+    write_image_folder(tmp_path, {"cat": 3, "dog": 3})
+    at = app("new_study.py").run()
+    at.radio(key="new.kind").set_value("folder").run()
+    at.text_input(key="new.folder_root").input(str(tmp_path)).run()
+    assert not at.exception
+    assert any("data.classes" in e.value and "half" in e.value and "at least 2" in e.value for e in at.columns[0].error)
+    assert not [b for b in at.button if b.key == "new.submit"] and job_count(url) == before
 
 
 def test_the_data_preview_is_queued_first_and_shown_when_a_worker_ran_it(app, tmp_path, monkeypatch):
@@ -168,6 +183,9 @@ def test_the_targets_and_the_cross_grid_are_edited_on_the_page(app, tmp_path, mo
     assert any("targets" in e.value and "YAML" in e.value for e in at.columns[0].error)  # under the box
     at.text_area(key="new.targets.gap-digits-shifts").input("- {name: x}").run()  # no data
     assert any("targets.0.data" in e.value for e in at.error)
+    at.text_area(key="new.targets.gap-digits-shifts").input(  # a class the digits do not have
+        "- {name: x, data: {source: {kind: digits}, classes: {include: [0, 1000000000000]}}}").run()
+    assert any("targets.0.data.classes.include" in e.value and "ids 0..9" in e.value for e in at.columns[0].error)
     at.text_input(key="new.amounts").input("5,lots").run()
     assert any("amounts" in e.value and "or all" in e.value for e in at.error)
     assert not [b for b in at.button if b.key == "new.submit"] and job_count(url) == before
