@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
     sweep.add_argument("--device", **device)
     sweep.add_argument("--out", metavar="DIR", help="where the CSV and JSON go (default var/results)")
-    submit.add_argument("--name", help="the study's name (default: the preset's)")
+    for p in (sweep, submit):
+        p.add_argument("--name", help="the study's name, and the stem of sweep's results files (default: the "
+                       "preset's, or the study kind's for --spec)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first")
     worker = commands.add_parser("worker", help="run queued jobs (one worker per GPU)")
     worker.add_argument("--device", **device)
@@ -90,14 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_spec:
             print(json.dumps(spec.model_dump(mode="json"), indent=2))
             return 0
-        if args.command != "train" and not args.spec:
+        if args.command == "train":
+            from db.submit import check_job
+
+            check_job(spec)  # the data roots, class ids and memory that sweep and submit check
+            return run_train(spec, args.device, args.save)
+        if not args.spec:
             check_data_roots(spec)  # before the preset's folder is listed
             check_preset_folder(args.preset, spec)
-        if args.command == "train":
-            return run_train(spec, args.device, args.save)
+        if args.spec and canonical_json(spec) != canonical_json(parse_study(PRESETS[args.preset].spec_dict())):
+            args.preset = None  # a spec file is a preset's study only when it is that preset's spec, as on the page
         if args.command == "submit":
             return run_submit(spec, args)
-        return run_sweep(spec, args.preset, args.device, args.out)
+        return run_sweep(spec, args.name or args.preset or spec.study, args.device, args.out)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

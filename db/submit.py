@@ -30,6 +30,14 @@ def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
             check_fits(job.spec)
 
 
+def check_job(spec: Spec) -> None:
+    """check_study's checks for one network job run outside a study (`python -m backend train`): the
+    same data roots, class ids and memory, so what trains here also submits."""
+    check_data_roots(spec)
+    check_classes(spec)
+    check_fits(spec)
+
+
 def plan_size(study: Spec) -> dict[str, int]:
     """How many jobs of each kind submitting `study` would create."""
     kinds = {job.key: job.kind for job in expand(study)}  # identical jobs are queued once

@@ -63,3 +63,20 @@ def test_submit_and_worker_refuse_and_nothing_outside_is_read(roots, tmp_path):
     [failed] = Results(queue.engine).jobs(status="failed").itertuples()
     assert "outside the folders data may be read from" in failed.error
     assert not (tmp_path / "var" / "cache").exists() or not any((tmp_path / "var" / "cache").rglob("*"))
+
+
+def test_train_sweep_and_submit_refuse_the_same_folder_outside_the_roots(roots, capsys, monkeypatch, tmp_path):
+    """The three commands read data by one rule: what trains here also submits, and a folder the lab's
+    workers may not read is refused by the local commands too, with the same message."""
+    from backend.cli import main
+
+    allowed, elsewhere = roots
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    for command in (["train", "--data", str(elsewhere / "set")],
+                    ["sweep", "--data", str(elsewhere / "set")],
+                    ["submit", "--data", str(elsewhere / "set")]):
+        assert main([*command, "--epochs", "1", "--set", "model.channels=[4]"]) == 2, command
+        err = capsys.readouterr().err
+        assert "data.source.root" in err and "outside the folders data may be read from" in err, command
+    assert main(["train", "--data", str(allowed / "set"), "--epochs", "1", "--batch-size", "4",
+                 "--set", "model.channels=[4]", "--set", "model.hidden=[]"]) == 0
