@@ -123,7 +123,8 @@ def array_script(array: WorkerArray, python: str | None = None, project: Path = 
     directives += ["--" + option.removeprefix("--") for option in array.sbatch_options]
     lines = [
         "#!/bin/bash",
-        f"# Transfer Lab workers: {array.workers} Slurm array task{'s' if array.workers > 1 else ''}, each with {each}.",
+        f"# Transfer Lab workers: {array.workers} Slurm array task{'s' if array.workers > 1 else ''}, "
+        f"each with {each}.",
         f"# Written by `python -m backend workers slurm`. Stop them with `scancel <job id>`: each worker gives",
         "# its running job back to the queue (SIGTERM), or its lease expires (SIGKILL) and another worker takes it.",
         *(f"#SBATCH {d}" for d in directives),
