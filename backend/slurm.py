@@ -32,6 +32,7 @@ JOB_NAME = "transferlab-worker"
 # Slurm's time formats: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or no limit.
 TIME_LIMIT = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$|^(infinite|unlimited)$", re.IGNORECASE)
 PARTITIONS = re.compile(r"^[\w.-]+(,[\w.-]+)*$")
+LONG_OPTION = re.compile(r"^[a-z][a-z0-9-]*$")  # sbatch's long option names: account, qos, mem-per-gpu
 # Directives this module writes itself: an --sbatch option may not change them.
 OWN_OPTIONS = ("array", "output", "error", "chdir", "export", "job-name", "gres", "partition", "time",
                "cpus-per-task", "wrap")
@@ -68,7 +69,7 @@ class WorkerArray:
             raise ValueError("--idle-exit: give a number of seconds, 0 or more")
         for option in self.sbatch_options:
             name = option.removeprefix("--").partition("=")[0]
-            if "\n" in option or not name.strip():
+            if "\n" in option or not LONG_OPTION.match(name):
                 raise ValueError(f"--sbatch: {option!r} is not one sbatch option such as account=lab")
             if name in OWN_OPTIONS:
                 raise ValueError(f"--sbatch: {name} is set by this command (see --dry-run); use its own flag "
@@ -125,7 +126,7 @@ def array_script(array: WorkerArray, python: str | None = None, project: Path = 
         "#!/bin/bash",
         f"# Transfer Lab workers: {array.workers} Slurm array task{'s' if array.workers > 1 else ''}, "
         f"each with {each}.",
-        f"# Written by `python -m backend workers slurm`. Stop them with `scancel <job id>`: each worker gives",
+        "# Written by `python -m backend workers slurm`. Stop them with `scancel <job id>`: each worker gives",
         "# its running job back to the queue (SIGTERM), or its lease expires (SIGKILL) and another worker takes it.",
         *(f"#SBATCH {d}" for d in directives),
         "",

@@ -57,6 +57,7 @@ def test_cpu_workers_have_no_gres_and_run_on_the_cpu(capsys):
     (["--workers", "2", "--partition", "gpu; rm -rf /"], "--partition"),
     (["--workers", "2", "--sbatch", "export=NONE"], "--sbatch: export is set by this command"),
     (["--workers", "2", "--sbatch", "account=a\n#SBATCH --x"], "--sbatch"),
+    (["--workers", "2", "--sbatch", "-A lab"], "--sbatch: '-A lab' is not one sbatch option"),
     (["--workers", "2", "--lease", "0"], "--lease"),
 ])
 def test_bad_flags_are_refused_naming_the_flag(capsys, flags, message):
