@@ -12,6 +12,7 @@ from backend.specs.base import shape_hash
 from backend.specs.classes import check_classes
 from backend.specs.memory import check_fits
 from backend.specs.roots import check_data_roots
+from backend.specs.training import check_batch_norm
 from backend.studies import STUDY_KINDS, expand
 from backend.studies.plan import PlannedJob
 from db.queue import NewJob, Queue
@@ -20,9 +21,11 @@ from db.queue import NewJob, Queue
 def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
     """What the spec's validation cannot know: that its data folders lie inside the data roots, that
     every task's class ids exist in its source (listed without loading an image; folders only once
-    inside the roots) and that each network it trains fits in a worker's memory. A SpecError naming
-    the field otherwise. `plan`: the study's expansion, when the caller has it already."""
+    inside the roots), and that each network it trains fits in a worker's memory; and, kept out of
+    parse so that stored job specs still read, that a BatchNorm network trains on batches of 2 or more.
+    A SpecError naming the field otherwise. `plan`: the study's expansion, when the caller has it."""
     check_data_roots(study)
+    check_batch_norm(study)
     plan = expand(study) if plan is None else plan
     check_classes(study, ((job.spec, job.labels) for job in plan), dict(STUDY_KINDS[study.study].class_fields))
     for job in plan:
@@ -32,8 +35,9 @@ def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
 
 def check_job(spec: Spec) -> None:
     """check_study's checks for one network job run outside a study (`python -m backend train`): the
-    same data roots, class ids and memory, so what trains here also submits."""
+    same data roots, batch, class ids and memory, so what trains here also submits."""
     check_data_roots(spec)
+    check_batch_norm(spec)
     check_classes(spec)
     check_fits(spec)
 

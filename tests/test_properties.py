@@ -1,6 +1,11 @@
 """Property-based tests (hypothesis) of what outsiders type: the spec parser, the pages' URL state and
 the share reader. Whatever comes in, the only exception is the project's own SpecError naming a field,
-and nothing is queued or stored. CI runs at least 1,000 inputs each (`CI=true`); a local run, fewer."""
+and nothing is queued or stored. CI runs at least 1,000 inputs each (`CI=true`); a local run, fewer.
+
+Every study kind's spec goes through the whole submit path (parse, data roots, class ids, memory) 1,000
+times, locally too, and a sample of the accepted ones runs its first job: a spec the submit path
+accepts must not fail on a worker.
+"""
 
 import copy
 import json
@@ -10,8 +15,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from backend.specs import PRESETS, SpecError
-from backend.studies import parse_study
+from backend.specs import CROSS_TREATMENTS, PRESETS, TORCHVISION_SETS, TREATMENTS, SpecError
+from backend.studies import STUDY_KINDS, parse_study
 
 ROOT = Path(__file__).resolve().parents[1]
 MANY = 1000 if os.environ.get("CI") == "true" else 200
@@ -126,3 +131,196 @@ def test_url_state_takes_a_valid_value_or_falls_back_with_a_message(params):
     assert not at.exception, at.exception
     assert set(at.multiselect[0].value) <= {1, 2, 3} and at.selectbox[0].value in ("gain", "accuracy")
     assert 0 <= at.number_input[0].value <= 9
+
+
+# ---------------------------------------------------------------- every study kind through the whole submit path
+
+SUBMITS = 1000  # generated specs per study kind, locally and in CI (issue 19: at least 1,000)
+RUNS = 40  # generated specs per study kind whose first job runs when accepted (about a third are)
+# Integers a typist or a script might send: small ones near the edges, and ones no int64 holds.
+INTS = st.one_of(st.integers(-2, 12), st.sampled_from([0, -1, 10**12, 2**31, 2**63, -(2**63), 2**64]),
+                 st.integers(-10**20, 10**20))
+FLOATS = st.one_of(st.sampled_from([0.0, 0.1, 0.35, 0.5, 1.0, -0.5, 1.5, 1e308]),
+                   st.floats(allow_nan=True, allow_infinity=True))
+WIDTHS = st.lists(st.one_of(st.integers(-2, 64), st.sampled_from([0, -1, 10**6, 10**12])), max_size=4)
+# Roots inside the test's data roots (../shared/datasets), outside them, empty, missing, and the wrong layout.
+ROOTS = st.sampled_from(["../shared/datasets", "../shared/datasets/cifar10-5k", "../shared/datasets/usps",
+                         "../shared/datasets/MNIST", "../shared/datasets/none-here", "/etc", "/", "", "  "])
+
+
+def optional(**fields):
+    """A dict holding any subset of the fields."""
+    return st.fixed_dictionaries({}, optional=fields)
+
+
+def shifts(ints=INTS):
+    shift = st.one_of(optional(kind=st.just("block_shuffle"), block=ints, seed=ints),
+                      st.fixed_dictionaries({"kind": st.sampled_from(["pixel_shuffle", "inversion", "warp"])}),
+                      st.fixed_dictionaries({"kind": st.just("noise"), "std": FLOATS}),
+                      st.fixed_dictionaries({"kind": st.just("blur"), "sigma": FLOATS}),
+                      st.fixed_dictionaries({"kind": st.just("contrast"), "factor": FLOATS}),
+                      st.fixed_dictionaries({"kind": st.just("rotation"), "degrees": FLOATS}))
+    return st.lists(shift, max_size=2)
+
+
+def sources(runnable):
+    """Sources to submit; `runnable`: only the built-ins, at sizes a test trains in a second."""
+    small = st.integers(-1, 12) if runnable else INTS
+    synthetic = optional(kind=st.just("synthetic"), n_classes=small, size=st.integers(-1, 24) if runnable else INTS,
+                         train_per_class=st.integers(-1, 10) if runnable else INTS, test_per_class=small, gap=FLOATS,
+                         class_seed=INTS)
+    built_in = st.one_of(st.just({"kind": "digits"}), optional(kind=st.just("digits"), test_fraction=FLOATS),
+                         synthetic.map(lambda s: {"kind": "synthetic", **s}))
+    if runnable:
+        return built_in
+    return st.one_of(built_in, optional(kind=st.just("torchvision"), name=st.sampled_from([*TORCHVISION_SETS, "ImageNet"]),
+                                        root=ROOTS, split=st.sampled_from(["balanced", "letters", "byclass", "x"])),
+                     optional(kind=st.just("folder"), root=ROOTS, test_fraction=FLOATS))
+
+
+def data_fields(runnable):
+    """(field, values) of a data spec: its source, classes, amounts, format and shifts."""
+    amount = st.one_of(st.none(), st.integers(-1, 10)) if runnable else st.one_of(st.none(), INTS)
+    return {"source": sources(runnable),
+            "classes": optional(include=st.lists(INTS if not runnable else st.integers(-1, 12), max_size=6), first=INTS,
+                                half=st.sampled_from(["A", "B", None, "C"]), fraction=FLOATS, seed=INTS),
+            "per_class": amount, "test_per_class": amount, "seed": INTS,
+            "size": st.one_of(st.none(), st.integers(-1, 40) if runnable else INTS),
+            "channels": st.sampled_from([None, 1, 3, 2]), "shifts": shifts(st.integers(-1, 9) if runnable else INTS)}
+
+
+def study_fields(kind, runnable):
+    """(field, values) of a study of `kind`, beyond its data: the grid, the network, the training, the probes."""
+    fields = {
+        "seeds": st.lists(INTS, min_size=0, max_size=3), "n": st.one_of(st.none(), st.lists(INTS, max_size=3)),
+        "model": st.one_of(st.fixed_dictionaries({"arch": st.just("convnet"), "channels": WIDTHS, "hidden": WIDTHS},
+                                                 optional={"norm": st.sampled_from(["batch", "group", "none", "layer"]),
+                                                           "dropout": FLOATS}),
+                           st.fixed_dictionaries({"arch": st.just("mlp"), "hidden": WIDTHS}),
+                           st.fixed_dictionaries({"channels": WIDTHS}),
+                           *(() if runnable else [optional(arch=st.sampled_from(["resnet18", "resnet50", "vgg"]),
+                                                           small_input=st.booleans())])),
+        "model.channels": WIDTHS, "model.hidden": WIDTHS,
+        "train.epochs": st.just(1) if runnable else INTS, "train.batch_size": INTS, "train.lr": FLOATS,
+        "train.eval_batch_size": st.one_of(st.none(), INTS), "train.stop_after": st.one_of(st.none(), INTS),
+        "train.seed": INTS, "train.warmup_epochs": FLOATS, "train.momentum": FLOATS,
+        "train.augment": st.sampled_from(["none", "crop", "flip_crop", "mixup"]),
+        "train.optimizer": st.sampled_from(["sgd", "adamw", "lbfgs"]),
+        "train.weight_decay": FLOATS, "train.label_smoothing": FLOATS, "model.dropout": FLOATS,
+        "model.norm": st.sampled_from(["batch", "group", "none"]),
+        "train.schedule": st.sampled_from(["cosine", "step", "constant", "linear"]),
+    }
+    if kind == "yosinski":
+        fields.update({"treatments": st.lists(st.sampled_from([*TREATMENTS, "XnY"]), max_size=3),
+                       "groups": st.one_of(st.none(), st.lists(st.lists(INTS, max_size=5), max_size=3)),
+                       "probes.sharpness": st.one_of(st.none(), optional(images=INTS, top_k=INTS)),
+                       "probes.similarity": st.one_of(st.none(), optional(images=INTS, batch_size=INTS))})
+        fields.update({f"data.{k}": v for k, v in data_fields(runnable).items()})
+        return fields
+    fields.update({"input": optional(size=st.one_of(st.none(), INTS), channels=st.sampled_from([None, 1, 3, 0])),
+                   "targets.0.data": st.fixed_dictionaries({"source": sources(runnable)}),
+                   **{f"source.{k}": v for k, v in data_fields(runnable).items()},
+                   **{f"targets.0.data.{k}": v for k, v in data_fields(runnable).items()}})
+    if kind == "cross_dataset":
+        fields.update({"treatments": st.lists(st.sampled_from([*CROSS_TREATMENTS, "BnB"]), max_size=2),
+                       "amounts": st.lists(st.one_of(st.none(), INTS), max_size=3),
+                       "class_fractions": st.lists(st.one_of(st.none(), FLOATS), max_size=3),
+                       "depths": st.one_of(st.none(), st.lists(INTS, max_size=3)),
+                       "source_epochs": st.one_of(st.none(), st.lists(INTS, max_size=3)),
+                       "probes.gap": st.one_of(st.none(), optional(images=INTS, space=st.sampled_from(["pixels", "x"]))),
+                       "probes.smoothness": st.one_of(st.none(), optional(points=INTS, images=INTS))})
+    else:
+        fields.update({"runs": INTS, "n": st.one_of(st.none(), INTS),
+                       "probes.plane": st.one_of(st.none(), optional(resolution=INTS, span=FLOATS)),
+                       "probes.criticality": st.one_of(st.none(), optional(samples=INTS, alphas=st.lists(FLOATS, max_size=3)))})
+    return fields
+
+
+def put(tree, path, value):
+    """Set a dotted path (list indices included) in a spec's dict form, creating groups on the way."""
+    *parents, leaf = [int(p) if p.isdigit() else p for p in path.split(".")]
+    for key in parents:
+        if isinstance(tree, list):
+            if key >= len(tree):
+                return
+            tree = tree[key]
+        else:
+            tree = tree.setdefault(key, {})
+        if not isinstance(tree, (dict, list)):
+            return
+    if isinstance(tree, dict) or (isinstance(tree, list) and leaf < len(tree)):
+        tree[leaf] = value
+
+
+# Sizes at which an offline preset's first job trains in about a second.
+FAST = {"train.epochs": 1, "train.batch_size": 32, "seeds": [0], "data.per_class": 10, "data.test_per_class": 10,
+        "source.per_class": 10, "source.test_per_class": 10, "model.channels": [8, 8], "model.hidden": [16]}
+
+
+@st.composite
+def study_specs(draw, kind, runnable=False):
+    """A preset of `kind` with one to four of its fields set to values of the right shape, in range or not;
+    `runnable`: an offline preset at a size whose first job trains in about a second, one or two fields."""
+    names = sorted(n for n, p in PRESETS.items() if p.study == kind and (
+        not runnable or "needs" not in p.asks and "--root" not in p.asks))
+    spec = PRESETS[draw(st.sampled_from(names))].spec_dict(quick=True)
+    if runnable:
+        for path, value in FAST.items():
+            if path.split(".")[0] in spec or path.startswith(("train", "model", "seeds")):
+                put(spec, path, copy.deepcopy(value))
+    fields = study_fields(kind, runnable)
+    for path in draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=2 if runnable else 4, unique=True)):
+        put(spec, path, draw(fields[path]))
+    return spec
+
+
+def submitted(spec):
+    """The whole submit path (parse, data roots, class ids, memory): the study, or None when refused
+    with a SpecError naming a field. Any other exception fails the test."""
+    from hypothesis import event
+
+    from db.submit import check_study
+
+    try:
+        study = parse_study(spec)
+        check_study(study)
+    except SpecError as exc:
+        assert str(exc) and (exc.field or ": " in str(exc)), repr(exc)
+        event(f"refused at {(exc.field or 'several fields').split('.')[0]}")
+        return None
+    event("accepted")
+    return study
+
+
+@pytest.mark.parametrize("kind", sorted(STUDY_KINDS))
+def test_every_study_kind_is_refused_with_a_spec_error_or_accepted_at_submit(kind):
+    seen = {"accepted": 0, "refused": 0}
+
+    @settings(max_examples=SUBMITS, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(study_specs(kind))
+    def check(spec):
+        seen["refused" if submitted(spec) is None else "accepted"] += 1
+
+    check()
+    # all of them generated, and both outcomes common: the generator explores both sides of the edge
+    assert sum(seen.values()) >= SUBMITS and min(seen.values()) >= SUBMITS // 10, seen
+
+
+@pytest.mark.parametrize("kind", sorted(STUDY_KINDS))
+def test_an_accepted_study_runs_its_first_job(kind):
+    from backend.studies import expand
+    from backend.studies.local import run_local
+
+    ran = []
+
+    @settings(max_examples=RUNS, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(study_specs(kind, runnable=True))
+    def check(spec):
+        study = submitted(spec)
+        if study is not None:
+            [outcome] = run_local(expand(study)[:1], "cpu")
+            assert outcome.output.scalars
+            ran.append(outcome.job.kind)
+
+    check()
+    assert len(ran) >= 3, ran

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import lru_cache
-from typing import Any, Mapping, TypeVar
+from typing import Annotated, Any, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
@@ -19,9 +19,10 @@ class SpecError(ValueError):
 
 
 class Spec(BaseModel):
-    """Base of every spec: immutable, unknown fields rejected (a typo is an error, not a default)."""
+    """Base of every spec: immutable, unknown fields rejected (a typo is an error, not a default), and
+    no NaN or infinity in a number (a rotation by NaN degrees would train on blank images)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_serializer(mode="wrap")
     def _without_late_defaults(self, handler: Any) -> Any:
@@ -39,6 +40,12 @@ def late_field(default: Any, description: str, **constraints: Any) -> Any:
     keep being reused."""
     return Field(default, description=description, json_schema_extra={"late": True}, **constraints)
 
+
+# A random seed. Torch refuses one beyond 64 bits and numpy's SeedSequence a negative one, both on a
+# worker, after the study was queued: so every seed field takes 0 <= seed < 2**32, refused at parse.
+# A study's seeds stay below 2**31: its jobs' seeds add offsets (transfers + 1000, basins runs + 10,000 r).
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+StudySeed = Annotated[int, Field(ge=0, lt=2**31)]
 
 S = TypeVar("S", bound=BaseModel)
 

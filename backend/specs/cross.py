@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError, late_field
-from backend.specs.data import DataSpec
+from backend.specs.base import Spec, SpecError, StudySeed, late_field
+from backend.specs.data import DataSpec, check_block_sizes, native_size
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.landscape import SmoothnessSettings
 from backend.specs.seeds import Precision
@@ -47,7 +47,14 @@ class InputFormat(Spec):
         return data.model_copy(update=update) if update else data
 
     def check(self, source: DataSpec, targets: list[TargetTask]) -> None:
-        """Every target in the source's format once brought to this one, or a SpecError naming both."""
+        """Every target in the source's format once brought to this one, or a SpecError naming both;
+        and every task's block shuffles still tiling its images at this size."""
+        tasks = [("source", source), *((f"targets.{i}.data", t.data) for i, t in enumerate(targets))]
+        for where, task in tasks:
+            task = self.apply(task)
+            size = task.size or native_size(task.source)
+            if size is not None:
+                check_block_sizes(task.shifts, size, size, where=f"{where}.shifts")
         source = self.apply(source)
         for i, target in enumerate(targets):
             data = self.apply(target.data)
@@ -84,7 +91,7 @@ class SourceAndTargets(Spec):
     input: InputFormat = Field(InputFormat(), description="a common size and channel count for every task")
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = Field(TrainSpec(), description="pretraining and target training alike")
-    seeds: list[int] = Field([0], min_length=1, description="one pretraining each")
+    seeds: list[StudySeed] = Field([0], min_length=1, description="one pretraining each")
     precision: Precision | None = late_field(None, "add seeds after these until an interval is this narrow")
 
     @model_validator(mode="after")

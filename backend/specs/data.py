@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, Field, model_validator
 
-from backend.specs.base import Spec, SpecError
+from backend.specs.base import Seed, Spec, SpecError
 
 
 TORCHVISION_SETS = (
@@ -44,7 +44,7 @@ class SyntheticSource(Spec):
     test_per_class: int = Field(30, ge=1, description="test images per class")
     size: int = Field(16, ge=4, le=512, description="native side length in pixels")
     gap: float = Field(0.0, ge=0, le=1, description="domain style, 0..1; same classes at any gap")
-    class_seed: int = Field(0, description="seed of the class shapes; same seed = same task")
+    class_seed: Seed = Field(0, description="seed of the class shapes; same seed = same task")
 
 
 class TorchvisionSource(Spec):
@@ -81,7 +81,7 @@ class ClassSelection(Spec):
     first: int | None = Field(None, ge=1, description="keep the first k classes")
     half: Literal["A", "B"] | None = Field(None, description="Yosinski's random half A or B")
     fraction: float | None = Field(None, gt=0, le=1, description="random share of classes (diversity)")
-    seed: int = Field(0, description="seed of the random halves and fractions")
+    seed: Seed = Field(0, description="seed of the random halves and fractions")
 
     @model_validator(mode="after")
     def _distinct(self) -> ClassSelection:
@@ -95,14 +95,14 @@ class BlockShuffle(Spec):
 
     kind: Literal["block_shuffle"] = "block_shuffle"
     block: int = Field(ge=1, description="block side in pixels; must divide the image size")
-    seed: int = Field(0, description="seed of the one permutation used for every image")
+    seed: Seed = Field(0, description="seed of the one permutation used for every image")
 
 
 class PixelShuffle(Spec):
     """Permute every value of the image, channels included, with one fixed permutation."""
 
     kind: Literal["pixel_shuffle"] = "pixel_shuffle"
-    seed: int = 0
+    seed: Seed = 0
 
 
 class Rotation(Spec):
@@ -117,7 +117,7 @@ class Inversion(Spec):
 class GaussianNoise(Spec):
     kind: Literal["noise"] = "noise"
     std: float = Field(gt=0, le=1, description="standard deviation in units of the full range")
-    seed: int = 0
+    seed: Seed = 0
 
 
 class Blur(Spec):
@@ -146,14 +146,30 @@ class DataSpec(Spec):
     size: int | None = Field(None, ge=4, le=512, description="resize to size x size; None = native")
     channels: Literal[1, 3] | None = Field(None, description="1 = grey, 3 = RGB; None = native")
     shifts: list[Shift] = Field(default_factory=list, description="applied in order, train and test")
-    seed: int = Field(0, description="seed of the per-class caps")
+    seed: Seed = Field(0, description="seed of the per-class caps")
 
     @model_validator(mode="after")
     def _blocks_divide_size(self) -> DataSpec:
-        size = self.size or (self.source.size if isinstance(self.source, SyntheticSource) else None)
+        size = self.size or native_size(self.source)
         if size is not None:
             check_block_sizes(self.shifts, size, size, where="shifts")
         return self
+
+
+# (channels, side) of each torchvision set's images as torchvision reads them.
+NATIVE = {"MNIST": (1, 28), "FashionMNIST": (1, 28), "KMNIST": (1, 28), "EMNIST": (1, 28), "QMNIST": (1, 28),
+          "USPS": (1, 16), "SVHN": (3, 32), "CIFAR10": (3, 32), "CIFAR100": (3, 32), "STL10": (3, 96)}
+
+
+def native_size(source: Source) -> int | None:  # type: ignore[valid-type]
+    """The side of a source's images as the spec knows it without reading them; None for a folder."""
+    if isinstance(source, DigitsSource):
+        return 8
+    if isinstance(source, SyntheticSource):
+        return source.size
+    if isinstance(source, TorchvisionSource):
+        return NATIVE[source.name][1]
+    return None
 
 
 def check_block_sizes(shifts: list, height: int, width: int, where: str = "data.shifts") -> None:

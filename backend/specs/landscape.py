@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError, spec_hash
+from backend.specs.base import Seed, Spec, SpecError, spec_hash
 from backend.specs.probes import SPEC_HASH, ProbeImages
 from backend.specs.training import TrainJobSpec
 from backend.specs.transfer import TransferJobSpec
@@ -42,7 +42,7 @@ class PlaneSettings(Spec):
     bn_images: int = Field(512, ge=8, le=100_000, description="training images that re-estimate BatchNorm "
                            "statistics at every point (networks with BatchNorm only)")
     batch_size: int = Field(256, ge=1)
-    seed: int = Field(0, description="seed of the two random directions")
+    seed: Seed = Field(0, description="seed of the two random directions")
 
 
 class PlaneJobSpec(Spec):
@@ -67,7 +67,7 @@ class CriticalitySettings(Spec):
     epsilon: float = Field(0.05, ge=0, le=1, description="error tolerance above the trained error")
     units: list[str] | None = Field(None, description="units to probe; None = all")
     batch_size: int = Field(256, ge=1)
-    seed: int = Field(0, description="seed of the noise")
+    seed: Seed = Field(0, description="seed of the noise")
 
     @model_validator(mode="after")
     def _grid(self) -> CriticalitySettings:
@@ -97,7 +97,7 @@ class SmoothnessSettings(Spec):
     step_sizes: list[float] = Field([0.01, 0.05, 0.1, 0.2, 0.5], min_length=1,
                                     description="eta: how far each probe moves along the negative gradient")
     images: int = Field(256, ge=4, le=100_000, description="training images of the fixed probe batch")
-    seed: int = Field(0, description="seed of the probe batch's draw")
+    seed: Seed = Field(0, description="seed of the probe batch's draw")
 
     @model_validator(mode="after")
     def _positive(self) -> SmoothnessSettings:

@@ -16,12 +16,10 @@ from typing import Any
 
 from backend import settings
 from backend.specs.base import SpecError
-from backend.specs.data import DataSpec, DigitsSource, SyntheticSource, TorchvisionSource
+from backend.specs.data import NATIVE, DataSpec, DigitsSource, SyntheticSource, TorchvisionSource
 from backend.specs.models import ConvNetSpec, MLPSpec
 
 BYTES = 4  # float32
-NATIVE = {"MNIST": (1, 28), "FashionMNIST": (1, 28), "KMNIST": (1, 28), "EMNIST": (1, 28), "QMNIST": (1, 28),
-          "USPS": (1, 16), "SVHN": (3, 32), "CIFAR10": (3, 32), "CIFAR100": (3, 32), "STL10": (3, 96)}
 # torchvision ResNets at 224 x 224: parameters, and the floats training keeps per image (saved
 # activations and their gradients, about 24 MB and 80 MB).
 RESNETS = {"resnet18": (11.7e6, 6e6), "resnet50": (25.6e6, 20e6)}

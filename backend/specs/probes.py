@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError
+from backend.specs.base import Seed, Spec, SpecError
 from backend.specs.data import DataSpec
 
 SPEC_HASH = r"^[0-9a-f]{64}$"
@@ -23,7 +23,7 @@ class ProbeImages(Spec):
     data: DataSpec = Field(description="the task the images come from (a study uses the network's own)")
     split: Literal["train", "test"] = Field("train", description="train: the training loss's landscape")
     images: int = Field(512, ge=4, le=100_000, description="how many, drawn at random without replacement")
-    seed: int = Field(0, description="seed of the draw: the same images for every network probed")
+    seed: Seed = Field(0, description="seed of the draw: the same images for every network probed")
 
 
 class SimilaritySettings(Spec):
@@ -39,7 +39,7 @@ class SimilaritySettings(Spec):
     rbf_width: float = Field(0.8, gt=0, description="RBF sigma as a multiple of the median pairwise distance")
     split: Literal["train", "test"] = Field("test", description="images the representations are compared on")
     images: int = Field(512, ge=4, le=100_000, description="probe images")
-    seed: int = Field(0, description="seed of the image draw")
+    seed: Seed = Field(0, description="seed of the image draw")
 
 
 class SharpnessSettings(Spec):
@@ -60,7 +60,7 @@ class SharpnessSettings(Spec):
     batch_size: int = Field(512, ge=1, description="images per Hessian-vector product pass")
     split: Literal["train", "test"] = Field("train", description="the loss whose curvature is measured")
     images: int = Field(512, ge=4, le=100_000, description="probe images")
-    seed: int = Field(0, description="seed of the image draw and the estimators' random vectors")
+    seed: Seed = Field(0, description="seed of the image draw and the estimators' random vectors")
 
 
 class SimilarityJobSpec(Spec):
@@ -101,14 +101,14 @@ class GapSettings(Spec):
     space: Literal["features", "pixels"] = Field(
         "features", description="features: the pretrained network's penultimate unit; pixels: raw images")
     images: int = Field(1000, ge=20, le=100_000, description="test images drawn per domain")
-    seed: int = Field(0, description="seed of the draws and of the A-distance's held-out halves")
+    seed: Seed = Field(0, description="seed of the draws and of the A-distance's held-out halves")
 
 
 class ScoreSettings(Spec):
     """Transferability scores from the pretrained network and the target's data, without fine-tuning."""
 
     images: int = Field(1000, ge=20, le=100_000, description="target training images scored")
-    seed: int = Field(0, description="seed of the draw")
+    seed: Seed = Field(0, description="seed of the draw")
 
 
 class DomainGapJobSpec(Spec):

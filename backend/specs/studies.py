@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError, late_field
+from backend.specs.base import Spec, SpecError, StudySeed, late_field
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.probes import StudyProbes
@@ -27,7 +27,7 @@ class YosinskiSpec(Spec):
         "natural vs man-made); the same split for every seed")
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = TrainSpec()
-    seeds: list[int] = Field([0], min_length=1, description="one class split and one training seed each")
+    seeds: list[StudySeed] = Field([0], min_length=1, description="one class split and one training seed each")
     precision: Precision | None = late_field(None, "add seeds after these until an interval is this narrow")
     n: list[int] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
     treatments: list[Literal[TREATMENTS]] = Field(list(TREATMENTS), min_length=1)  # type: ignore[valid-type]

@@ -57,10 +57,13 @@ def test_train_and_test_share_the_permutation():
 
 
 def test_block_that_does_not_divide_the_native_size_is_a_clear_error():
-    spec = parse(DataSpec, {"source": {"kind": "digits"}, "shifts": [{"kind": "inversion"},
-                                                                     {"kind": "block_shuffle", "block": 3}]})
-    with pytest.raises(SpecError) as info:
-        load_task(spec)
+    bad = {"source": {"kind": "digits"}, "shifts": [{"kind": "inversion"}, {"kind": "block_shuffle", "block": 3}]}
+    with pytest.raises(SpecError) as info:  # at parse: the digits are 8x8 without reading them
+        parse(DataSpec, bad, prefix="data")
+    assert info.value.field == "data.shifts.1.block" and "does not divide the 8x8" in str(info.value)
+    with pytest.raises(SpecError) as info:  # and by the engine, for a spec that skipped the parser
+        load_task(DataSpec.model_construct(**{**parse(DataSpec, {"source": {"kind": "digits"}}).__dict__,
+                                              "shifts": parse(DataSpec, bad | {"size": 9}).shifts}))
     assert info.value.field == "data.shifts.1.block" and "does not divide the 8x8" in str(info.value)
     with pytest.raises(SpecError):
         apply_shifts(torch.zeros(1, 1, 10, 10, dtype=torch.uint8), [BlockShuffle(block=4)], 0)

@@ -1,5 +1,6 @@
-"""Class ids against the source's classes at submit, and layer widths at parse: refused where typed,
-with the field, instead of failing on a worker."""
+"""Bad input closes: layer widths, seeds and numbers at parse, class ids and batches at submit, each
+refused where it was typed with the field named, instead of failing on a worker. The property tests
+(tests/test_properties.py) found most of these; each is pinned here."""
 
 import pytest
 
@@ -104,3 +105,38 @@ def test_a_class_check_without_jobs_checks_the_study_alone():
     check_classes(study("yosinski-digits"))
     with pytest.raises(SpecError):
         check_classes(study("yosinski-digits", data__classes={"include": [11, 12]}))
+
+
+@pytest.mark.parametrize("path, value, field", [
+    ("seeds", [2**64], "seeds.0"),  # torch: "Overflow when unpacking long long", on the worker
+    ("seeds", [-1], "seeds.0"),  # numpy's SeedSequence refuses a negative seed (module criticality)
+    ("data.seed", 2**64, "data.seed"),
+    ("data.shifts", [{"kind": "noise", "std": 0.1, "seed": 2**64}], "data.shifts.0.seed"),
+    ("data.source", {"kind": "synthetic", "class_seed": -5}, "data.source.class_seed"),
+    ("train.weight_decay", 1e308, "train.weight_decay"),  # overflows float32 in the optimiser
+    ("train.warmup_epochs", 1e308, "train.warmup_epochs"),  # inf steps of warm-up
+    ("data.shifts", [{"kind": "rotation", "degrees": float("nan")}], "data.shifts.0.degrees"),
+    ("data.shifts", [{"kind": "block_shuffle", "block": 3}], "data.shifts.0.block"),  # digits are 8x8 natively
+])
+def test_numbers_no_worker_can_use_are_refused_at_parse(path, value, field):
+    spec = PRESETS["yosinski-digits"].spec_dict(quick=True)
+    set_field(spec, path, value)
+    with pytest.raises(SpecError) as info:
+        parse_study(spec)
+    assert info.value.field == field, info.value
+
+
+def test_a_block_shuffle_is_checked_at_the_size_the_input_format_brings_a_task_to():
+    spec = PRESETS["gap-digits-shifts"].spec_dict(quick=True)
+    spec["input"] = {"size": 6}  # the target "blocks 2" still tiles 6x6; 4 would not
+    parse_study(spec)
+    spec["targets"][4]["data"]["shifts"][0]["block"] = 4
+    with pytest.raises(SpecError) as info:
+        parse_study(spec)
+    assert info.value.field == "targets.4.data.shifts.0.block" and "6x6" in str(info.value)
+
+
+def test_a_batch_norm_network_is_refused_batches_of_one_image_at_submit():
+    error = refusal(study("yosinski-digits", train__batch_size=1, model__channels=[8, 8, 8, 8]))
+    assert error.field == "train.batch_size" and "BatchNorm" in str(error)
+    check_study(study("yosinski-digits", train__batch_size=1, model__norm="group"))
