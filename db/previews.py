@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from backend.specs import canonical_json, spec_hash
+from backend.specs.classes import check_classes
 from backend.specs.preview import DataPreviewSpec
 from backend.specs.roots import check_data_roots
 from db.queue import Queue
@@ -21,8 +22,9 @@ PREVIEW_PRIORITY = 100
 
 def request_preview(queue: Queue, spec: DataPreviewSpec) -> int:
     """The preview job of `spec`: an earlier one of the same spec (done, queued or running), or a new one.
-    A folder outside the data roots is a SpecError, and nothing is queued."""
+    A folder outside the data roots, or a class id its source lacks, is a SpecError, and nothing is queued."""
     check_data_roots(spec)
+    check_classes(spec)  # after the roots: a folder's classes are listed
     return queue.enqueue("preview", canonical_json(spec), spec_hash(spec), priority=PREVIEW_PRIORITY)
 
 

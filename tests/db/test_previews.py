@@ -36,3 +36,15 @@ def test_a_preview_round_trip_runs_first_and_is_reused(queue, tmp_path):
     other = request_preview(queue, parse(DataPreviewSpec, {"data": DATA, "seeds": [2]}))
     assert other != job_id and previews.get(other).status == "queued"
     assert previews.get(10_000) is None
+
+
+def test_a_preview_of_classes_the_source_lacks_is_refused_and_nothing_is_queued(queue):
+    import pytest
+
+    from backend.specs import SpecError
+
+    bad = parse(DataPreviewSpec, {"data": {**DATA, "classes": {"include": [0, 4]}}})
+    with pytest.raises(SpecError) as info:
+        request_preview(queue, bad)
+    assert info.value.field == "data.classes.include" and "ids 0..3" in str(info.value)
+    assert queue.counts() == {}
