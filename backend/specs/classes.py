@@ -140,8 +140,8 @@ def check_classes(study: Any, jobs: Iterable[tuple[Any, Mapping[str, Any]]] = ()
                     step = next((s for s in ("fraction", "half", "include") if getattr(data.classes, s) is not None),
                                 step)
                 field = (derived or {}).get(step, exc.field)
-                job = ", ".join(f"{k} {v}" for k, v in labels.items())
-                raise SpecError(f"{str(exc).split(': ', 1)[1]} (in the job {job})", field=field) from None
+                where = f" (target {labels['target']!r})" if "target" in labels else ""
+                raise SpecError(f"{str(exc).split(': ', 1)[1]}{where}", field=field) from None
 
 
 def _shown(ids: list[int]) -> str:

@@ -71,7 +71,7 @@ def test_what_a_study_derives_from_its_classes_is_checked_against_its_fields():
     error = refusal(study("yosinski-digits", data__classes={"first": 3}))  # halves of 2 and 1 classes
     assert error.field == "data.classes" and "half B of 3" in str(error)
     error = refusal(study("amount-digits-halves", class_fractions=[0.2, None]))  # 0.2 of the target's 5: 1
-    assert error.field == "class_fractions" and "target digits 5-9" in str(error)
+    assert error.field == "class_fractions" and "target 'digits 5-9'" in str(error)
     check_study(study("amount-digits-halves", class_fractions=[0.4, None]))  # 2 of 5
     error = refusal(study("gap-synthetic", class_fractions=[0.1]))
     assert error.field == "class_fractions" and "a share of 0.1 of 10" in str(error)
