@@ -1,12 +1,27 @@
 # One image for the dashboard and the workers (different commands). torch from PyPI is a CUDA build:
 # the same image runs workers on GPU hosts and on the CPU. It installs with the Makefile's own step,
 # `make install`, from the same requirement files: one source of truth.
-FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 1000 lab && mkdir -p /data && chown lab /data
+#
+# BASE: any Debian-like image with Python 3.11 (venv module included) at the same path in both stages;
+# CI builds on a Debian base made by mmdebstrap (.ci/image). Two stages: the final one holds the
+# virtual environment and the code, and no compiler, make, pip cache or apt lists.
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
+# make runs the install; it stays in this stage.
+RUN apt-get update && apt-get install -y --no-install-recommends make
 WORKDIR /app
 COPY Makefile requirements.txt requirements-dev.txt ./
-RUN make install PYTHON=python3
+# Where pip installs from is the builder's business: an optional build secret `pip.conf` (an index with
+# credentials, a local mirror) is read during this step only and is in no layer of the image:
+#   docker build --secret id=pip.conf,src=$HOME/.config/pip/pip.conf .
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    PIP_NO_CACHE_DIR=1 make install PYTHON=python3
+
+FROM ${BASE}
+RUN useradd --create-home --uid 1000 lab && mkdir -p /data && chown lab /data
+WORKDIR /app
+COPY --from=build /app/.venv /app/.venv
 COPY . .
 # Everything the app writes goes under the /data volume; the dashboard listens on every interface of
 # the container (the compose file decides what is published).
@@ -16,7 +31,8 @@ ENV TRANSFERLAB_VAR=/data \
 USER lab
 VOLUME /data
 EXPOSE 8501
+# The health check asks the port the dashboard was given (TRANSFERLAB_PORT), not a fixed one.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).status != 200)"
+    CMD python -c "import sys, urllib.request; from backend.settings import get; url = 'http://127.0.0.1:%d/_stcore/health' % get('port'); sys.exit(urllib.request.urlopen(url, timeout=4).status != 200)"
 # The dashboard; a worker is the same image with `python -m backend worker` (see docker-compose.yml).
 CMD ["sh", "-c", "exec streamlit run app.py --server.headless true $(python -m backend.settings streamlit-flags)"]
