@@ -7,16 +7,23 @@ run beside it without loading it or its data again; then the oldest. Priority wi
 user who raised a study's priority gets it first, whichever networks the worker holds.
 
 The choice and the claim are one statement, `UPDATE jobs ... WHERE id = (first claimable) AND status
-= 'queued'`, with `FOR UPDATE SKIP LOCKED` in the subquery on PostgreSQL, and its row count checked,
-so two workers never get the same job whatever they prefer.
+= 'queued' RETURNING ...`, with `FOR UPDATE SKIP LOCKED` in the subquery on PostgreSQL, and its row
+count checked, so two workers never get the same job whatever they prefer.
+
+At fleet size (bench/fleet.py) the claim must not sort the queue: the first claimable job is the
+first entry of the index `ix_jobs_claim` (status, priority DESC, id) whose dependencies succeeded, and
+a worker's preference is looked for among the few dependants of the networks it holds, at the top
+claimable priority only, before that plain choice. The statements are built once per dialect, with
+bound parameters (`claimer`, `lease`, `prefer`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Collection
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Update, exists, func, select, update
+from sqlalchemy import Update, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.schema import QUEUED, RUNNING, SUCCEEDED, Job, JobDependency, db_time
@@ -33,44 +40,67 @@ class ClaimedJob:
     depends_on: tuple[int, ...]
 
 
-def claim_statement(dialect: str, worker_id: str, lease_seconds: float, prefer: Collection[str] = ()) -> Update:
-    """The UPDATE that claims the first claimable job for `worker_id`, returning its id (no row when
-    there is none, or when another worker took it between the choice and the update)."""
-    if isinstance(prefer, str):  # one hash would be read as a set of characters
-        raise TypeError("prefer: a collection of spec hashes, not one string")
+def claimable(job) -> tuple:
+    """Conditions on `job` (Job or an alias of it): queued, and every job it depends on succeeded."""
     parent = aliased(Job)
     unfinished_dependency = exists().where(
-        JobDependency.job_id == Job.id, JobDependency.depends_on == parent.id, parent.status != SUCCEEDED)
-    first = select(Job.id).where(Job.status == QUEUED, ~unfinished_dependency)
-    order = [Job.priority.desc(), Job.id]
-    if prefer:
-        held = held_networks_read(prefer)
-        first = first.outerjoin(held, held.c.job_id == Job.id)
-        order.insert(1, func.coalesce(held.c.networks, 0).desc())
-    first = first.order_by(*order).limit(1)
-    if dialect == "postgresql":
-        first = first.with_for_update(skip_locked=True, of=Job)
-    return (update(Job).where(Job.id == first.scalar_subquery(), Job.status == QUEUED)
-            .values(status=RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
-                    lease_expires_at=db_time() + lease_seconds, heartbeat_at=db_time(),
+        JobDependency.job_id == job.id, JobDependency.depends_on == parent.id, parent.status != SUCCEEDED)
+    return job.status == QUEUED, ~unfinished_dependency
+
+
+@lru_cache(maxsize=8)
+def claim_statement(dialect: str, preferring: bool) -> Update:
+    """The UPDATE that claims the first claimable job for the worker `claimer` with a lease of `lease`
+    seconds, returning the job (no row when there is none, or when another worker took it between
+    the choice and the update). `preferring`: the statement also takes `prefer`, a list of the spec
+    hashes of the networks the worker holds."""
+    def locked(query, job):
+        return query.with_for_update(skip_locked=True, of=job) if dialect == "postgresql" else query
+
+    first = aliased(Job, name="first_claimable")
+    plain = select(first.id).where(*claimable(first)).order_by(first.priority.desc(), first.id).limit(1)
+    target = locked(plain, first).scalar_subquery()
+    if preferring:
+        top = aliased(Job, name="top_claimable")
+        top_priority = (select(top.priority).where(*claimable(top)).order_by(top.priority.desc(), top.id)
+                        .limit(1).scalar_subquery())
+        near = aliased(Job, name="near_held")
+        held = held_networks_read()
+        preferred = (select(near.id).join(held, held.c.job_id == near.id)
+                     .where(*claimable(near), near.priority == top_priority)
+                     .order_by(held.c.networks.desc(), near.id).limit(1))
+        # COALESCE evaluates the plain choice (and locks its row) only when no preferred job is free.
+        target = func.coalesce(locked(preferred, near).scalar_subquery(), target)
+    return (update(Job).where(Job.id == target, Job.status == QUEUED)
+            .values(status=RUNNING, worker_id=bindparam("claimer"), attempts=Job.attempts + 1,
+                    lease_expires_at=db_time() + bindparam("lease"), heartbeat_at=db_time(),
                     started_at=db_time(), progress=0.0, message="claimed", error=None)
-            .returning(Job.id))
+            .returning(Job.id, Job.kind, Job.spec, Job.spec_hash, Job.attempts, Job.labels)
+            .execution_options(synchronize_session=False))
 
 
-def held_networks_read(prefer: Collection[str]):
-    """Per job depending on a job that ran one of the specs in `prefer`: how many such jobs it depends
-    on (`networks`). By spec hash, not job id: a study that reuses an earlier network depends on a link
-    to it (its own row, the same hash), and a worker names what it holds by the spec it was trained from.
-    A derived table, computed once per claim from the few dependants of those networks."""
-    network = aliased(Job)
+def held_networks_read():
+    """Per job depending on a job that ran one of the specs in the `prefer` parameter: how many such
+    jobs it depends on (`networks`). By spec hash, not job id: a study that reuses an earlier network
+    depends on a link to it (its own row, the same hash), and a worker names what it holds by the spec
+    it was trained from. A derived table, computed once per claim from the few dependants of those networks."""
+    network = aliased(Job, name="held_network")
     return (select(JobDependency.job_id, func.count().label("networks"))
             .join(network, network.id == JobDependency.depends_on)
-            .where(network.spec_hash.in_(sorted(set(prefer))))
+            .where(network.spec_hash.in_(bindparam("prefer", expanding=True)))
             .group_by(JobDependency.job_id).subquery("held"))
 
 
-def claimed(s: Session, job_id: int) -> ClaimedJob:
-    """The job just claimed, with the ids of the jobs it depends on."""
-    job = s.get(Job, job_id)
-    deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == job_id)).all()
-    return ClaimedJob(job.id, job.kind, job.spec, job.spec_hash, job.attempts, dict(job.labels), tuple(deps))
+def claim(s: Session, dialect: str, worker_id: str, lease_seconds: float, prefer) -> ClaimedJob | None:
+    """Claim in the session `s` (see claim_statement); the job with the ids of the jobs it depends on."""
+    if isinstance(prefer, str):  # one hash would be read as a set of characters
+        raise TypeError("prefer: a collection of spec hashes, not one string")
+    hashes = sorted(set(prefer))
+    params: dict[str, Any] = {"claimer": worker_id, "lease": lease_seconds}
+    if hashes:
+        params["prefer"] = hashes
+    row = s.execute(claim_statement(dialect, bool(hashes)), params).first()
+    if row is None:
+        return None
+    deps = s.scalars(select(JobDependency.depends_on).where(JobDependency.job_id == row.id)).all()
+    return ClaimedJob(row.id, row.kind, row.spec, row.spec_hash, row.attempts, dict(row.labels), tuple(deps))

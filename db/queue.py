@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterable
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from backend.specs.base import shape_hash
 from db.schema import (
-    BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, ArrayRecord, Artifact, Job, JobDependency, Metric,
-    Result, Study, Worker, array_record, db_time,
+    BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, Job, JobDependency, Metric, Study, Worker,
+    db_time,
 )
-from db.claims import ClaimedJob, claim_statement, claimed
+from db.claims import ClaimedJob, claim
+from db.outputs import clear_outputs, store_outputs
 from db.dag import GraphError, find_cycle, topological
 from db.session import get_engine, session_scope
 
@@ -96,10 +97,8 @@ class Queue:
     def claim(self, worker_id: str, lease_seconds: float, prefer: Collection[str] = ()) -> ClaimedJob | None:
         """Take the first claimable job, or None: highest priority, then the one reading the most of
         the networks `prefer` names (spec hashes of those the worker holds in memory), then oldest."""
-        statement = claim_statement(self.engine.dialect.name, worker_id, lease_seconds, prefer)
         with session_scope(self.engine) as s:
-            job_id = s.execute(statement).scalar_one_or_none()
-            return None if job_id is None else claimed(s, job_id)
+            return claim(s, self.engine.dialect.name, worker_id, lease_seconds, prefer)
 
     def heartbeat(self, job_id: int, worker_id: str, lease_seconds: float,
                   progress: float | None = None, message: str | None = None) -> Lease:
@@ -109,10 +108,12 @@ class Queue:
         if message is not None:
             values["message"] = message
         with session_scope(self.engine) as s:
-            held = s.execute(update(Job).where(*_owned(job_id, worker_id)).values(**values)).rowcount == 1
-            cancel = s.scalar(select(Job.cancel_requested).where(Job.id == job_id))
-            s.execute(update(Worker).where(Worker.id == worker_id).values(last_seen_at=db_time()))
-        return Lease(held, bool(cancel))
+            held = s.execute(update(Job).where(*_owned(job_id, worker_id)).values(**values)
+                             .returning(Job.cancel_requested).execution_options(**_UNSYNCED)).first()
+            cancel = held[0] if held else s.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+            s.execute(update(Worker).where(Worker.id == worker_id).values(last_seen_at=db_time())
+                      .execution_options(**_UNSYNCED))
+        return Lease(held is not None, bool(cancel))
 
     def complete(self, job_id: int, worker_id: str, results: dict[str, float],
                  metrics: Iterable[tuple[str, int, float]] = (), artifacts: Iterable[dict[str, Any]] = (),
@@ -123,19 +124,10 @@ class Queue:
         with session_scope(self.engine) as s:
             done = s.execute(update(Job).where(*_owned(job_id, worker_id)).values(
                 status=SUCCEEDED, progress=1.0, message="done", finished_at=db_time(),
-                lease_expires_at=None)).rowcount == 1
+                lease_expires_at=None).execution_options(**_UNSYNCED)).rowcount == 1
             if not done:
                 return False
-            # A retried attempt may have left rows: the finished job keeps exactly one set.
-            for table in (Result, Metric, Artifact, ArrayRecord):
-                s.execute(delete(table).where(table.job_id == job_id))
-            s.execute(insert(Result), [{"job_id": job_id, "name": k, "value": float(v)} for k, v in results.items()]
-                      + [{"job_id": job_id, "name": k, "value": None, "table": v} for k, v in (tables or {}).items()])
-            rows = [{"job_id": job_id, "key": k, "step": step, "value": float(v)} for k, step, v in metrics]
-            if rows:
-                s.execute(insert(Metric), rows)
-            s.add_all(Artifact(job_id=job_id, **a) for a in artifacts)
-            s.add_all(array_record(job_id, name, a) for name, a in (arrays or {}).items())
+            store_outputs(s, job_id, results, metrics, artifacts, tables, arrays)
         return True
 
     def fail(self, job_id: int, worker_id: str | None, error: str, retry: bool = False) -> str:
@@ -227,8 +219,7 @@ class Queue:
             job = _get(s, job.result_of) if job.result_of is not None else job
             if job.status != SUCCEEDED:
                 raise QueueError(f"job {job.id} is {job.status}; only a succeeded job can be re-run (retry the others)")
-            for table in (Result, Metric, ArrayRecord, Artifact):
-                s.execute(delete(table).where(table.job_id == job.id))
+            clear_outputs(s, job.id)
             linked = s.scalars(select(Job).where(Job.result_of == job.id)).all()
             for j in [job, *linked]:
                 _reset(j)
@@ -342,6 +333,10 @@ def _shape(spec: str, shapes: dict[str, str]) -> str | None:
         return shape_hash(json.loads(spec), shapes)
     except ValueError:
         return None
+
+
+# The hot paths' UPDATEs touch rows no session holds: skip matching them against the session's objects.
+_UNSYNCED = {"synchronize_session": False}
 
 
 def _owned(job_id: int, worker_id: str):

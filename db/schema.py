@@ -61,10 +61,7 @@ class Study(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (
-        Index("ix_jobs_claim", "status", "priority", "id"),
-        Index("ix_jobs_study_status", "study_id", "status"),
-    )
+    __table_args__ = (Index("ix_jobs_study_status", "study_id", "status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
@@ -91,6 +88,11 @@ class Job(Base):
     created_at: Mapped[float] = mapped_column(server_default=db_time())
     started_at: Mapped[float | None]
     finished_at: Mapped[float | None]
+
+
+# The claim's order (db.claims): the first claimable job is the first index entry whose dependencies
+# succeeded, found without sorting the queue.
+Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.id)
 
 
 class JobDependency(Base):
@@ -125,6 +127,17 @@ class Result(Base):
     name: Mapped[str] = mapped_column(String(100))
     value: Mapped[float | None] = mapped_column(Float)
     table: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class JobScores(Base):
+    """A finished job's named scalar results in one row, as JSON text (NaN and infinities as Python's
+    json writes them), written and cleared with its results (db.outputs): a study's scores for the
+    layer figure are one row per job, not a pivot of the results table."""
+
+    __tablename__ = "job_scores"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    scores: Mapped[str] = mapped_column(Text)
 
 
 class ArrayRecord(Base):

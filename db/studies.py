@@ -16,12 +16,13 @@ from typing import Any, Iterable
 from sqlalchemy import Engine, String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db.outputs import OUTPUT_TABLES
 from db.queue import QueueError
-from db.schema import RUNNING, SUCCEEDED, ArrayRecord, Artifact, Job, Metric, Result, Study
+from db.schema import RUNNING, SUCCEEDED, Artifact, Job, Study
 from db.session import get_engine, session_scope
 
 # What moves from a deleted run to the job of another study that reuses it.
-RESULT_TABLES = (Result, Metric, ArrayRecord, Artifact)
+RESULT_TABLES = OUTPUT_TABLES
 NAME_LENGTH = 200  # studies.name is String(200)
 # What a study's shape leaves out: its seeds and its rule for adding more (and a name, should a spec carry one).
 SHAPE_FREE_FIELDS = frozenset({"seeds", "precision", "name"})
