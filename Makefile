@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/sweep.py
 	$(PY) bench/store.py
 	$(PY) bench/probes.py
+	$(PY) bench/fleet.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -42,6 +42,7 @@ from backend.specs.memory import check_fits
 from backend.specs.roots import check_data_roots
 from backend.train import Trained, resolve_device
 from backend.transfer import SourceNet
+from db.claims import IdleBackoff
 from db.queue import ClaimedJob, Queue
 from db.sequential import advance_all
 from db.session import StoreError
@@ -70,6 +71,8 @@ class Worker:
         # A lease outlives about two missed heartbeats before another worker may take the job.
         self.heartbeat_seconds = heartbeat_seconds or lease_seconds / 2.5
         self.poll_seconds = poll_seconds
+        # Idle: ask again after `poll_seconds`, then less and less often, up to 8 times that.
+        self.idle = IdleBackoff(poll_seconds, 8 * poll_seconds)
         self.artifacts = artifacts or settings.artifacts_dir()
         self.stopping = threading.Event()
         # Spec hash -> (the checkpoint's recorded sha256, the network), on the CPU: a study reads a
@@ -109,8 +112,9 @@ class Worker:
                 if once or (idle_exit is not None and time.monotonic() - idle_since > idle_exit):
                     break
                 self.queue.worker_seen(self.worker_id)
-                self.stopping.wait(self.poll_seconds)
+                self.stopping.wait(self.idle.next())
                 continue
+            self.idle.reset()
             self.run(job)
             self.add_seeds()
             ran += 1

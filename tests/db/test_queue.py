@@ -312,3 +312,14 @@ def test_four_workers_preferring_their_networks_claim_300_jobs_exactly_once(data
     beside = [held for _, kind, held in ran if kind == "similarity"]
     # In age order a probe would meet its network's worker about 1 time in 4.
     assert sum(beside) / len(beside) > 0.5, sum(beside)
+
+
+def test_an_idle_worker_asks_less_and_less_often_until_it_gets_a_job():
+    from db.claims import IdleBackoff
+
+    idle = IdleBackoff(1.0, 8.0, seed=0)
+    waits = [idle.next() for _ in range(6)]
+    for wait, ceiling in zip(waits, [1, 2, 4, 8, 8, 8]):
+        assert ceiling / 2 <= wait <= ceiling  # drawn in the upper half: a fleet started together drifts apart
+    idle.reset()
+    assert 0.5 <= idle.next() <= 1.0
