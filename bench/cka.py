@@ -1,7 +1,7 @@
 """CKA speed and agreement: the engine's minibatch estimator against torch-cka 0.21 on the same networks,
 images, layers and batches.
 
-    .venv/bin/python bench/cka.py [--batch-size 256] [--images 2048] [--device cpu]
+    .venv/bin/python bench/cka.py [--batch-size 256] [--images 2048] [--device cpu] [--smoke]
 
 Two default convnets (ConvNetSpec(): conv 32-64-128, fc 128, classifier), seeds 0 and 1, each trained
 for one epoch on 4,096 MNIST training images (outside the timings), compared on the first 2,048 MNIST test
@@ -15,6 +15,9 @@ torch-cka runs as its README shows (hooks on the unit modules, `compare(loader)`
 Untimed: torch-cka's algorithm in float64, to tell rounding from disagreement (torch-cka works in float32
 on uncentred Grams; on random-init networks it is off by up to ~0.06 where ours matches float64 to 1e-7).
 
+--smoke: 128 images in batches of 64, networks trained on 512, one round (what `make test` runs; its
+figures mean nothing). Without torch-cka installed (bench/requirements.txt) only our side runs, saying so.
+
 Last line, machine-readable:
 RESULT cka_speedup=<torch-cka s / ours s> cka_max_diff=<max |ours - torch-cka| over the matrix>
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import os
 import sys
 import time
@@ -97,13 +101,13 @@ def _sync(device: str) -> None:
 
 
 def bench_cka(device: str = "cpu", images: int = 2048, batch_size: int = 256, repeats: int = 5,
-              root: Path = DATASETS) -> dict:
+              root: Path = DATASETS, train_images: int = 4096) -> dict:
     """{"ours_s", "ref_s", "speedup", "max_diff"} for the unit x unit matrix of two convnets, plus
-    "forward_s" (the forward passes alone) and "max_diff_float64_ref" (against torch-cka in float64)."""
+    "forward_s" (the forward passes alone) and "max_diff_float64_ref" (against torch-cka in float64);
+    the reference's figures are nan when torch-cka is not installed."""
     from torch.utils.data import DataLoader, TensorDataset
-    from torch_cka import CKA
 
-    data = mnist(root, images, 4096)
+    data = mnist(root, images, train_images)
     if data is None:
         print(f"note: no MNIST under {root}; random images and untrained networks instead")
         x = torch.randn(images, 1, 28, 28)
@@ -111,6 +115,19 @@ def bench_cka(device: str = "cpu", images: int = 2048, batch_size: int = 256, re
         x = data[2]
     net_a, net_b = networks(data, device)
     x = x.to(device)
+
+    runs = {
+        "ours": lambda: cka_matrix(net_a, x, net_b, kernel="linear", estimator="minibatch", batch_size=batch_size),
+        "forward": lambda: forward_only((net_a, net_b), x, batch_size),
+    }
+    if importlib.util.find_spec("torch_cka") is None:
+        print("torch-cka is not installed (pip install -r bench/requirements.txt): only our side runs")
+        seconds, results = best_times(runs, device, repeats)
+        print(f"units: {', '.join(results['ours'].units_a)}\nours:\n" + _table(results["ours"].matrix))
+        nan = float("nan")
+        return {"ours_s": seconds["ours"], "ref_s": nan, "speedup": nan, "max_diff": nan,
+                "forward_s": seconds["forward"], "max_diff_float64_ref": nan}
+    from torch_cka import CKA
 
     layers = [f"body.{u}" for u in net_a.unit_names]
     loader = DataLoader(TensorDataset(x, torch.zeros(len(x), device=device)), batch_size=batch_size)
@@ -125,11 +142,7 @@ def bench_cka(device: str = "cpu", images: int = 2048, batch_size: int = 256, re
             ref.compare(loader, loader)
         return ref.export()["CKA"]
 
-    seconds, results = best_times({
-        "ours": lambda: cka_matrix(net_a, x, net_b, kernel="linear", estimator="minibatch", batch_size=batch_size),
-        "ref": reference,
-        "forward": lambda: forward_only((net_a, net_b), x, batch_size),
-    }, device, repeats)
+    seconds, results = best_times({**runs, "ref": reference}, device, repeats)
     ours, theirs = results["ours"], results["ref"]
     exact = float64_reference(net_a, net_b, x, layers, batch_size, device)
     diff = (ours.matrix - theirs.double().cpu()).abs()
@@ -180,9 +193,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="the smallest size: checks the bench still runs")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    r = bench_cka(args.device, args.images, args.batch_size, args.repeats)
+    if args.smoke:
+        args.images, args.batch_size, args.repeats = 128, 64, 1
+    r = bench_cka(args.device, args.images, args.batch_size, args.repeats, train_images=512 if args.smoke else 4096)
     print(f"ours       {r['ours_s']:7.3f} s  (cka_matrix, minibatch estimator)")
     print(f"torch-cka  {r['ref_s']:7.3f} s  (CKA.compare)")
     print(f"speedup    {r['speedup']:7.1f} x   (target >= 5)")

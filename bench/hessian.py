@@ -1,6 +1,6 @@
 """Hessian sharpness probe (backend.probes.curvature) against PyHessian 0.1 and curvlinops 3.0.1.
 
-    .venv/bin/python bench/hessian.py
+    .venv/bin/python bench/hessian.py [--smoke] [--cuda]
 
 1. Exact case: a tiny convnet (1,714 parameters, BatchNorm) trained on MNIST shrunk to 7x7; its exact
    Hessian on 128 probe images from torch.func.hessian. Each method's relative error on the top
@@ -19,6 +19,10 @@
    check_deterministic=False (it would otherwise spend 2 extra passes and 2 products). Each timing
    is the best of 2 interleaved rounds: this machine's speed drifts by up to 3x over tens of seconds.
 
+--smoke: both parts at their smallest (a 4-8 wide convnet, 64 probe images, one round; what `make
+test` runs, its figures mean nothing); a reference library that is not installed (bench/requirements.txt)
+is skipped with the reason printed, and the figures needing it are nan.
+
 Last line, machine-readable (speedups against the faster reference; errors on the exact case, for
 our defaults, Lanczos and Hutch++ with 60 products):
 RESULT eig_speedup=<x> eig_err=<rel> trace_speedup=<x at equal accuracy> trace_err=<rel>
@@ -26,6 +30,7 @@ RESULT eig_speedup=<x> eig_err=<rel> trace_speedup=<x at equal accuracy> trace_e
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 import time
@@ -50,6 +55,19 @@ from backend.train import fit  # noqa: E402
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 TRACE_PRODUCTS = 60  # our default trace_samples, and the references' budget at equal products
 ROUNDS = 2
+REFERENCES = {"PyHessian": "pyhessian", "curvlinops": "curvlinops"}  # name -> module
+
+
+def installed(reference: str) -> bool:
+    return importlib.util.find_spec(REFERENCES[reference]) is not None
+
+
+def without_missing(methods: dict[str, Any]) -> dict[str, Any]:
+    """`methods` less those of a reference library that is not installed, saying so."""
+    missing = [r for r in REFERENCES if not installed(r)]
+    for reference in missing:
+        print(f"   {reference} is not installed (pip install -r bench/requirements.txt): its rows are skipped")
+    return {k: v for k, v in methods.items() if not any(k.startswith(r) for r in missing)}
 
 
 def mnist(n: int, side: int = 28) -> tuple[Tensor, Tensor]:
@@ -211,26 +229,29 @@ def rel(a: float, b: float) -> float:
 
 # ---- the two parts ----
 
-def exact_case(device: str) -> dict[str, Any]:
-    x, y = mnist(6000, side=7)
-    net = trained(ConvNetSpec(channels=[8, 16], hidden=[16]), x, y, epochs=3, device=device)
-    px, py = x[:128].to(device), y[:128].to(device)
+def exact_case(device: str, smoke: bool = False) -> dict[str, Any]:
+    x, y = mnist(1024 if smoke else 6000, side=7)
+    spec = ConvNetSpec(channels=[4, 4], hidden=[8]) if smoke else ConvNetSpec(channels=[8, 16], hidden=[16])
+    net = trained(spec, x, y, epochs=1 if smoke else 3, device=device)
+    probes = 64 if smoke else 128
+    px, py = x[:probes].to(device), y[:probes].to(device)
     h, hessian_seconds = timed(lambda: exact_hessian(net, px, py), device)
     top, trace = torch.linalg.eigvalsh(h)[-1].item(), h.trace().item()
-    print(f"\n1. exact case: convnet [8, 16] + fc [16] on 7x7 MNIST, {h.shape[0]:,} parameters, 128 probe images")
+    print(f"\n1. exact case: convnet {spec.channels} + fc {spec.hidden} on 7x7 MNIST, {h.shape[0]:,} parameters, "
+          f"{probes} probe images")
     print(f"   exact (torch.func.hessian, {hessian_seconds:.1f} s): top eigenvalue {top:.5f}, trace {trace:.4f}")
-    rows = [
-        ("ours lanczos", "eig", lambda: ours(net, px, py, "lanczos")),
-        ("ours power", "eig", lambda: ours(net, px, py, "power")),
-        ("PyHessian eigenvalues()", "eig", lambda: pyhessian_eig(net, px, py)),
-        ("curvlinops eigsh", "eig", lambda: curvlinops_eig(net, px, py)),
-        (f"ours hutch++ {TRACE_PRODUCTS}", "trace", lambda: ours(net, px, py, "hutch++")),
-        (f"ours hutchinson {TRACE_PRODUCTS}", "trace", lambda: ours(net, px, py, "hutchinson")),
-        ("PyHessian trace() defaults", "trace", lambda: _mean_count(pyhessian_trace(net, px, py))),
-        (f"curvlinops hutchinson {TRACE_PRODUCTS}", "trace", lambda: curvlinops_trace(net, px, py)),
-    ]
+    rows = {
+        "ours lanczos": ("eig", lambda: ours(net, px, py, "lanczos")),
+        "ours power": ("eig", lambda: ours(net, px, py, "power")),
+        "PyHessian eigenvalues()": ("eig", lambda: pyhessian_eig(net, px, py)),
+        "curvlinops eigsh": ("eig", lambda: curvlinops_eig(net, px, py)),
+        f"ours hutch++ {TRACE_PRODUCTS}": ("trace", lambda: ours(net, px, py, "hutch++")),
+        f"ours hutchinson {TRACE_PRODUCTS}": ("trace", lambda: ours(net, px, py, "hutchinson")),
+        "PyHessian trace() defaults": ("trace", lambda: _mean_count(pyhessian_trace(net, px, py))),
+        f"curvlinops hutchinson {TRACE_PRODUCTS}": ("trace", lambda: curvlinops_trace(net, px, py)),
+    }
     errors = {}
-    for name, kind, fn in rows:
+    for name, (kind, fn) in without_missing(rows).items():
         (value, products), seconds = timed(fn, device)
         errors[name] = rel(value, top if kind == "eig" else trace)
         print(f"   {name:<28} {kind:<5} {value:11.5f}  rel err {errors[name]:.2e}  {products:4d} products  {seconds:6.2f} s")
@@ -242,30 +263,34 @@ def _mean_count(samples: list[float]) -> tuple[float, int]:
     return float(np.mean(samples)), len(samples)
 
 
-def speed_case(device: str) -> dict[str, Any]:
-    x, y = mnist(4096 + 512)
-    net = trained(ConvNetSpec(), x, y, epochs=1, device=device)
-    px, py = x[:512].to(device), y[:512].to(device)
+def speed_case(device: str, smoke: bool = False) -> dict[str, Any]:
+    probes = 64 if smoke else 512
+    x, y = mnist((512 if smoke else 4096) + 512)
+    spec = ConvNetSpec(channels=[4, 8], hidden=[8]) if smoke else ConvNetSpec()
+    net = trained(spec, x, y, epochs=1, device=device)
+    px, py = x[:probes].to(device), y[:probes].to(device)
     n = sum(p.numel() for p in net.parameters())
-    print(f"\n2. speed: default convnet [32, 64, 128] + fc [128], {n:,} parameters, 512 probe images, "
+    print(f"\n2. speed: convnet {spec.channels} + fc {spec.hidden}, {n:,} parameters, {probes} probe images, "
           f"{torch.get_num_threads()} threads on {device}")
-    methods: dict[str, Callable[[], Any]] = {
+    methods: dict[str, Callable[[], Any]] = without_missing({
         "ours eig (lanczos)": lambda: ours(net, px, py, "lanczos"),
         "PyHessian eig": lambda: pyhessian_eig(net, px, py),
         "curvlinops eig": lambda: curvlinops_eig(net, px, py),
         f"ours trace (hutch++ {TRACE_PRODUCTS})": lambda: _hutchpp_with_error(net, px, py),
         "PyHessian trace defaults": lambda: pyhessian_trace(net, px, py),
         f"PyHessian trace {TRACE_PRODUCTS}": lambda: pyhessian_trace(net, px, py, TRACE_PRODUCTS, tol=0.0),
-    }
+    })
     best: dict[str, float] = {}
     out: dict[str, Any] = {}
-    for _ in range(ROUNDS):
+    for _ in range(1 if smoke else ROUNDS):
         for name, fn in methods.items():
             out[name], seconds = timed(fn, device)
             best[name] = min(best.get(name, math.inf), seconds)
     # curvlinops' trace once: ~4x PyHessian's seconds per product, it cannot be the faster reference
     name = f"curvlinops trace {TRACE_PRODUCTS}"
-    out[name], best[name] = timed(lambda: curvlinops_trace(net, px, py), device)
+    if installed("curvlinops"):
+        products = 4 if smoke else TRACE_PRODUCTS
+        out[name], best[name] = timed(lambda: curvlinops_trace(net, px, py, products), device)
     full, best["ours sharpness() defaults"] = timed(lambda: sharpness(net, px, py), device)
     print(f"   ours sharpness() at its defaults: {best['ours sharpness() defaults']:.2f} s, {full.hvps} products "
           f"({', '.join(f'{k} {v:.2f} s' for k, v in full.seconds.items())})")
@@ -273,31 +298,43 @@ def speed_case(device: str) -> dict[str, Any]:
     eig, eig_products = out["ours eig (lanczos)"]
     print("   top eigenvalue (best of %d rounds)" % ROUNDS)
     for key in ("ours eig (lanczos)", "PyHessian eig", "curvlinops eig"):
-        value, products = out[key]
-        print(f"   {key:<24} {value:10.4f}  {products:3d} products  {best[key]:6.2f} s"
-              + ("" if key.startswith("ours") else f"  ours differs by {rel(eig, value):.1e}"))
-    ref_eig = min(best["PyHessian eig"], best["curvlinops eig"])
-    eig_speedup = ref_eig / best["ours eig (lanczos)"]
+        if key in out:
+            value, products = out[key]
+            print(f"   {key:<24} {value:10.4f}  {products:3d} products  {best[key]:6.2f} s"
+                  + ("" if key.startswith("ours") else f"  ours differs by {rel(eig, value):.1e}"))
+    ref_eig = min(best.get("PyHessian eig", math.inf), best.get("curvlinops eig", math.inf))
+    eig_speedup = ref_eig / best["ours eig (lanczos)"] if ref_eig < math.inf else math.nan
 
     tr, tr_se = out[f"ours trace (hutch++ {TRACE_PRODUCTS})"]
+    ours_trace_s = best[f"ours trace (hutch++ {TRACE_PRODUCTS})"]
+    print(f"   trace (ours: best of {ROUNDS}; curvlinops: one run)")
+    print(f"   ours hutch++             {tr:10.3f} +- {tr_se:.3f} (standard error)  {TRACE_PRODUCTS} products  "
+          f"{ours_trace_s:6.2f} s")
+    found: dict[str, Any] = {"eig_speedup": eig_speedup, "trace_speedup": math.nan,
+                             "trace_speedup_equal_products": math.nan, "seconds": best, "trace_std_error": tr_se,
+                             "eig_products_ours": eig_products,
+                             "eig_products": {k: out[k][1] for k in out if k.endswith("eig") or "(lanczos)" in k},
+                             "eig_agreement": {r: rel(eig, out[f"{r} eig"][0]) for r in REFERENCES
+                                               if f"{r} eig" in out}}
+    if not installed("PyHessian"):  # its per-sample spread sizes the equal-accuracy comparison
+        return found
     defaults = out["PyHessian trace defaults"]
     samples = np.array(out[f"PyHessian trace {TRACE_PRODUCTS}"])
     sigma = samples.std(ddof=1)  # Hutchinson's per-sample standard deviation on this Hessian
-    cl_value, _ = out[f"curvlinops trace {TRACE_PRODUCTS}"]
-    print(f"   trace (ours: best of {ROUNDS}; curvlinops: one run)")
-    print(f"   ours hutch++             {tr:10.3f} +- {tr_se:.3f} (standard error)  {TRACE_PRODUCTS} products  "
-          f"{best[f'ours trace (hutch++ {TRACE_PRODUCTS})']:6.2f} s")
     print(f"   PyHessian defaults       {np.mean(defaults):10.3f} +- {sigma / math.sqrt(len(defaults)):.3f}  "
           f"{len(defaults):3d} products  {best['PyHessian trace defaults']:6.2f} s  ours differs by "
           f"{rel(tr, float(np.mean(defaults))):.1e}")
     print(f"   PyHessian hutchinson     {samples.mean():10.3f} +- {sigma / math.sqrt(len(samples)):.3f}  "
           f"{len(samples):3d} products  {best[f'PyHessian trace {TRACE_PRODUCTS}']:6.2f} s  ours differs by "
           f"{rel(tr, samples.mean()):.1e}")
-    print(f"   curvlinops hutchinson    {cl_value:10.3f}  {TRACE_PRODUCTS:3d} products  "
-          f"{best[f'curvlinops trace {TRACE_PRODUCTS}']:6.2f} s  ours differs by {rel(tr, cl_value):.1e}")
-    ours_trace_s = best[f"ours trace (hutch++ {TRACE_PRODUCTS})"]
-    per_product = {"PyHessian": best[f"PyHessian trace {TRACE_PRODUCTS}"] / TRACE_PRODUCTS,
-                   "curvlinops": best[f"curvlinops trace {TRACE_PRODUCTS}"] / TRACE_PRODUCTS}
+    per_product = {"PyHessian": best[f"PyHessian trace {TRACE_PRODUCTS}"] / TRACE_PRODUCTS}
+    agreement = {"PyHessian": rel(tr, samples.mean())}
+    if name in out:
+        cl_value, cl_products = out[name]
+        print(f"   curvlinops hutchinson    {cl_value:10.3f}  {cl_products:3d} products  "
+              f"{best[name]:6.2f} s  ours differs by {rel(tr, cl_value):.1e}")
+        per_product["curvlinops"] = best[name] / cl_products
+        agreement["curvlinops"] = rel(tr, cl_value)
     equal_products = min(per_product.values()) * TRACE_PRODUCTS / ours_trace_s
     needed = math.ceil((sigma / tr_se) ** 2)  # Hutchinson products for our standard error
     equal_accuracy = min(per_product.values()) * needed / ours_trace_s
@@ -305,13 +342,8 @@ def speed_case(device: str) -> dict[str, Any]:
           f"{min(per_product.values()) * needed:,.0f} s at the faster reference's "
           f"{min(per_product.values()):.3f} s per product")
     print(f"   trace speedup: {equal_products:.2f}x at equal products, {equal_accuracy:.1f}x at equal accuracy")
-    return {"eig_speedup": eig_speedup, "trace_speedup": equal_accuracy, "trace_speedup_equal_products": equal_products,
-            "seconds": best, "eig_products": {k: out[k][1] for k in ("ours eig (lanczos)", "PyHessian eig",
-                                                                     "curvlinops eig")},
-            "eig_agreement": {"PyHessian": rel(eig, out["PyHessian eig"][0]),
-                              "curvlinops": rel(eig, out["curvlinops eig"][0])},
-            "trace_agreement": {"PyHessian": rel(tr, samples.mean()), "curvlinops": rel(tr, cl_value)},
-            "hutchinson_products_for_equal_accuracy": needed, "trace_std_error": tr_se, "eig_products_ours": eig_products}
+    return {**found, "trace_speedup": equal_accuracy, "trace_speedup_equal_products": equal_products,
+            "trace_agreement": agreement, "hutchinson_products_for_equal_accuracy": needed}
 
 
 def _hutchpp_with_error(net: UnitNet, x: Tensor, y: Tensor) -> tuple[float, float]:
@@ -320,17 +352,17 @@ def _hutchpp_with_error(net: UnitNet, x: Tensor, y: Tensor) -> tuple[float, floa
     return t.value, t.std_error
 
 
-def bench_hessian(device: str = "cpu") -> dict[str, Any]:
+def bench_hessian(device: str = "cpu", smoke: bool = False) -> dict[str, Any]:
     """Both parts; returns eig_speedup, eig_err, trace_speedup (equal accuracy), trace_err and the raw
     seconds (see the module docstring for the settings)."""
-    exact = exact_case(device)
-    speed = speed_case(device)
+    exact = exact_case(device, smoke)
+    speed = speed_case(device, smoke)
     return {**speed, "eig_err": exact["eig_err"], "trace_err": exact["trace_err"],
             "exact_errors": exact["exact_errors"]}
 
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    r = bench_hessian("cuda" if "--cuda" in sys.argv else "cpu")
+    r = bench_hessian("cuda" if "--cuda" in sys.argv else "cpu", smoke="--smoke" in sys.argv)
     print(f"\nRESULT eig_speedup={r['eig_speedup']:.2f} eig_err={r['eig_err']:.1e} "
           f"trace_speedup={r['trace_speedup']:.1f} trace_err={r['trace_err']:.1e}")

@@ -1,7 +1,7 @@
 """Probes beside their network: what one real worker saves by holding the networks and data it just
 used and claiming the jobs that read them first.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/locality.py [--preset yosinski-digits] [--full] [--repeats 2]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/locality.py [--preset yosinski-digits] [--full] [--repeats 2] [--smoke]
 
 One worker drains the preset study (its quick size unless --full) on a fresh SQLite store and
 artifacts folder, three ways, interleaved `--repeats` times:
@@ -10,7 +10,9 @@ artifacts folder, three ways, interleaved `--repeats` times:
   preferred  holds them and prefers the jobs reading the networks it holds (the worker now).
 Timed per job kind: seconds getting the job's networks (checkpoint read and checked, or held) and
 data (loaded, or held), checkpoint reads and data loads; and the claims and the whole drain. The
-table shows each variant's fastest run (the machine is shared). Last line:
+table shows each variant's fastest run (the machine is shared). --smoke: one seed, n = 1 and 2, AnB and
+BnB, one epoch, both probes at their smallest, one repeat (what `make test` runs; its figures mean
+nothing). Last line:
 RESULT loading_per_probe_before=<s> loading_per_probe_preferred=<s> wall_before=<s> wall_preferred=<s>
 """
 
@@ -36,6 +38,7 @@ from backend.worker import Worker  # noqa: E402
 from db.queue import Queue  # noqa: E402
 from db.session import get_engine  # noqa: E402
 from db.submit import submit_study  # noqa: E402
+from bench.study_probes import smallest  # noqa: E402
 
 VARIANTS = {"before": (0, False), "held": (4, False), "preferred": (4, True)}  # held networks, prefer
 
@@ -103,11 +106,16 @@ worker_module.load_task = counted("data", worker_module.load_task)
 SourceNet.load = staticmethod(counted("checkpoint", SourceNet.load))
 
 
-def drain(preset: str, quick: bool, variant: str) -> dict:
+def study_spec(preset: str, quick: bool, smoke: bool) -> dict:
+    spec = PRESETS[preset].spec_dict(quick=quick)
+    return {**smallest(spec), "seeds": [0], "n": [1, 2], "treatments": ["AnB", "BnB"]} if smoke else spec
+
+
+def drain(spec: dict, preset: str, variant: str) -> dict:
     held, prefer = VARIANTS[variant]
     with tempfile.TemporaryDirectory() as folder:
         queue = TimedQueue(get_engine(f"sqlite:///{folder}/store.db"), prefer)
-        submit_study(queue, parse_study(PRESETS[preset].spec_dict(quick=quick)), preset=preset)
+        submit_study(queue, parse_study(spec), preset=preset)
         worker = TimedWorker(queue, "cpu", artifacts=Path(folder) / "artifacts", held_networks=held,
                              held_data_bytes=(1 << 30) if held else 0)
         started = time.perf_counter()
@@ -124,12 +132,15 @@ def main() -> None:
     parser.add_argument("--preset", default="yosinski-digits")
     parser.add_argument("--full", action="store_true", help="the preset's full size, not its quick one")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="the smallest study, once: checks the bench still runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    spec = study_spec(args.preset, not args.full, args.smoke)
+    args.repeats = 1 if args.smoke else args.repeats
     runs: dict[str, list[dict]] = defaultdict(list)
     for repeat in range(args.repeats):
         for variant in VARIANTS:
-            run = drain(args.preset, not args.full, variant)
+            run = drain(spec, args.preset, variant)
             runs[variant].append(run)
             print(f"# {variant} run {repeat + 1}: {run['ran']} jobs in {run['wall']:.1f} s", flush=True)
     best = {variant: min(rs, key=lambda r: r["wall"]) for variant, rs in runs.items()}

@@ -51,12 +51,16 @@ TRAINING, PROBES = ("train", "transfer"), ("sharpness", "similarity")
 def study(preset: str, seeds: list[int], smoke: bool) -> Any:
     spec = PRESETS[preset].spec_dict(quick=True)
     spec["seeds"] = seeds
-    if smoke:  # the smallest run that still goes through every part
-        spec.update({"train": {**spec["train"], "epochs": 1}})
-        spec["probes"] = {"sharpness": {**(spec["probes"].get("sharpness") or {}), "images": 32, "trace_samples": 3,
-                                        "max_iterations": 3},
-                          "similarity": {"images": 32}}
-    return parse_study(spec)
+    return parse_study(smallest(spec) if smoke else spec)
+
+
+def smallest(spec: dict[str, Any]) -> dict[str, Any]:
+    """A study spec at the smallest size that still goes through every part: one epoch, both probes
+    on 32 images with the fewest products."""
+    return {**spec, "train": {**spec["train"], "epochs": 1},
+            "probes": {"sharpness": {**(spec["probes"].get("sharpness") or {}), "images": 32, "trace_samples": 3,
+                                     "max_iterations": 3},
+                       "similarity": {"images": 32}}}
 
 
 def probe_train_ratio(spec: Any, device: str) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """The Yosinski sweep two ways, same config and seeds: the engine against the standard way.
 
-    .venv/bin/python bench/sweep.py [--per-class 300] [--epochs 4] [--seeds 0] [--datasets DIR]
+    .venv/bin/python bench/sweep.py [--per-class 300] [--epochs 4] [--seeds 0] [--datasets DIR] [--smoke]
 
 Engine: `backend.studies.local.run_local` (data on the device as one tensor, sliced batches, frozen
 prefixes computed once). Reference, written as one usually would: a torchvision MNIST dataset with
@@ -13,7 +13,8 @@ off the two give bit-identical base networks; what differences remain are float 
 
 Prints wall seconds of each (data loading included), the ratio, the mean |accuracy difference| over
 jobs, training images/s, and the engine's achieved training FLOP/s as a fraction of a measured
-float32 `torch.mm` peak. Last line:
+float32 `torch.mm` peak. --smoke: 20 training and test images per class, batches of 16, one epoch, layers
+4 to 8 wide (what `make test` runs; its figures mean nothing). Last line:
 RESULT speedup=<engine vs reference> acc_diff=<mean abs points> mfu=<fraction>
 """
 
@@ -138,12 +139,23 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--smoke", action="store_true", help="the smallest size: checks the bench still runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.per_class, args.epochs = 20, 1
+    if not (Path(args.datasets) / "MNIST" / "raw").is_dir():
+        print(f"MNIST not found under {args.datasets}: nothing to compare (pass --datasets)")
+        print("RESULT speedup=nan acc_diff=nan mfu=nan")
+        return
     preset = PRESETS["yosinski-mnist"].spec_dict()
     preset["probes"] = {"sharpness": None, "similarity": None}  # training speed only
     preset["data"]["source"]["root"] = args.datasets
     preset["data"]["per_class"] = args.per_class
     preset["train"]["epochs"] = args.epochs
+    if args.smoke:  # same depth (the study's transfer points), narrow layers
+        preset["data"]["test_per_class"] = args.per_class
+        preset["train"]["batch_size"] = 16
+        preset["model"].update(channels=[4, 4, 4], hidden=[8, 8])
     preset["seeds"] = [int(s) for s in args.seeds.split(",")]
     study = parse(YosinskiSpec, preset)
     plan = yosinski.expand(study)
@@ -167,7 +179,7 @@ def main() -> None:
     for o in worst:
         print(f"  largest differences: {o.job.labels}: engine {100 * engine_acc[o.job.key]:.2f}% "
               f"reference {100 * ref_acc[o.job.key]:.2f}%")
-    peak = mm_peak()
+    peak = mm_peak(256 if args.smoke else 2048)
     diff = sum(abs(engine_acc[k] - ref_acc[k]) for k in engine_acc) / len(engine_acc) * 100
     mfu = flops / engine_seconds / peak
     print(f"engine     {engine_wall:7.1f} s wall  {engine_images / engine_seconds:9,.0f} train img/s")

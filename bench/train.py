@@ -1,12 +1,15 @@
 """Training speed and accuracy of the engine against the standard way, on the same config.
 
-    .venv/bin/python bench/train.py [--epochs 2] [--datasets ../shared/datasets]
+    .venv/bin/python bench/train.py [--epochs 2] [--datasets ../shared/datasets] [--smoke]
 
 1. digits (bundled, 8x8): the default convnet, wall seconds and test accuracy.
 2. MNIST (torchvision layout under --datasets): the engine (data on the device, sliced batches,
    channels_last) against a reference written the usual way (torchvision dataset + ToTensor/Normalize
    transforms + DataLoader(batch_size=128, shuffle=True), NCHW), same network, optimiser, schedule and
    epochs. Prints wall seconds (data loading included), images/s and accuracy of each.
+
+--smoke: one epoch of digits, and one of 50 MNIST images per class both ways (what `make test` runs;
+its figures mean nothing).
 
 Last line, machine-readable:
 RESULT digits_seconds=<s> digits_acc=<%> mnist_acc=<%> speedup=<reference wall / engine wall>
@@ -38,15 +41,18 @@ def engine(job: TrainJobSpec) -> tuple[float, float, float]:
     return wall, r.final_accuracy, r.images_seen / r.train_seconds
 
 
-def reference(job: TrainJobSpec, root: str) -> tuple[float, float, float]:
-    """The same training written the standard way: per-sample transforms and a DataLoader."""
-    from torch.utils.data import DataLoader
+def reference(job: TrainJobSpec, root: str, images: int | None = None) -> tuple[float, float, float]:
+    """The same training written the standard way: per-sample transforms and a DataLoader (on the
+    first `images` training and test images when given)."""
+    from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
     started = time.perf_counter()
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     train_set = datasets.MNIST(root, train=True, transform=tf)
     test_set = datasets.MNIST(root, train=False, transform=tf)
+    if images is not None:
+        train_set, test_set = Subset(train_set, range(images)), Subset(test_set, range(images))
     loader = DataLoader(train_set, batch_size=128, shuffle=True, drop_last=True)
     torch.manual_seed(job.train.seed)
     model = build_model(job.model, (1, 28, 28), 10)
@@ -66,10 +72,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=2, help="MNIST epochs, both ways")
     parser.add_argument("--datasets", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--smoke", action="store_true", help="the smallest size: checks the bench still runs")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    per_class = 50 if args.smoke else None  # MNIST images per class, both ways
+    epochs = 1 if args.smoke else args.epochs
 
-    digits = parse(TrainJobSpec, {"data": {"source": {"kind": "digits"}}})
+    digits = parse(TrainJobSpec, {"data": {"source": {"kind": "digits"}}, "train": {"epochs": 1} if args.smoke else {}})
     d_wall, d_acc, d_ips = engine(digits)
     print(f"digits  engine     {d_wall:7.1f} s  {d_ips:9,.0f} img/s  test {100 * d_acc:.2f}%  "
           f"({digits.train.epochs} epochs, convnet {digits.model.channels} + fc {digits.model.hidden})")
@@ -77,12 +86,13 @@ def main() -> None:
     mnist_acc, speedup = float("nan"), float("nan")
     if (Path(args.datasets) / "MNIST" / "raw").is_dir():
         job = parse(TrainJobSpec, {
-            "data": {"source": {"kind": "torchvision", "name": "MNIST", "root": args.datasets}},
-            "train": {"epochs": args.epochs, "batch_size": 128, "lr": 0.05},
+            "data": {"source": {"kind": "torchvision", "name": "MNIST", "root": args.datasets},
+                     "per_class": per_class, "test_per_class": per_class},
+            "train": {"epochs": epochs, "batch_size": 128, "lr": 0.05},
         })
         e_wall, mnist_acc, e_ips = engine(job)
         print(f"MNIST   engine     {e_wall:7.1f} s  {e_ips:9,.0f} img/s  test {100 * mnist_acc:.2f}%")
-        r_wall, r_acc, r_ips = reference(job, args.datasets)
+        r_wall, r_acc, r_ips = reference(job, args.datasets, per_class and 10 * per_class)
         print(f"MNIST   reference  {r_wall:7.1f} s  {r_ips:9,.0f} img/s  test {100 * r_acc:.2f}%  "
               "(torchvision dataset + DataLoader(batch_size=128), NCHW)")
         speedup = r_wall / e_wall
