@@ -51,6 +51,7 @@ BENCHES = [
     ("cka.py", {"cka_speedup", "cka_max_diff"}, None),  # nan without torch-cka
     ("locality.py", {"loading_per_probe_before", "loading_per_probe_preferred", "wall_before", "wall_preferred"},
      "wall_preferred"),
+    ("scale.py", {"device", "alexnet_img_s", "resnet18_img_s", "networks", "gpu_days", "days_on_8"}, "gpu_days"),
 ]  # bench/study_probes.py --smoke runs inside probes.py's; bench/reference.py is the benches' library
 
 
