@@ -71,9 +71,9 @@ def throwaway_server(max_connections: int = 100, **settings: str) -> Iterator[st
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def fresh_database(server_url: str) -> str:
+def fresh_database(server_url: str, prefix: str = "bench") -> str:
     """A new, empty database on the server at `server_url`; its URL."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

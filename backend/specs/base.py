@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import lru_cache
+from collections.abc import Iterator
 from typing import Annotated, Any, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
@@ -88,6 +89,18 @@ def _union_tags() -> frozenset[str]:
         for name in ("kind", "arch") if name in member.model_fields
         for tag in member.model_fields[name].annotation.__args__
     )
+
+
+def spec_parts(spec: Any, kinds: type | tuple[type, ...], where: str = "") -> Iterator[tuple[str, Any]]:
+    """(field path, part) of every part of `spec` that is one of `kinds`, at any depth."""
+    if isinstance(spec, kinds):
+        yield where.lstrip("."), spec
+    elif isinstance(spec, BaseModel):
+        for name in type(spec).model_fields:
+            yield from spec_parts(getattr(spec, name), kinds, f"{where}.{name}")
+    elif isinstance(spec, (list, tuple)):
+        for i, item in enumerate(spec):
+            yield from spec_parts(item, kinds, f"{where}.{i}")
 
 
 def set_field(tree: dict[str, Any], path: str, value: Any) -> None:

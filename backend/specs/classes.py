@@ -15,13 +15,11 @@ CLI and a worker refuse a selection with one message.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from backend.specs.base import SpecError
+from backend.specs.base import SpecError, spec_parts
 from backend.specs.data import (
     ClassSelection, DataSpec, DigitsSource, FolderSource, SyntheticSource, TorchvisionSource,
 )
@@ -93,18 +91,6 @@ def kept_classes(classes: tuple[str, ...] | int, sel: ClassSelection, where: str
     return k
 
 
-def data_tasks(spec: Any, where: str = "") -> Iterator[tuple[str, DataSpec]]:
-    """(field path, data spec) of every task a spec names, at any depth."""
-    if isinstance(spec, DataSpec):
-        yield where.lstrip("."), spec
-    elif isinstance(spec, BaseModel):
-        for name in type(spec).model_fields:
-            yield from data_tasks(getattr(spec, name), f"{where}.{name}")
-    elif isinstance(spec, (list, tuple)):
-        for i, item in enumerate(spec):
-            yield from data_tasks(item, f"{where}.{i}")
-
-
 def check_classes(study: Any, jobs: Iterable[tuple[Any, Mapping[str, Any]]] = (),
                   derived: Mapping[str, str] | None = None) -> None:
     """Every task of `study` keeps classes its source has, or a SpecError naming the field.
@@ -121,12 +107,12 @@ def check_classes(study: Any, jobs: Iterable[tuple[Any, Mapping[str, Any]]] = ()
             known[id(data.source)] = source_classes(data.source)
         return known[id(data.source)]
 
-    for field, data in data_tasks(study):
+    for field, data in spec_parts(study, DataSpec):
         if (classes := classes_of(data)) is not None:
             kept_classes(classes, data.classes, f"{field}.classes")
     seen: set[int] = set()
     for spec, labels in jobs:
-        for _, data in data_tasks(spec):
+        for _, data in spec_parts(spec, DataSpec):
             if id(data) in seen or (classes := classes_of(data)) is None:
                 continue
             seen.add(id(data))

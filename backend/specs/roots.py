@@ -7,33 +7,18 @@ before it runs a job, so a spec queued some other way cannot read elsewhere on t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from backend import settings
-from backend.specs.base import SpecError
+from backend.specs.base import SpecError, spec_parts
 from backend.specs.data import FolderSource, TorchvisionSource
-
-
-def data_folders(spec: Any, where: str = "") -> Iterator[tuple[str, str]]:
-    """(field path of the root, the folder typed) of every folder a spec reads, at any depth."""
-    if isinstance(spec, (FolderSource, TorchvisionSource)):
-        yield f"{where}.root".lstrip("."), spec.root
-    elif isinstance(spec, BaseModel):
-        for name in type(spec).model_fields:
-            yield from data_folders(getattr(spec, name), f"{where}.{name}")
-    elif isinstance(spec, (list, tuple)):
-        for i, item in enumerate(spec):
-            yield from data_folders(item, f"{where}.{i}")
 
 
 def check_data_roots(spec: Any) -> None:
     """A SpecError naming the field and the allowed roots for the first folder outside them."""
-    for field, typed in data_folders(spec):
-        check_folder(typed, field)
+    for field, source in spec_parts(spec, (FolderSource, TorchvisionSource)):
+        check_folder(source.root, f"{field}.root")
 
 
 def check_folder(typed: str, field: str) -> None:

@@ -1,11 +1,10 @@
 """One contract suite, every backend: a real SQLite file and a real PostgreSQL server."""
 
 import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from bench.postgres import fresh_database
 from db.queue import Queue
 from db.session import get_engine
 
@@ -18,12 +17,7 @@ def postgres_database() -> str:
         if os.environ.get("CI") == "true":
             pytest.fail("CI must test PostgreSQL: TRANSFERLAB_TEST_POSTGRES_URL is not set (.ci/run starts a server)")
         pytest.skip("no PostgreSQL server: set TRANSFERLAB_TEST_POSTGRES_URL to run these (.ci/run does)")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return POSTGRES.rsplit("/", 1)[0] + "/" + name
+    return fresh_database(POSTGRES, prefix="test")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
