@@ -19,7 +19,6 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from backend import settings
 from backend.papers import PAPER
 from backend.quantities import NONE, anb_drop_at, anb_plus_gain_by_n, deepest, probe_rows, pt_rit, yosinski_score
 from backend.effective_data import effective_data_finding_table
@@ -29,7 +28,7 @@ from backend.verdicts import (
     Finding, judge, log_ratio, markdown_section, markdown_table, seed_cells, stat, table, versus,
 )
 from db.results import Results
-from db.session import get_engine
+from db.session import get_engine, store_name
 from db.studies import Studies, StudyListing
 
 # Practical margins, in each finding's own units: a difference inside +/- margin is no effect.
@@ -342,21 +341,6 @@ class Report:
     def counts(self) -> dict[str, int]:
         found = [f.verdict for f in self.verdicts()]
         return {v: found.count(v) for v in ("agrees", "disagrees", "undecided")}
-
-
-def store_name(engine: Engine) -> str:
-    """The store as a report may name it: a SQLite file by its path inside the project (var/transferlab.db)
-    or, outside it, by its file name alone; a server by its driver, database, host and port. Never a
-    user, a password or a path of the machine that wrote the report."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        if not url.database or url.database == ":memory:":
-            return "SQLite store in memory"
-        path = Path(url.database).expanduser().resolve()
-        inside = path.is_relative_to(settings.PROJECT_ROOT)
-        return f"SQLite file {path.relative_to(settings.PROJECT_ROOT) if inside else path.name}"
-    where = f"{url.host}:{url.port}" if url.port else url.host or "a local socket"
-    return f"{url.get_backend_name()} database {url.database} on {where}"
 
 
 def collect(engine: Engine) -> Report:

@@ -32,6 +32,21 @@ def database_url() -> str:
     return settings.get("database_url")
 
 
+def store_name(engine: Engine) -> str:
+    """The store as a report may name it: a SQLite file by its path inside the project (var/transferlab.db)
+    or, outside it, by its file name alone; a server by its driver, database, host and port. Never a
+    user, a password or a path of the machine that wrote the report."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            return "SQLite store in memory"
+        path = Path(url.database).expanduser().resolve()
+        inside = path.is_relative_to(settings.PROJECT_ROOT)
+        return f"SQLite file {path.relative_to(settings.PROJECT_ROOT) if inside else path.name}"
+    where = f"{url.host}:{url.port}" if url.port else url.host or "a local socket"
+    return f"{url.get_backend_name()} database {url.database} on {where}"
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
     """The process's engine for `url` (default: `database_url()`), migrated to the latest schema."""
