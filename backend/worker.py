@@ -115,9 +115,8 @@ class Worker:
                 self.stopping.wait(self.idle.next())
                 continue
             self.idle.reset()
-            self.run(job)
+            ran += self.run(job) != "queued"  # a job given back on SIGTERM was not run
             self.add_seeds()
-            ran += 1
             idle_since = time.monotonic()
             if once:
                 break

@@ -350,6 +350,7 @@ def test_sigterm_requeues_the_current_job_and_exits(database_url, artifacts):
     assert worker.returncode == 0, out
     status, _, attempts = next(iter(jobs_by_status(queue).values()))
     assert status == "queued" and attempts == 0
+    assert "ran 0 jobs" in out  # given back, not counted as run
 
 
 def test_out_of_memory_fails_that_job_and_the_worker_serves_the_next(queue, artifacts, monkeypatch):
