@@ -21,8 +21,6 @@ from db.queue import QueueError
 from db.schema import RUNNING, SUCCEEDED, Artifact, Job, Study
 from db.session import get_engine, session_scope
 
-# What moves from a deleted run to the job of another study that reuses it.
-RESULT_TABLES = OUTPUT_TABLES
 NAME_LENGTH = 200  # studies.name is String(200)
 # What a study's shape leaves out: its seeds and its rule for adding more (and a name, should a spec carry one).
 SHAPE_FREE_FIELDS = frozenset({"seeds", "precision", "name"})
@@ -212,7 +210,7 @@ def _hand_over(s: Session, run: int, heir: int) -> None:
     """Make `heir` (a link to `run`) the run itself: its results, curves, arrays and artifacts move
     over with the run's timings and worker, and every other link to `run` points at `heir`."""
     source = s.get(Job, run)
-    for table in RESULT_TABLES:
+    for table in OUTPUT_TABLES:  # what moves from a deleted run to the job of another study that reuses it
         s.execute(delete(table).where(table.job_id == heir))  # a link holds none; be sure
         s.execute(update(table).where(table.job_id == run).values(job_id=heir))
     s.execute(update(Job).where(Job.id == heir).values(

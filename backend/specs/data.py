@@ -161,15 +161,21 @@ NATIVE = {"MNIST": (1, 28), "FashionMNIST": (1, 28), "KMNIST": (1, 28), "EMNIST"
           "USPS": (1, 16), "SVHN": (3, 32), "CIFAR10": (3, 32), "CIFAR100": (3, 32), "STL10": (3, 96)}
 
 
-def native_size(source: Source) -> int | None:  # type: ignore[valid-type]
-    """The side of a source's images as the spec knows it without reading them; None for a folder."""
+def native_shape(source: Source) -> tuple[int, int] | None:  # type: ignore[valid-type]
+    """(channels, side) of a source's images as the spec knows them without reading them; None for a folder."""
     if isinstance(source, DigitsSource):
-        return 8
+        return 1, 8
     if isinstance(source, SyntheticSource):
-        return source.size
+        return 3, source.size
     if isinstance(source, TorchvisionSource):
-        return NATIVE[source.name][1]
+        return NATIVE[source.name]
     return None
+
+
+def native_size(source: Source) -> int | None:  # type: ignore[valid-type]
+    """The side of a source's images as the spec knows it; None for a folder."""
+    shape = native_shape(source)
+    return shape[1] if shape else None
 
 
 def check_block_sizes(shifts: list, height: int, width: int, where: str = "data.shifts") -> None:

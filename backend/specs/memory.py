@@ -16,7 +16,7 @@ from typing import Any
 
 from backend import settings
 from backend.specs.base import SpecError
-from backend.specs.data import NATIVE, DataSpec, DigitsSource, SyntheticSource, TorchvisionSource
+from backend.specs.data import DataSpec, native_shape
 from backend.specs.models import ConvNetSpec, MLPSpec
 
 BYTES = 4  # float32
@@ -27,14 +27,7 @@ RESNETS = {"resnet18": (11.7e6, 6e6), "resnet50": (25.6e6, 20e6)}
 
 def image_shape(data: DataSpec) -> tuple[int, int, int] | None:
     """(C, H, W) the task's images will have, as far as the spec says; None when it does not."""
-    source = data.source
-    channels, size = 3, None
-    if isinstance(source, DigitsSource):
-        channels, size = 1, 8
-    elif isinstance(source, SyntheticSource):
-        size = source.size
-    elif isinstance(source, TorchvisionSource):
-        channels, size = NATIVE.get(source.name, (3, None))
+    channels, size = native_shape(data.source) or (3, None)
     channels, size = data.channels or channels, data.size or size
     return (channels, size, size) if size else None
 
