@@ -42,7 +42,7 @@ from backend.specs.memory import check_fits
 from backend.specs.roots import check_data_roots
 from backend.train import Trained, resolve_device
 from backend.transfer import SourceNet
-from db.claims import IdleBackoff
+from db.claims import ClaimCycle, IdleBackoff
 from db.queue import ClaimedJob, Queue
 from db.sequential import advance_all
 from db.session import StoreError
@@ -90,20 +90,14 @@ class Worker:
         seconds. Returns the number of jobs run."""
         self.queue.register_worker(self.worker_id, socket.gethostname(), describe_device(self.device),
                                    {**environment(), "cuda": torch.version.cuda or ""})
-        ran, idle_since, maintained = 0, time.monotonic(), float("-inf")
+        ran, idle_since = 0, time.monotonic()
+        # Nothing to run: maybe a dead worker holds jobs, a cycle blocks them, or a study's seed
+        # finished while no worker was there to add the next.
+        cycle = ClaimCycle(self.queue, self.poll_seconds, self.lease_seconds, maintain=self.add_seeds)
         while not self.stopping.is_set() and (max_jobs is None or ran < max_jobs):
             try:
-                job = self.queue.claim(self.worker_id, self.lease_seconds, prefer=self.networks.keys())
-                if job is None and time.monotonic() - maintained > self.poll_seconds:
-                    # Nothing to run: maybe a dead worker holds jobs, or a cycle blocks them.
-                    self.queue.requeue_expired()
-                    self.queue.fail_cycles()
-                    self.add_seeds()  # a study whose seed finished while no worker was there to see it
-                    maintained = time.monotonic()
-                    job = self.queue.claim(self.worker_id, self.lease_seconds, prefer=self.networks.keys())
-                elif job is not None and time.monotonic() - maintained > self.lease_seconds:
-                    self.queue.requeue_expired()  # lost jobs go back even while the queue is busy
-                    maintained = time.monotonic()
+                job = cycle.next(lambda: self.queue.claim(self.worker_id, self.lease_seconds,
+                                                          prefer=self.networks.keys()))
             except StoreError:  # the database is briefly unreachable: wait and try again
                 log.warning("cannot reach the store; retrying in %.0f s", self.poll_seconds, exc_info=True)
                 self.stopping.wait(self.poll_seconds)

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, func, select  # noqa: E402
 
 from bench.postgres import NoPostgres, postgres_database, server_cpu_seconds  # noqa: E402
-from db.claims import IdleBackoff  # noqa: E402
+from db.claims import ClaimCycle, IdleBackoff  # noqa: E402
 from db.queue import NewJob, Queue  # noqa: E402
 from db.sequential import advance_all  # noqa: E402
 from db.schema import SUCCEEDED, Job, Result  # noqa: E402
@@ -149,20 +149,10 @@ class SimulatedWorker:
         self.queue.register_worker(self.id, "fleet-bench", "cpu", {})
         registered.wait()
         go.wait()
-        maintained = float("-inf")
+        cycle = ClaimCycle(self.queue, self.fleet.poll, self.fleet.lease, maintain=lambda: advance_all(self.queue))
         while not self.stop.is_set() and not self.dead.is_set():
             with self.state:
-                job = self._claim()
-                now = time.monotonic()
-                if job is None and now - maintained > self.fleet.poll:
-                    self.queue.requeue_expired()
-                    self.queue.fail_cycles()
-                    advance_all(self.queue)
-                    maintained = now
-                    job = self._claim()
-                elif job is not None and now - maintained > self.fleet.lease:
-                    self.queue.requeue_expired()
-                    maintained = now
+                job = cycle.next(self._claim)
                 if job is None:
                     self.queue.worker_seen(self.id)
                 self.job = job.id if job else None

@@ -20,9 +20,10 @@ bound parameters (`claimer`, `lease`, `prefer`).
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Update, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
@@ -126,3 +127,27 @@ class IdleBackoff:
 
     def reset(self) -> None:
         self.wait = self.first
+
+
+class ClaimCycle:
+    """How a worker asks for its next job (Worker.serve, and bench/fleet.py's simulated workers): claim;
+    when there is nothing to run, at most once per `poll` seconds, first requeue expired leases (a dead
+    worker's jobs), fail dependency cycles and run `maintain` (the worker adds sequential seeds), then
+    claim again; while jobs keep coming, requeue expired leases once per `lease` seconds."""
+
+    def __init__(self, queue: Any, poll: float, lease: float, maintain: Callable[[], None] = lambda: None):
+        self.queue, self.poll, self.lease, self.maintain = queue, poll, lease, maintain
+        self.maintained = float("-inf")
+
+    def next(self, claim: Callable[[], ClaimedJob | None]) -> ClaimedJob | None:
+        job = claim()
+        if job is None and time.monotonic() - self.maintained > self.poll:
+            self.queue.requeue_expired()
+            self.queue.fail_cycles()
+            self.maintain()
+            self.maintained = time.monotonic()
+            job = claim()
+        elif job is not None and time.monotonic() - self.maintained > self.lease:
+            self.queue.requeue_expired()  # lost jobs go back even while the queue is busy
+            self.maintained = time.monotonic()
+        return job
