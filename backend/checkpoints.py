@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from backend.provenance import environment
 from backend.specs import SpecError
+from backend.specs.pretrained import sha256_of  # noqa: F401  (a checkpoint's digest; torch-free there)
 
 FORMAT = "transferlab.checkpoint/1"
 INIT = "init"  # the sidecar's `kind` of a network's initial weights (theta_r), and its artifact kind
@@ -42,14 +43,6 @@ def save_checkpoint(path: str | Path, model: nn.Module | dict[str, Tensor], meta
     tmp.write_text(json.dumps(sidecar, indent=1, sort_keys=True))
     os.replace(tmp, sidecar_path(path))
     return path
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def state_digest(state: dict[str, Tensor]) -> str:

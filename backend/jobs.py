@@ -16,6 +16,7 @@ from backend.specs import (
     SharpnessJobSpec, SimilarityJobSpec, SmoothnessJobSpec, Spec, SpecError, TrainJobSpec, TransferJobSpec, parse,
     spec_hash,
 )
+from backend.specs.pretrained import NetworkFile
 from backend.specs.preview import DataPreviewSpec
 
 
@@ -28,9 +29,14 @@ class JobKind:
     networks: Callable[[Any], tuple[str, ...]]  # spec hashes of the networks it reads
 
     @property
-    def trains(self) -> bool:
-        """Whether it trains a network (saved as a checkpoint, resumed per epoch)."""
+    def yields_network(self) -> bool:
+        """Whether it yields a network later jobs read (saved as a checkpoint)."""
         return "checkpoint" in self.writes
+
+    @property
+    def trains(self) -> bool:
+        """Whether it trains that network (resumed per epoch, with training curves; an import does not)."""
+        return self.yields_network and "curves" in self.writes
 
 
 def _source_network(spec: TransferJobSpec) -> tuple[str, ...]:
@@ -42,6 +48,9 @@ JOB_KINDS: dict[str, JobKind] = {
                      "a network trained from scratch", lambda spec: ()),
     "transfer": JobKind(TransferJobSpec, "backend.runners:run_transfer", ("checkpoint", "scalars", "curves"),
                         "a network whose first n units come from a source network", _source_network),
+    "import": JobKind(NetworkFile, "backend.pretrained:run_import", ("checkpoint", "scalars"),
+                      "a pretrained network imported from a weights file (checked, mapped onto named units)",
+                      lambda spec: ()),
     "similarity": JobKind(SimilarityJobSpec, "backend.runners:run_similarity", ("scalars", "matrices"),
                           "CKA between every unit of two networks", lambda spec: spec.networks),
     "sharpness": JobKind(SharpnessJobSpec, "backend.runners:run_sharpness", ("scalars", "curves", "matrices"),

@@ -93,13 +93,13 @@ def epoch_metrics(r) -> list[tuple[str, int, float]]:
             ("lr", r.epoch, r.lr), ("images_per_second", r.epoch, r.images_per_second)]
 
 
-def checkpoint_meta(spec: TrainJobSpec | TransferJobSpec, trained: Trained) -> dict[str, Any]:
+def checkpoint_meta(spec: Spec, network: Trained | Imported) -> dict[str, Any]:
     """A network checkpoint's sidecar: enough to trace it and to rebuild it without its job."""
     return {"spec": json.loads(canonical_json(spec)), "spec_hash": spec_hash(spec),
-            "data_fingerprint": trained.data.fingerprint, "units": trained.model.unit_names,
-            "input_shape": list(trained.data.image_shape), "n_classes": trained.data.n_classes,
-            "normalization": {"mean": trained.normalization.mean, "std": trained.normalization.std},
-            "metrics": trained.result.to_dict() if trained.result.history else {}}  # none before training
+            "data_fingerprint": network.fingerprint, "units": network.model.unit_names,
+            "input_shape": list(network.image_shape), "n_classes": network.n_classes,
+            "normalization": {"mean": network.normalization.mean, "std": network.normalization.std},
+            "metrics": network.metrics(), **({"init_drawn": True} if network.init_drawn else {})}
 
 
 # ---------------------------------------------------------------- probes

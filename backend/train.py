@@ -126,6 +126,23 @@ class Trained:
     normalization: Normalization
     # theta_r: the weights before the first optimisation step (train jobs only; Chen et al.'s T reads it).
     init: dict[str, Tensor] | None = None
+    init_drawn = False  # theta_r is this run's own (an imported network's is drawn afresh: backend.pretrained)
+
+    # What a checkpoint records of any network a job yields (backend.pretrained.Imported has the same).
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.data.image_shape
+
+    @property
+    def n_classes(self) -> int:
+        return self.data.n_classes
+
+    @property
+    def fingerprint(self) -> str:
+        return self.data.fingerprint
+
+    def metrics(self) -> dict[str, Any]:
+        return self.result.to_dict() if self.result.history else {}  # none before training
 
 
 def train_job(job: TrainJobSpec, device: str | torch.device = "auto", progress: ProgressFn | None = None,

@@ -44,6 +44,7 @@ class SourceNet:
     init_path: str | None = None  # theta_r's file, when its run saved one
     init_sha256: str | None = None  # its recorded digest, checked before it is read
     init_state: dict[str, Tensor] | None = field(default=None, repr=False)  # or theta_r in memory
+    init_drawn: bool = False  # theta_r drawn afresh for a network imported without one (Chen's T flags it)
 
     @cached_property
     def init(self) -> dict[str, Tensor] | None:
@@ -60,9 +61,10 @@ class SourceNet:
 
     @classmethod
     def of(cls, trained: Trained, model: ModelSpec | None = None) -> SourceNet:  # type: ignore[valid-type]
+        """A network a job yielded (trained, or an Imported one: the same fields), as later jobs read it."""
         state = {k: v.detach().clone() for k, v in trained.model.state_dict().items()}
-        return cls(state, trained.normalization, model, trained.data.image_shape, trained.data.n_classes,
-                   init_state=trained.init)
+        return cls(state, trained.normalization, model, trained.image_shape, trained.n_classes,
+                   init_state=trained.init, init_drawn=trained.init_drawn)
 
     @classmethod
     def load(cls, path: str, sha256: str | None = None, init_sha256: str | None = None) -> SourceNet:
@@ -77,7 +79,8 @@ class SourceNet:
         return cls(state, Normalization(tuple(norm["mean"]), tuple(norm["std"])),
                    TypeAdapter(ModelSpec).validate_python(model) if model else None,
                    tuple(shape) if shape else None, meta.get("n_classes"),
-                   str(Path(path).with_name(init)) if init else None, init_sha256 if init else None)
+                   str(Path(path).with_name(init)) if init else None, init_sha256 if init else None,
+                   init_drawn=bool(meta.get("init_drawn")))
 
     def build(self) -> UnitNet:
         """The network itself, weights loaded, on the CPU."""

@@ -235,8 +235,9 @@ class Worker:
         state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
                  for k, v in bare_module(trained.model).state_dict().items()}
         init = recorded.get(INIT)
-        network = SourceNet(state, trained.normalization, spec.model, trained.data.image_shape, trained.data.n_classes,
-                            str(self.artifacts / init["path"]) if init else None, init["sha256"] if init else None)
+        network = SourceNet(state, trained.normalization, spec.model, trained.image_shape, trained.n_classes,
+                            str(self.artifacts / init["path"]) if init else None, init["sha256"] if init else None,
+                            init_drawn=trained.init_drawn)
         self.networks.put(job.spec_hash, (recorded["checkpoint"]["sha256"], network))
 
     def _task(self, data: DataSpec) -> TaskData:

@@ -1,4 +1,4 @@
-"""Data roots: a folder a user types (an ImageFolder root, a torchvision root) must lie inside the
+"""Data roots: a folder a user types (an ImageFolder root, a torchvision root, a weights file) must lie inside the
 folders the deployment lets users read (`TRANSFERLAB_DATA_ROOTS`), after symlinks are resolved.
 
 Checked where a spec comes in (the New study page, the CLI, the submit path) and again by the worker
@@ -13,12 +13,16 @@ from typing import Any
 from backend import settings
 from backend.specs.base import SpecError, spec_parts
 from backend.specs.data import FolderSource, TorchvisionSource
+from backend.specs.pretrained import NetworkFile
 
 
 def check_data_roots(spec: Any) -> None:
-    """A SpecError naming the field and the allowed roots for the first folder outside them."""
-    for field, source in spec_parts(spec, (FolderSource, TorchvisionSource)):
-        check_folder(source.root, f"{field}.root")
+    """A SpecError naming the field and the allowed roots for the first folder or weights file outside them."""
+    for field, part in spec_parts(spec, (FolderSource, TorchvisionSource, NetworkFile)):
+        if isinstance(part, NetworkFile):
+            check_folder(part.path, f"{field}.path")
+        else:
+            check_folder(part.root, f"{field}.root")
 
 
 def check_folder(typed: str, field: str) -> None:

@@ -10,6 +10,7 @@ from backend.specs.base import Spec, SpecError
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.training import TrainJobSpec, TrainSpec
 from backend.specs.data import DataSpec
+from backend.specs.pretrained import NetworkFile
 
 # Yosinski et al.'s names: A and B are the two tasks, n the units copied, "+" fine-tuned.
 TREATMENTS = ("AnB", "BnB", "AnB+", "BnB+", "random")
@@ -32,7 +33,8 @@ class TransferJobSpec(Spec):
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = TrainSpec()
     transfer: TransferSpec
-    source: TrainJobSpec | None = Field(None, description="the base network the units come from")
+    source: TrainJobSpec | NetworkFile | None = Field(
+        None, description="the base network the units come from: a training job, or an imported weights file")
 
     @model_validator(mode="after")
     def _consistent(self) -> TransferJobSpec:

@@ -53,7 +53,7 @@ def run_local(plan: list[PlannedJob], device: str | torch.device = "auto",
                                  "plan out of order")
             options = {} if JOB_KINDS[job.kind].trains else {"representations": representations}
             output = runner(job.kind)(job.spec, networks, device, report or _quiet, load=load, **options)
-            if job.key in needed and JOB_KINDS[job.kind].trains:
+            if job.key in needed and JOB_KINDS[job.kind].yields_network:
                 networks[job.key] = SourceNet.of(output.network, job.spec.model)
             output.network = None  # the weights live on in `networks` only where a later job needs them
             done[job.key] = output

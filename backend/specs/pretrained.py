@@ -1,0 +1,208 @@
+"""Pretrained networks as sources: a weights file from elsewhere, or a finished network of this lab.
+
+A `NetworkFile` is also the spec of the job that imports it (kind `import`): the worker reads the
+file without unpickling, checks it against the digest recorded at submit, maps its tensors onto the
+architecture's named units and stores it as a checkpoint every later job reads like any other.
+Torch-free: `pin_network` reads only bytes (the digest) and JSON (a safetensors header, a sidecar).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, model_validator
+
+from backend.specs.base import Seed, Spec, SpecError
+from backend.specs.data import DataSpec
+from backend.specs.models import ModelSpec, ResNetSpec
+from backend.specs.training import TrainJobSpec
+
+# What a weights file holds. safetensors: tensors named by this lab's units (`body.<unit>.`), as a lab
+# checkpoint is; torchvision: a `state_dict()` saved by torch.save; timm: a timm checkpoint (`.pth`,
+# possibly wrapped in {"state_dict": ...}, or `.safetensors`). Both name a ResNet's tensors conv1, bn1,
+# layer1..layer4, fc.
+FORMATS = ("safetensors", "torchvision", "timm")
+SHA256 = r"^[0-9a-f]{64}$"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class NetworkInput(Spec):
+    """The images the network was trained on: what every target is brought to before it sees them."""
+
+    size: int = Field(ge=4, le=1024, description="side of the square images it takes")
+    channels: Literal[1, 3] = Field(description="1 = grey, 3 = RGB")
+    mean: tuple[float, ...] = Field(description="per-channel mean of its training images, in 0..1 units")
+    std: tuple[float, ...] = Field(description="per-channel std of its training images, in 0..1 units")
+
+    @model_validator(mode="after")
+    def _per_channel(self) -> NetworkInput:
+        for name in ("mean", "std"):
+            if len(getattr(self, name)) != self.channels:
+                raise SpecError(f"{self.channels} channels need {self.channels} values, got "
+                                f"{len(getattr(self, name))}", field=name)
+        if any(s <= 0 for s in self.std):
+            raise SpecError("a std is positive", field="std")
+        return self
+
+    def text(self) -> str:
+        return f"{self.size}x{self.size} {'grey' if self.channels == 1 else 'RGB'}"
+
+
+IMAGENET = NetworkInput(size=224, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+class NetworkFile(Spec):
+    """A pretrained network from a weights file inside the data roots, and the architecture it fits."""
+
+    kind: Literal["file"] = "file"
+    path: str = Field(min_length=1, description="the weights file; inside the data roots")
+    format: Literal[FORMATS] = Field("safetensors", description="how its tensors are named and stored")  # type: ignore[valid-type]
+    sha256: str | None = Field(None, pattern=SHA256, description="the file's digest, recorded at submit and "
+                               "checked on every load; None until pinned")
+    model: ModelSpec = Field(description="its architecture; its units named as backend.models names them")  # type: ignore[valid-type]
+    input: NetworkInput | None = Field(None, description="the images it takes; None = from the file's metadata "
+                                       "(a lab checkpoint's sidecar) or, for torchvision and timm, ImageNet's")
+    data: DataSpec | None = Field(None, description="the data it was trained on, when the lab can read it: the "
+                                  "domain gap measures source against target")
+    init_seed: Seed = Field(0, description="an external network has no recorded init: Chen's T reads theta_r "
+                            "as a fresh initialisation of the architecture drawn with this seed (flagged)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _imagenet_input(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("format") in ("torchvision", "timm") and value.get("input") is None:
+            return {**value, "input": IMAGENET.model_dump()}
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self) -> NetworkFile:
+        if isinstance(self.model, ResNetSpec) and self.model.pretrained:
+            raise SpecError("the file holds the weights: model.pretrained is for torchvision's own download",
+                            field="model.pretrained")
+        if self.format != "safetensors" and not isinstance(self.model, ResNetSpec):
+            raise SpecError(f"a {self.format} file names a ResNet's tensors; a {self.model.arch} comes as "
+                            "safetensors named by its units", field="format")
+        return self
+
+    @property
+    def job(self) -> NetworkFile:
+        """The job that makes it a network of the lab: importing it."""
+        return self
+
+
+class LabNetwork(Spec):
+    """A network this lab trained: the spec of its job (found by job id or spec hash in the store)."""
+
+    kind: Literal["lab"] = "lab"
+    network: TrainJobSpec = Field(description="the job that trained it; its finished run is reused")
+
+    @property
+    def job(self) -> TrainJobSpec:
+        return self.network
+
+    @property
+    def model(self) -> ModelSpec:  # type: ignore[valid-type]
+        return self.network.model
+
+    @property
+    def data(self) -> DataSpec:
+        return self.network.data
+
+    @property
+    def input(self) -> None:
+        return None  # as its own data gives it
+
+
+Pretrained = Annotated[Union[NetworkFile, LabNetwork], Field(discriminator="kind")]
+
+
+def check_input(pretrained: NetworkFile | LabNetwork, tasks: list[tuple[str, DataSpec]]) -> None:
+    """Every task, as the study brings it to the network, in the images the network takes, or a
+    SpecError naming both."""
+    expected = pretrained.input
+    if expected is None:
+        return
+    for where, task in tasks:
+        for what, want in (("size", expected.size), ("channels", expected.channels)):
+            got = getattr(task, what)
+            if got is not None and got != want:
+                raise SpecError(f"the pretrained network takes {expected.text()} images but {where} comes as "
+                                f"{what} {got}: leave input.{what} empty, or set it to {want}", field=f"input.{what}")
+
+
+def describe(pretrained: NetworkFile | LabNetwork) -> str:
+    """One line for tables and captions."""
+    if isinstance(pretrained, LabNetwork):
+        return f"lab network ({pretrained.model.arch})"
+    return f"{Path(pretrained.path).name} ({pretrained.format}, {pretrained.model.arch})"
+
+
+# ---------------------------------------------------------------- pinning, at submit (no torch)
+
+def pin_network(network: NetworkFile) -> NetworkFile:
+    """The file as the study will read it: inside the data roots, its digest recorded (a digest given
+    must match), its input read from its own metadata when the spec gives none."""
+    from backend.specs.roots import check_folder  # roots reads the settings
+
+    check_folder(network.path, "pretrained.path")
+    path = Path(network.path).expanduser()
+    if not path.is_file():
+        raise SpecError(f"no weights file {network.path!r}", field="pretrained.path")
+    try:
+        digest = sha256_of(path)
+    except OSError as exc:
+        raise SpecError(f"cannot read {network.path!r}: {exc}", field="pretrained.path") from None
+    if network.sha256 is not None and network.sha256 != digest:
+        raise SpecError(f"{network.path!r} has changed since it was recorded: its sha256 is {digest[:12]}..., "
+                        f"the study's {network.sha256[:12]}...", field="pretrained.sha256")
+    update: dict[str, Any] = {"sha256": digest}
+    if network.input is None:
+        found = file_input(path)
+        if found is None:
+            raise SpecError(f"{path.name} does not say what images it takes: give pretrained.input (size, "
+                            "channels, mean, std)", field="pretrained.input")
+        update["input"] = found
+    return network.model_copy(update=update)
+
+
+def file_input(path: Path) -> NetworkInput | None:
+    """The input a safetensors file records: a lab checkpoint's sidecar (`normalization`, `input_shape`),
+    or `input` in the file's own metadata (JSON, as `NetworkInput` names it); None when neither does."""
+    sidecar = path.with_suffix(".json")
+    try:
+        meta = json.loads(sidecar.read_text())
+        c, h, _ = meta["input_shape"]
+        norm = meta["normalization"]
+        return NetworkInput(size=h, channels=c, mean=tuple(norm["mean"]), std=tuple(norm["std"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        return NetworkInput(**json.loads(safetensors_header(path).get("__metadata__", {})["input"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def safetensors_header(path: str | Path) -> dict[str, Any]:
+    """A safetensors file's JSON header (tensor name -> dtype, shape, offsets; `__metadata__`), read
+    without torch; a file that is not safetensors is a ValueError."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError("too short for a safetensors file")
+        (length,) = struct.unpack("<Q", head)
+        if length > 100 << 20:
+            raise ValueError("not a safetensors file (implausible header length)")
+        return json.loads(f.read(length))
+
+
+def sha256_of(path: str | Path) -> str:
+    """A file's sha256, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
