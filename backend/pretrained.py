@@ -102,7 +102,8 @@ def read_state(path: Path) -> dict[str, Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise SpecError(f"{path.name} is neither a safetensors file nor a torch file: {exc}", field="path") from None
+            raise SpecError(f"{path.name} is neither a safetensors file nor a torch file: {exc}",
+                            field="path") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -31,6 +31,10 @@ from backend.specs import (
 from backend.specs.preview import DataPreviewSpec
 from backend.train import Progress, ProgressFn, Trained, train_job
 from backend.transfer import SourceNet, transfer_job
+
+if TYPE_CHECKING:
+    from backend.pretrained import Imported
+    from backend.specs import Spec
 
 Report = Callable[[float, str], None]
 SPEED_FRACTIONS = (0.9, 0.99)  # epochs to reach these shares of the run's best test accuracy
