@@ -284,9 +284,11 @@ def run_sweep(study: Spec, name: str, device: str, out: str | None) -> int:
     from backend.provenance import environment
     from backend.studies import STUDY_KINDS, expand
     from backend.studies.local import JobOutcome, run_local
+    from backend.specs.pretrained import pin_files
     from db.submit import check_study
 
     kind = STUDY_KINDS[study.study]
+    study = pin_files(study)
     plan = expand(study)
     check_study(study, plan)  # data roots and memory, as for a queued study
     kinds = ", ".join(f"{n} {k}" for k, n in Counter(job.kind for job in plan).items())

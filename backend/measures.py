@@ -90,7 +90,9 @@ def run_chen_t(spec: ChenJobSpec, networks: Networks, device: torch.device, repo
                  **{f"t.{name}": value for name, value in t["layers"].items() if value is not None},
                  **{f"deviation.{name}": value for name, value in deviation.items()},
                  "l2_to_pretrained": l2_distance(pretrained.state, fine_tuned.state, layers),
-                 "l2_to_init": l2_distance(pretrained.init, fine_tuned.state, layers)},
+                 "l2_to_init": l2_distance(pretrained.init, fine_tuned.state, layers),
+                 # An imported network records no init: theta_r is a fresh draw of its architecture's.
+                 "theta_r_drawn": float(pretrained.init_drawn)},
         arrays={"t_layers": np.array([t["layers"][n] if t["layers"][n] is not None else np.nan for n in names])},
         tables={"layers": names, "flagged": t["flagged"], "d_init": t["d_init"], "d_pretrained": t["d_pretrained"],
                 "definition": "T = D(theta_r, theta_B) / D(theta_A, theta_B), D the mean absolute elementwise "

@@ -11,6 +11,7 @@ from backend.specs import Spec, canonical_json, set_field, spec_hash
 from backend.specs.base import shape_hash
 from backend.specs.classes import check_classes
 from backend.specs.memory import check_fits
+from backend.specs.pretrained import pin_files
 from backend.specs.roots import check_data_roots
 from backend.specs.training import check_batch_norm
 from backend.studies import STUDY_KINDS, expand
@@ -25,6 +26,7 @@ def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
     parse so that stored job specs still read, that a BatchNorm network trains on batches of 2 or more.
     A SpecError naming the field otherwise. `plan`: the study's expansion, when the caller has it."""
     check_data_roots(study)
+    pin_files(study)  # every weights file readable, and the same bytes as any digest the study records
     check_batch_norm(study)
     plan = expand(study) if plan is None else plan
     check_classes(study, ((job.spec, job.labels) for job in plan), dict(STUDY_KINDS[study.study].class_fields))
@@ -66,7 +68,8 @@ def submit_study(queue: Queue, study: Spec, name: str | None = None, preset: str
                  priority: int = 0) -> int:
     """Queue every job of `study` (any study kind); returns the study id. Identical jobs are queued once.
     A data folder outside the allowed data roots, or a network that cannot fit in a worker's memory,
-    is a SpecError, and nothing is queued."""
+    is a SpecError, and nothing is queued. Weights files are pinned first: the study records their digests."""
+    study = pin_files(study)
     planned = expand(study)
     check_study(study, planned)
     precision = getattr(study, "precision", None)

@@ -10,17 +10,18 @@ frozen or fine-tuned on the target (P-T).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError, StudySeed, late_field
+from backend.specs.base import Spec, SpecError, StudySeed, canonical_json, late_field
 from backend.specs.data import DataSpec, check_block_sizes, native_size
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.landscape import SmoothnessSettings
+from backend.specs.pretrained import Pretrained, check_input
 from backend.specs.seeds import Precision
 from backend.specs.probes import GapSettings, ScoreSettings, SharpnessSettings, SimilaritySettings
-from backend.specs.training import TrainSpec
+from backend.specs.training import TrainJobSpec, TrainSpec
 
 # The pretrained network's first n units frozen (P-T frozen) or fine-tuned with the rest (P-T).
 CROSS_TREATMENTS = ("AnB", "AnB+")
@@ -46,15 +47,18 @@ class InputFormat(Spec):
         update = {k: v for k, v in self.model_dump().items() if v is not None}
         return data.model_copy(update=update) if update else data
 
-    def check(self, source: DataSpec, targets: list[TargetTask]) -> None:
+    def check(self, source: DataSpec | None, targets: list[TargetTask]) -> None:
         """Every target in the source's format once brought to this one, or a SpecError naming both;
         and every task's block shuffles still tiling its images at this size."""
-        tasks = [("source", source), *((f"targets.{i}.data", t.data) for i, t in enumerate(targets))]
+        tasks = [*([("source", source)] if source is not None else []),
+                 *((f"targets.{i}.data", t.data) for i, t in enumerate(targets))]
         for where, task in tasks:
             task = self.apply(task)
             size = task.size or native_size(task.source)
             if size is not None:
                 check_block_sizes(task.shifts, size, size, where=f"{where}.shifts")
+        if source is None:
+            return
         source = self.apply(source)
         for i, target in enumerate(targets):
             data = self.apply(target.data)
@@ -83,10 +87,14 @@ class CrossProbes(Spec):
 
 
 class SourceAndTargets(Spec):
-    """What every study across data sets has: a source task pretrained once per seed, target tasks,
-    one input format for all of them, the network and how it trains."""
+    """What every study across data sets has: a source task pretrained once per seed (or a network
+    pretrained elsewhere), target tasks, one input format for all of them, the network and how it trains."""
 
-    source: DataSpec = Field(description="the source task A, pretrained once per seed")
+    source: DataSpec | None = Field(None, description="the source task A, pretrained once per seed; with "
+                                    "`pretrained`, the data that network was trained on (for the domain gap), if any")
+    pretrained: Pretrained | None = late_field(  # type: ignore[valid-type]
+        None, "a pretrained network as baseA instead of pretraining on `source`: a weights file, or a network "
+        "of this lab; every seed transfers from it")
     targets: list[TargetTask] = Field(min_length=1, description="the target tasks B")
     input: InputFormat = Field(InputFormat(), description="a common size and channel count for every task")
     model: ModelSpec = ConvNetSpec()
@@ -94,16 +102,66 @@ class SourceAndTargets(Spec):
     seeds: list[StudySeed] = Field([0], min_length=1, description="one pretraining each")
     precision: Precision | None = late_field(None, "add seeds after these until an interval is this narrow")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_of_pretrained(cls, value: Any) -> Any:
+        """A study from a pretrained network trains that network's architecture unless told otherwise."""
+        if isinstance(value, dict) and isinstance(value.get("pretrained"), dict) and "model" not in value:
+            p = value["pretrained"]
+            model = p.get("model") if p.get("kind", "file") == "file" else (p.get("network") or {}).get("model")
+            if model is not None:
+                return {**value, "model": model}
+        return value
+
     @model_validator(mode="after")
     def _valid_tasks(self) -> SourceAndTargets:
+        if self.source is None and self.pretrained is None:
+            raise SpecError("give the source task to pretrain on, or a pretrained network", field="source")
+        if self.pretrained is not None:
+            if self.pretrained.model != self.model:
+                raise SpecError(f"the pretrained network is a {self.pretrained.model.arch} "
+                                f"({canonical_json(self.pretrained.model)}) but the study's model is "
+                                f"{canonical_json(self.model)}: leave model out to use the network's", field="model")
+            if getattr(self, "source_epochs", None) or getattr(self, "depths", None):
+                raise SpecError("a pretrained network has no pretraining epochs or depths to vary",
+                                field="source_epochs" if getattr(self, "source_epochs", None) else "depths")
         if len({t.name for t in self.targets}) != len(self.targets):
             raise SpecError("target names must be distinct", field="targets")
         if len(set(self.seeds)) != len(self.seeds):
             raise SpecError("seeds must be distinct", field="seeds")
         if self.precision is not None:
             self.precision.check(getattr(self, "study"), self.seeds)
-        self.input.check(self.source, self.targets)
+        self.input_format.check(self.source_data, self.targets)
+        if self.pretrained is not None:
+            fmt = self.input_format
+            check_input(self.pretrained, [(f"target {t.name!r}", fmt.apply(t.data)) for t in self.targets])
         return self
+
+    def pretraining(self, seed: int, model: ModelSpec | None = None,  # type: ignore[valid-type]
+                    stop: int | None = None) -> Spec:
+        """The job that yields baseA for `seed`: the pretrained network's (its import, or its lab run), the
+        same for every seed; else a pretraining on the source, of `model` (the study's), to epoch `stop`."""
+        if self.pretrained is not None:
+            return self.pretrained.job
+        return TrainJobSpec(data=self.input_format.apply(self.source), model=model or self.model,
+                            train=self.train.model_copy(update={"seed": seed, "stop_after": stop}))
+
+    @property
+    def source_data(self) -> DataSpec | None:
+        """The data baseA was trained on, when the lab has it: the source task, or a lab network's data."""
+        if self.source is None and self.pretrained is not None:
+            return self.pretrained.data
+        return self.source
+
+    @property
+    def input_format(self) -> InputFormat:
+        """The study's input format; from a pretrained network, its image size and channels where the
+        study sets none, so every target comes to the network as it was trained."""
+        given = self.pretrained.input if self.pretrained is not None else None
+        if given is None:
+            return self.input
+        return self.input.model_copy(update={"size": self.input.size or given.size,
+                                             "channels": self.input.channels or given.channels})
 
 
 class CrossDatasetSpec(SourceAndTargets):

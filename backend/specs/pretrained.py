@@ -12,11 +12,11 @@ import hashlib
 import json
 import struct
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
-from backend.specs.base import Seed, Spec, SpecError
+from backend.specs.base import Seed, Spec, SpecError, parse, spec_parts
 from backend.specs.data import DataSpec
 from backend.specs.models import ModelSpec, ResNetSpec
 from backend.specs.training import TrainJobSpec
@@ -27,6 +27,7 @@ from backend.specs.training import TrainJobSpec
 # layer1..layer4, fc.
 FORMATS = ("safetensors", "torchvision", "timm")
 SHA256 = r"^[0-9a-f]{64}$"
+S = TypeVar("S", bound=Spec)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -117,7 +118,13 @@ class LabNetwork(Spec):
         return None  # as its own data gives it
 
 
-Pretrained = Annotated[Union[NetworkFile, LabNetwork], Field(discriminator="kind")]
+def _kind(value: Any) -> str:
+    return value.get("kind", "file") if isinstance(value, dict) else getattr(value, "kind", "file")
+
+
+# A pretrained source: a weights file (the default kind) or a network of this lab.
+Pretrained = Annotated[Union[Annotated[NetworkFile, Tag("file")], Annotated[LabNetwork, Tag("lab")]],
+                       Discriminator(_kind)]
 
 
 def check_input(pretrained: NetworkFile | LabNetwork, tasks: list[tuple[str, DataSpec]]) -> None:
@@ -143,28 +150,44 @@ def describe(pretrained: NetworkFile | LabNetwork) -> str:
 
 # ---------------------------------------------------------------- pinning, at submit (no torch)
 
-def pin_network(network: NetworkFile) -> NetworkFile:
+def pin_files(spec: S) -> S:
+    """`spec` with every weights file in it pinned (see `pin_network`); run where a study comes in, before
+    it is expanded or stored, so its jobs name the bytes they will read."""
+    parts = list(spec_parts(spec, NetworkFile))
+    if not parts:
+        return spec
+    tree = spec.model_dump(mode="json")
+    for where, network in parts:
+        *parents, leaf = where.split(".")
+        node = tree
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[int(leaf) if isinstance(node, list) else leaf] = pin_network(network, where).model_dump(mode="json")
+    return parse(type(spec), tree)
+
+
+def pin_network(network: NetworkFile, where: str = "pretrained") -> NetworkFile:
     """The file as the study will read it: inside the data roots, its digest recorded (a digest given
     must match), its input read from its own metadata when the spec gives none."""
     from backend.specs.roots import check_folder  # roots reads the settings
 
-    check_folder(network.path, "pretrained.path")
+    check_folder(network.path, f"{where}.path")
     path = Path(network.path).expanduser()
     if not path.is_file():
-        raise SpecError(f"no weights file {network.path!r}", field="pretrained.path")
+        raise SpecError(f"no weights file {network.path!r}", field=f"{where}.path")
     try:
         digest = sha256_of(path)
     except OSError as exc:
-        raise SpecError(f"cannot read {network.path!r}: {exc}", field="pretrained.path") from None
+        raise SpecError(f"cannot read {network.path!r}: {exc}", field=f"{where}.path") from None
     if network.sha256 is not None and network.sha256 != digest:
         raise SpecError(f"{network.path!r} has changed since it was recorded: its sha256 is {digest[:12]}..., "
-                        f"the study's {network.sha256[:12]}...", field="pretrained.sha256")
+                        f"the study's {network.sha256[:12]}...", field=f"{where}.sha256")
     update: dict[str, Any] = {"sha256": digest}
     if network.input is None:
         found = file_input(path)
         if found is None:
-            raise SpecError(f"{path.name} does not say what images it takes: give pretrained.input (size, "
-                            "channels, mean, std)", field="pretrained.input")
+            raise SpecError(f"{path.name} does not say what images it takes: give {where}.input (size, "
+                            "channels, mean, std)", field=f"{where}.input")
         update["input"] = found
     return network.model_copy(update=update)
 

@@ -33,14 +33,13 @@ KINDS = {"AnB+": "P-T", "baseB": "RI-T"}  # Neyshabur's names for the two kinds 
 def expand(study: BasinsSpec) -> list[PlannedJob]:
     """Pretrainings, then each target's runs, then the probes between and on them."""
     plan: list[PlannedJob] = []
-    source = study.input.apply(study.source)
     p = study.probes
     for seed in study.seeds:
-        pretrain = TrainJobSpec(data=source, model=study.model, train=study.train.model_copy(update={"seed": seed}))
+        pretrain = study.pretraining(seed)
         plan.append(PlannedJob(pretrain, {"seed": seed, "treatment": "baseA", "n": 0}))
         probes: list[PlannedJob] = []
         for target in study.targets:
-            data = study.input.apply(target.data)
+            data = study.input_format.apply(target.data)
             runs: dict[str, list[PlannedJob]] = {"AnB+": [], "baseB": []}
             for r in range(study.runs):
                 train = study.train.model_copy(update={"seed": seed + TRANSFER_SEED_OFFSET + r * RUN_SEED_STRIDE})

@@ -34,7 +34,7 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
     """Pretrainings first, then each target's networks, then the measurements that read them.
     Identical jobs (a scratch run another study already has) share one key: they run once."""
     plan: list[PlannedJob] = []
-    source = study.input.apply(study.source)
+    source = study.source_data and study.input_format.apply(study.source_data)
     for seed in study.seeds:
         target_train = study.train.model_copy(update={"seed": seed + TRANSFER_SEED_OFFSET})
         probes: list[PlannedJob] = []
@@ -44,9 +44,7 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
             # last one's features measure the gap and the scores.
             pretrained = {}
             for epoch in study.source_epochs or [study.train.epochs]:
-                stop = None if epoch == study.train.epochs else epoch
-                spec = TrainJobSpec(data=source, model=model,
-                                    train=study.train.model_copy(update={"seed": seed, "stop_after": stop}))
+                spec = study.pretraining(seed, model, stop=None if epoch == study.train.epochs else epoch)
                 pretrained[epoch] = PlannedJob(spec, {"seed": seed, "depth": depth, "treatment": "baseA", "n": 0,
                                                       **({"source_epoch": epoch} if study.source_epochs else {})})
             plan += pretrained.values()
@@ -54,7 +52,7 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
             for target, share in ((t, f) for t in study.targets for f in study.class_fractions):
                 task = _task(study, target.data, share, seed)
                 where = {"seed": seed, "depth": depth, "target": target.name, "class_fraction": share or 1.0}
-                if study.probes.gap is not None:
+                if study.probes.gap is not None and source is not None:
                     probes.append(_gap(study, base_a, source, task, where))
                 for amount in study.amounts:
                     data = task.model_copy(update={"per_class": amount}) if amount is not None else task
@@ -97,7 +95,7 @@ def _smoothness(study: CrossDatasetSpec, networks: list[PlannedJob]) -> list[Pla
 
 def _task(study: CrossDatasetSpec, data: DataSpec, share: float | None, seed: int) -> DataSpec:
     """A target in the study's input format with a seeded share of its classes (all for None)."""
-    data = study.input.apply(data)
+    data = study.input_format.apply(data)
     if share is None:
         return data
     return data.model_copy(update={"classes": data.classes.model_copy(update={"fraction": share, "seed": seed})})
@@ -127,7 +125,8 @@ def probe_columns(labels: dict[str, Any], scalars: dict[str, float]) -> dict[str
     """What a probe of one target network adds to that network's row (empty for other jobs)."""
     probe = labels.get("probe")
     if probe == "chen_t":
-        return {"chen_t": scalars.get("t_overall"), **{k: v for k, v in scalars.items() if k.startswith("t.")}}
+        return {"chen_t": scalars.get("t_overall"), "theta_r_drawn": bool(scalars.get("theta_r_drawn")),
+                **{k: v for k, v in scalars.items() if k.startswith("t.")}}
     if probe == "sharpness":
         return {"top_eigenvalue": scalars["top_eigenvalue"], "trace": scalars["trace"]}
     if probe == "similarity":
@@ -171,6 +170,8 @@ def gaps(outcomes: list[JobOutcome]) -> pd.DataFrame:
     return pd.DataFrame(found)
 
 
+DRAWN_THETA_R = ("Chen's T: the pretrained network was imported without its initial weights, so theta_r is a "
+                 "fresh initialisation of its architecture (a stand-in for the run's own theta_r)")
 SCORES = ("logme", "leep", "nce", "h_score")  # the transferability scores a `scores` job stores
 
 
@@ -224,6 +225,8 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
     if not ranking.empty:
         parts.append("\nscores against the measured gain of AnB+ at the deepest n, across settings\n"
                      + ranking.round(3).to_string())
+    if "theta_r_drawn" in table and table["theta_r_drawn"].fillna(False).astype(bool).any():
+        parts.append(f"\n{DRAWN_THETA_R}")
     layers = [c for c in table if c.startswith("t.")]
     if layers:
         deepest = table[(table.treatment == "AnB+") & (table.n == table.n.max())]
