@@ -18,6 +18,7 @@ from backend.specs import (
 )
 from backend.specs.pretrained import NetworkFile
 from backend.specs.preview import DataPreviewSpec
+from backend.specs.selection import RankAgreementJobSpec
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class JobKind:
     writes: tuple[str, ...]  # what its results hold: checkpoint, scalars, curves, matrices
     description: str
     networks: Callable[[Any], tuple[str, ...]]  # spec hashes of the networks it reads
+    results: Callable[[Any], tuple[str, ...]] = lambda spec: ()  # spec hashes of the jobs whose scalars it reads
 
     @property
     def yields_network(self) -> bool:
@@ -75,6 +77,9 @@ JOB_KINDS: dict[str, JobKind] = {
     "smoothness": JobKind(SmoothnessJobSpec, "backend.landscapes:run_smoothness", ("scalars", "curves"),
                           "the landscape along a network's training: loss spread, gradient change, gradient "
                           "singular values (a replay of its run)", lambda spec: spec.networks),
+    "rank_agreement": JobKind(RankAgreementJobSpec, "backend.measures:run_rank_agreement", ("scalars",),
+                              "how well each transferability score ranks candidate sources by fine-tuned accuracy "
+                              "(weighted Kendall's tau, Spearman, top-1 hit)", lambda spec: (), lambda spec: spec.results),
     "preview": JobKind(DataPreviewSpec, "backend.runners:run_preview", ("scalars", "matrices"),
                        "a look at the data: classes, images per split, samples, each seed's halves A/B",
                        lambda spec: ()),

@@ -18,9 +18,10 @@ from backend.jobs import JobOutput
 from backend.models import UnitNet
 from backend.probes.distance import chen_layers, l2_distance, relative_deviation, transferability_t
 from backend.probes.domain import diversity, mmd, proxy_a_distance
-from backend.probes.transferability import h_score, leep, logme, nce
+from backend.probes.transferability import h_score, leep, logme, nce, rank_agreement
 from backend.runners import LoadTask, Networks, Report, network_named, network_on, probe_images
 from backend.specs import ChenJobSpec, DomainGapJobSpec, ScoresJobSpec, SpecError
+from backend.specs.selection import RANK_SCORES, RankAgreementJobSpec
 
 EVAL_CHUNK = 256  # images per forward pass
 
@@ -114,3 +115,30 @@ def run_scores(spec: ScoresJobSpec, networks: Networks, device: torch.device, re
                  "h_score": h_score(features, y), "seconds": time.perf_counter() - started},
         tables={"estimator": {**spec.settings.model_dump(mode="json"), "features": "penultimate unit, flattened"},
                 "data_fingerprint": fingerprint})
+
+
+def run_rank_agreement(spec: RankAgreementJobSpec, networks: Networks, device: torch.device, report: Report,
+                       results: dict[str, dict[str, float]] | None = None, **_: Any) -> JobOutput:
+    """Each score against the candidates' mean fine-tuned accuracy over seeds (`results`: the scalars of
+    the scores and fine-tuning jobs the spec names, read by whoever runs it)."""
+    results = results or {}
+    missing = [k for k in spec.results if k not in results]
+    if missing:
+        raise SpecError(f"the results of job {missing[0][:12]} are not available", field="candidates")
+    names = [c.name for c in spec.candidates]
+    accuracy = [100 * float(np.mean([results[k]["final_accuracy"] for k in c.fine_tuned])) for c in spec.candidates]
+    scalars: dict[str, float] = {}
+    for score in RANK_SCORES:
+        values = [results[c.scores][score] for c in spec.candidates]
+        scalars.update({f"{score}.{m}": v for m, v in rank_agreement(values, accuracy).items()})
+    scoring = sum(results[c.scores].get("seconds", 0.0) for c in spec.candidates)
+    tuning = sum(results[k].get("train_seconds", 0.0) for c in spec.candidates for k in c.fine_tuned)
+    best = int(np.argmax(accuracy))
+    return JobOutput(
+        scalars={**scalars, "candidates": len(names), "best_accuracy": accuracy[best],
+                 "score_seconds": scoring, "fine_tune_seconds": tuning, "cost_ratio": tuning / max(scoring, 1e-9)},
+        tables={"candidates": names, "accuracy": accuracy, "best": names[best],
+                "scores": {score: [results[c.scores][score] for c in spec.candidates] for score in RANK_SCORES},
+                "definition": "accuracy: mean final test accuracy (%) of the candidate fine-tuned on the target over "
+                              "seeds; weighted_tau: scipy.stats.weightedtau (hyperbolic weights); top1: the "
+                              "best-scored candidate is a best fine-tuned one"})

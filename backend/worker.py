@@ -155,6 +155,8 @@ class Worker:
             networks = {key: self._network(key) for key in kind.networks(spec)}
             options = (self._resume_options(job, spec, beat) if kind.trains
                        else {"representations": self.representations})
+            if kind.results(spec):
+                options["results"] = self.queue.scalars_of(kind.results(spec))
             output = runner(job.kind)(spec, networks, self.device, beat.progress, load=self._task, **options)
             self._finish(job, spec, output, options)
             return "succeeded"

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from backend.specs.base import shape_hash
 from db.schema import (
-    BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, Job, JobDependency, Metric, Study, Worker,
-    db_time,
+    BLOCKED, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, Job, JobDependency, Metric, Result, Study,
+    Worker, db_time,
 )
 from db.claims import ClaimedJob, claim
 from db.outputs import clear_outputs, store_outputs
@@ -279,6 +279,18 @@ class Queue:
         query = select(Artifact.kind, Artifact.path, Artifact.sha256, Artifact.job_id).where(Artifact.job_id == latest)
         with session_scope(self.engine) as s:
             return {kind: (path, sha, job) for kind, path, sha, job in s.execute(query).all()}
+
+    def scalars_of(self, spec_hashes: Collection[str]) -> dict[str, dict[str, float]]:
+        """Spec hash -> the scalar results of its latest succeeded run (a job that reads others' results)."""
+        runs = (select(Job.spec_hash, func.max(Job.id).label("id"))
+                .where(Job.spec_hash.in_(list(spec_hashes)), Job.status == SUCCEEDED, Job.result_of.is_(None))
+                .group_by(Job.spec_hash).subquery())
+        query = select(runs.c.spec_hash, Result.name, Result.value).join(Result, Result.job_id == runs.c.id)
+        found: dict[str, dict[str, float]] = {}
+        with session_scope(self.engine) as s:
+            for key, name, value in s.execute(query).all():
+                found.setdefault(key, {})[name] = value
+        return found
 
     def register_worker(self, worker_id: str, host: str, device: str, versions: dict[str, Any]) -> None:
         with session_scope(self.engine) as s:

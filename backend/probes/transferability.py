@@ -185,6 +185,23 @@ def rank_correlation(scores: Sequence[float], gains: Sequence[float]) -> dict:
             "kendall": float(tau.statistic), "kendall_p": float(tau.pvalue), "targets": len(a)}
 
 
+def rank_agreement(scores: Sequence[float], accuracies: Sequence[float]) -> dict[str, float]:
+    """How well a score ranks candidate sources by their fine-tuned accuracy, as You et al. 2021 report
+    it: weighted Kendall's tau (scipy's hyperbolic weights, so swaps among the best candidates cost most),
+    Spearman's rho, and the top-1 hit (1.0 when the best-scored candidate is a best fine-tuned one).
+    A rank correlation of a constant score is NaN: it orders nothing."""
+    a = np.asarray(scores, dtype=np.float64).ravel()
+    b = np.asarray(accuracies, dtype=np.float64).ravel()
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"one score and one accuracy per candidate, at least 2: got {len(a)} and {len(b)}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("scores and accuracies must be finite numbers")
+    ordered = np.ptp(a) > 0 and np.ptp(b) > 0
+    return {"weighted_tau": float(stats.weightedtau(a, b).statistic) if ordered else float("nan"),
+            "spearman": float(stats.spearmanr(a, b).statistic) if ordered else float("nan"),
+            "top1": float(b[np.argmax(a)] == b.max())}
+
+
 # ---------------------------------------------------------------- input checks
 
 def _matrix(x: Tensor, name: str) -> Tensor:

@@ -12,7 +12,8 @@ from typing import Any, Callable
 from backend.specs import (
     CROSS_TREATMENTS, TREATMENTS, BasinsSpec, CrossDatasetSpec, Spec, SpecError, YosinskiSpec, parse,
 )
-from backend.studies import basins, cross, yosinski
+from backend.specs.selection import ModelSelectionSpec
+from backend.studies import basins, cross, selection, yosinski
 from backend.studies.plan import PlannedJob
 
 
@@ -100,6 +101,19 @@ STUDY_KINDS: dict[str, StudyKind] = {
         basins.axes, basins.summarise,
         (GridField("seeds", "Seeds (one pretraining each)"),),
         data_field="source",
+    ),
+    "model_selection": StudyKind(
+        ModelSelectionSpec, selection.expand, ("candidate", "amount", "seed", "treatment", "n", "probe"),
+        "Model selection (You et al. 2021; Nguyen et al. 2020): which of K candidate sources should you fine-tune? "
+        "Each candidate (pretrained here on a source task, or a pretrained network: a weights file or a lab "
+        "network) is scored on the target without training (LogME, LEEP, NCE, H-score), then fine-tuned on it "
+        "with every seed; per data amount, the rank agreement of each score with the fine-tuned accuracy "
+        "(weighted Kendall's tau, Spearman, top-1 hit) and what scoring cost against fine-tuning.",
+        selection.axes, selection.summarise,
+        (GridField("seeds", "Fine-tuning seeds per candidate"),
+         GridField("amounts", "Training images per class on the target (data amount; all = every image)",
+                   all_is_none=True, empty=[None])),
+        data_field="target",
     ),
 }
 

@@ -47,13 +47,17 @@ def run_local(plan: list[PlannedJob], device: str | torch.device = "auto",
     for i, job in enumerate(plan):
         started = time.perf_counter()
         if job.key not in done:
-            missing = [k for k in job.depends_on if k not in networks]
+            kind = JOB_KINDS[job.kind]
+            missing = [k for k in kind.networks(job.spec) if k not in networks]
+            missing += [k for k in kind.results(job.spec) if k not in done]
             if missing:
-                raise ValueError(f"job {job.key[:12]} runs before the network {missing[0][:12]} it reads: "
+                raise ValueError(f"job {job.key[:12]} runs before the job {missing[0][:12]} it reads: "
                                  "plan out of order")
-            options = {} if JOB_KINDS[job.kind].trains else {"representations": representations}
+            options = {} if kind.trains else {"representations": representations}
+            if kind.results(job.spec):
+                options["results"] = {k: done[k].scalars for k in kind.results(job.spec)}
             output = runner(job.kind)(job.spec, networks, device, report or _quiet, load=load, **options)
-            if job.key in needed and JOB_KINDS[job.kind].yields_network:
+            if job.key in needed and kind.yields_network:
                 networks[job.key] = SourceNet.of(output.network, job.spec.model)
             output.network = None  # the weights live on in `networks` only where a later job needs them
             done[job.key] = output

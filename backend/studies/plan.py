@@ -29,5 +29,7 @@ class PlannedJob:
 
     @cached_property
     def depends_on(self) -> tuple[str, ...]:
-        """Keys of the jobs whose networks it reads: a transfer's source, a probe's networks."""
-        return JOB_KINDS[self.kind].networks(self.spec)
+        """Keys of the jobs it reads: the networks (a transfer's source, a probe's networks), and the
+        jobs whose results it reads (a ranking's scores and fine-tunings)."""
+        kind = JOB_KINDS[self.kind]
+        return kind.networks(self.spec) + kind.results(self.spec)

@@ -1,0 +1,125 @@
+"""Model selection: score K candidate sources on a target, fine-tune each, rank (You et al. 2021).
+
+Per candidate: its network (pretrained here on its source task, imported from a file, or a lab
+network). Per candidate and data amount: LogME, LEEP, NCE and H-score on the target's training images
+(no training), and the candidate fine-tuned on the target once per seed (AnB+: its first n units
+copied, every unit trained). Per amount, a ranking job reads those results and stores how well each
+score ranks the candidates by their mean fine-tuned accuracy. Optionally the target from scratch
+(baseB), so "does any candidate help at all?" has an answer too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from backend.specs import ProbeImages, ScoresJobSpec, TrainJobSpec, TransferJobSpec
+from backend.specs.selection import RANK_SCORES, ModelSelectionSpec, RankAgreementJobSpec, RankedCandidate
+from backend.stats import t_half_width
+from backend.studies.cross import ALL
+from backend.studies.plan import PlannedJob
+from backend.studies.yosinski import TRANSFER_SEED_OFFSET
+
+if TYPE_CHECKING:
+    from backend.studies.local import JobOutcome
+
+SCRATCH = "from scratch"  # the candidate label of the baseline networks
+
+
+def expand(study: ModelSelectionSpec) -> list[PlannedJob]:
+    """Candidates' networks first, then scores and fine-tunings, then one ranking per amount."""
+    plan: list[PlannedJob] = []
+    sources = {}
+    for c in study.candidates:
+        sources[c.name] = PlannedJob(study.source_job(c), {"candidate": c.name, "treatment": "baseA", "n": 0})
+        plan.append(sources[c.name])
+    for amount in study.amounts:
+        at = {"amount": ALL if amount is None else amount}
+        ranked = []
+        for c in study.candidates:
+            data = _amount(study.input_format(c).apply(study.target), amount)
+            s = study.scores
+            scores = PlannedJob(ScoresJobSpec(network=sources[c.name].key, settings=s,
+                                              images=ProbeImages(data=data, split="train", images=s.images, seed=s.seed)),
+                                {"candidate": c.name, **at, "probe": "scores"})
+            units = study.units(c)
+            tuned = [PlannedJob(TransferJobSpec(data=data, model=study.model_of(c), train=_seeded(study, seed),
+                                                source=sources[c.name].spec,
+                                                transfer={"n": units, "fine_tune": True}),
+                                {"candidate": c.name, **at, "seed": seed, "treatment": "AnB+", "n": units})
+                     for seed in study.seeds]
+            plan += [scores, *tuned]
+            ranked.append(RankedCandidate(name=c.name, scores=scores.key, fine_tuned=[j.key for j in tuned]))
+        if study.baseline:
+            data = _amount(study.input.apply(study.target), amount)
+            plan += [PlannedJob(TrainJobSpec(data=data, model=study.model, train=_seeded(study, seed)),
+                                {"candidate": SCRATCH, **at, "seed": seed, "treatment": "baseB", "n": 0})
+                     for seed in study.seeds]
+        plan.append(PlannedJob(RankAgreementJobSpec(amount=amount, candidates=ranked), {**at, "probe": "ranking"}))
+    return plan
+
+
+def _amount(data, amount: int | None):
+    return data if amount is None else data.model_copy(update={"per_class": amount})
+
+
+def _seeded(study: ModelSelectionSpec, seed: int):
+    return study.train.model_copy(update={"seed": seed + TRANSFER_SEED_OFFSET})
+
+
+def axes(study: ModelSelectionSpec) -> dict[str, Any]:
+    return {}
+
+
+def candidates(outcomes: list[JobOutcome]) -> pd.DataFrame:
+    """Per candidate and amount: each score, the mean fine-tuned accuracy (%) with its 95% t half-width
+    over seeds, the seeds, and the seconds spent scoring and fine-tuning."""
+    scored = pd.DataFrame([{**{k: o.job.labels[k] for k in ("candidate", "amount")}, **o.output.scalars}
+                           for o in outcomes if o.job.labels.get("probe") == "scores"])
+    tuned = pd.DataFrame([{**{k: o.job.labels[k] for k in ("candidate", "amount", "seed", "treatment")},
+                           "accuracy": 100 * o.output.scalars["final_accuracy"],
+                           "train_seconds": o.output.scalars["train_seconds"]}
+                          for o in outcomes if o.job.labels.get("treatment") in ("AnB+", "baseB")])
+    if tuned.empty:
+        return tuned
+    keys = ["candidate", "amount"]
+    table = tuned.groupby(keys, sort=False).agg(accuracy=("accuracy", "mean"), std=("accuracy", "std"),
+                                                seeds=("accuracy", "size"), fine_tune_seconds=("train_seconds", "sum"))
+    table["half_width"] = [t_half_width(s, n) if n > 1 else float("nan") for s, n in zip(table["std"], table.seeds)]
+    if not scored.empty:
+        table = table.join(scored.set_index(keys)[[*RANK_SCORES, "seconds"]].rename(
+            columns={"seconds": "score_seconds"}))
+    first = ["candidate", "amount", "accuracy", "half_width", "seeds"]
+    table = table.drop(columns="std").reset_index()
+    return table[first + [c for c in table if c not in first]]
+
+
+def rankings(outcomes: list[JobOutcome]) -> pd.DataFrame:
+    """Per amount and score: weighted Kendall's tau, Spearman's rho and the top-1 hit, as stored."""
+    rows = []
+    for o in outcomes:
+        if o.job.labels.get("probe") == "ranking":
+            s = o.output.scalars
+            rows += [{"amount": o.job.labels["amount"], "score": score,
+                      **{m: s.get(f"{score}.{m}") for m in ("weighted_tau", "spearman", "top1")}}
+                     for score in RANK_SCORES]
+    return pd.DataFrame(rows)
+
+
+def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, Any]]:
+    table = candidates(outcomes)
+    if table.empty:
+        return table, "no candidate was fine-tuned", {}
+    ranked = rankings(outcomes)
+    parts = ["per candidate: mean fine-tuned accuracy (%) over seeds, ±95% t half-width, and each score "
+             "(no training)", table.round(3).to_string(index=False)]
+    if not ranked.empty:
+        parts += ["\nrank agreement of each score with the fine-tuned accuracy (You et al. 2021): weighted "
+                  "Kendall's tau, Spearman's rho, top-1 hit (1 = the best-scored candidate is the best fine-tuned)",
+                  ranked.round(3).to_string(index=False)]
+    scoring, tuning = table.get("score_seconds", pd.Series(dtype=float)).sum(), table.fine_tune_seconds.sum()
+    parts.append(f"\ncost: scoring {scoring:.3g} s, fine-tuning {tuning:.3g} s "
+                 f"(fine-tuning took {tuning / max(scoring, 1e-9):.3g}x the scoring)")
+    checks = {f"{r.score}_weighted_tau": r.weighted_tau for r in ranked.itertuples() if r.weighted_tau is not None}
+    return table, "\n".join(parts), checks

@@ -1,0 +1,96 @@
+"""The model-selection study: its known answers, its spec and DAG, and a run through the local runner."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from backend.probes.transferability import h_score, leep, logme, nce, rank_agreement
+from backend.specs import SpecError
+from backend.specs.selection import RANK_SCORES
+from backend.studies import STUDY_KINDS, expand, parse_study
+from backend.studies.local import run_local
+
+SYN = {"kind": "synthetic", "n_classes": 4, "train_per_class": 12, "test_per_class": 6, "size": 8}
+STUDY = {"study": "model_selection",
+         "candidates": [{"name": "near", "source": {"source": {**SYN, "gap": 0.1}}},
+                        {"name": "far", "source": {"source": {**SYN, "gap": 1.0}}},
+                        {"name": "digits", "source": {"source": {"kind": "digits"}, "size": 8}}],
+         "target": {"source": SYN}, "model": {"arch": "convnet", "channels": [4, 8], "hidden": [8]},
+         "pretrain": {"epochs": 2, "batch_size": 16}, "train": {"epochs": 1, "batch_size": 16},
+         "seeds": [0, 1], "amounts": [6], "scores": {"images": 24}}
+
+
+def _scores(features: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    probs = torch.softmax(4 * features, dim=1)  # a source classifier reading these features
+    return {"logme": logme(features, y), "leep": leep(probs, y), "nce": nce(probs.argmax(1), y),
+            "h_score": h_score(features, y)}
+
+
+def test_every_score_ranks_first_the_source_whose_features_are_the_labels():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(5).repeat(60)
+    onehot = torch.nn.functional.one_hot(y, 5).double()
+    sources = {"labels + noise": onehot + 0.2 * torch.randn(len(y), 5, generator=g, dtype=torch.float64),
+               "noisier": onehot + 1.5 * torch.randn(len(y), 5, generator=g, dtype=torch.float64),
+               "noise": torch.randn(len(y), 5, generator=g, dtype=torch.float64)}
+    scored = {name: _scores(f, y) for name, f in sources.items()}
+    for score in RANK_SCORES:
+        ranked = sorted(scored, key=lambda name: scored[name][score], reverse=True)
+        assert ranked == list(sources), (score, {n: s[score] for n, s in scored.items()})
+
+
+def test_rank_agreement_known_answers():
+    same = rank_agreement([0.1, 0.5, 0.9, 0.3], [60, 70, 90, 65])
+    assert same == {"weighted_tau": pytest.approx(1.0), "spearman": pytest.approx(1.0), "top1": 1.0}
+    reversed_ = rank_agreement([0.9, 0.5, 0.1], [60, 70, 90])
+    assert reversed_["weighted_tau"] == pytest.approx(-1.0) and reversed_["spearman"] == pytest.approx(-1.0)
+    assert reversed_["top1"] == 0.0
+    flat = rank_agreement([1.0, 1.0, 1.0], [60, 70, 90])
+    assert math.isnan(flat["weighted_tau"]) and flat["top1"] == 0.0
+    # A swap among the best costs more than one among the worst (the weighting of You et al.).
+    top_swap = rank_agreement([4, 3, 2, 1, 0], [3, 4, 2, 1, 0])["weighted_tau"]
+    bottom_swap = rank_agreement([4, 3, 2, 1, 0], [4, 3, 2, 0, 1])["weighted_tau"]
+    assert top_swap < bottom_swap < 1
+    with pytest.raises(ValueError, match="at least 2"):
+        rank_agreement([1.0], [50.0])
+
+
+def test_the_dag_scores_and_fine_tunes_every_candidate_then_ranks():
+    plan = expand(parse_study(STUDY))
+    kinds = [j.kind for j in plan]
+    assert kinds.count("train") == 3 + 2  # 3 pretrainings, 2 from-scratch baselines
+    assert kinds.count("scores") == 3 and kinds.count("transfer") == 3 * 2 and kinds.count("rank_agreement") == 1
+    ranking = plan[-1]
+    assert set(ranking.depends_on) == {j.key for j in plan if j.kind in ("scores", "transfer")}
+    assert all(j.labels["n"] == 3 for j in plan if j.kind == "transfer")  # every unit but the classifier
+
+
+@pytest.mark.parametrize("edit, field", [
+    ({"candidates": [{"name": "a", "source": {"source": SYN}}]}, "candidates"),
+    ({"candidates": [{"name": "a", "source": {"source": SYN}}, {"name": "a", "source": {"source": SYN}}]},
+     "candidates"),
+    ({"candidates": [{"name": "a"}, {"name": "b", "source": {"source": SYN}}]}, "candidates.0.source"),
+    ({"n": 9}, "n"),
+])
+def test_bad_selection_specs_name_the_field(edit, field):
+    with pytest.raises(SpecError) as err:
+        parse_study({**STUDY, **edit})
+    assert err.value.field == field
+
+
+def test_a_selection_study_runs_and_ranks_its_candidates():
+    outcomes = run_local(expand(parse_study(STUDY)), "cpu")
+    ranking = [o for o in outcomes if o.job.kind == "rank_agreement"][0].output
+    for score in RANK_SCORES:
+        assert -1 <= ranking.scalars[f"{score}.weighted_tau"] <= 1 or math.isnan(ranking.scalars[f"{score}.weighted_tau"])
+        assert ranking.scalars[f"{score}.top1"] in (0.0, 1.0)
+    assert ranking.scalars["fine_tune_seconds"] > 0 and ranking.scalars["score_seconds"] > 0
+    table, text, checks = STUDY_KINDS["model_selection"].summarise(outcomes)
+    assert set(table.candidate) == {"near", "far", "digits", "from scratch"}
+    assert (table[table.candidate != "from scratch"].seeds == 2).all()
+    assert "weighted Kendall's tau" in text and "cost: scoring" in text
+    best = table.loc[table[table.candidate != "from scratch"].accuracy.idxmax(), "candidate"]
+    assert ranking.tables["best"] == best
