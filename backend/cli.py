@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             spec = spec_from_args(args, TrainJobSpec, {"data": {"source": {"kind": "digits"}}})
         else:
-            spec = spec_from_args(args, parse_study, PRESETS[args.preset].spec_dict(quick=args.quick),
+            spec = spec_from_args(args, _study, PRESETS[args.preset].spec_dict(quick=args.quick),
                                   {"seeds": _ints(args.seeds, "--seeds"), "n": _ints(args.n, "--n"),
                                    "treatments": args.treatments and args.treatments.split(","),
                                    "precision": _precision(args.until, args.max_seeds)})
@@ -108,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _study(tree: dict[str, Any]) -> Spec:
+    """A study typed at the command line, its lab networks given by job id or hash looked up in the store."""
+    from db.submit import resolve_lab_networks
+
+    return parse_study(resolve_lab_networks(tree))
 
 
 def add_job_arguments(p: argparse.ArgumentParser) -> None:

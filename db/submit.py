@@ -6,8 +6,10 @@ import json
 from collections import Counter
 from typing import Any
 
+from sqlalchemy import select
+
 from backend.jobs import JOB_KINDS, parse_job
-from backend.specs import Spec, canonical_json, set_field, spec_hash
+from backend.specs import Spec, SpecError, canonical_json, set_field, spec_hash
 from backend.specs.base import shape_hash
 from backend.specs.classes import check_classes
 from backend.specs.memory import check_fits
@@ -17,6 +19,8 @@ from backend.specs.training import check_batch_norm
 from backend.studies import STUDY_KINDS, expand
 from backend.studies.plan import PlannedJob
 from db.queue import NewJob, Queue
+from db.schema import Job
+from db.session import session_scope
 
 
 def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
@@ -102,3 +106,34 @@ def clone_job(queue: Queue, job_id: int, edits: dict[str, Any]) -> int:
         set_field(spec, path, value)
     edited = parse_job(kind, spec)
     return queue.clone(job_id, canonical_json(edited), spec_hash(edited))
+
+
+def resolve_lab_networks(tree: Any, queue: Queue | None = None) -> Any:
+    """A study dict with every lab network given by reference (`{"kind": "lab", "job": 123}`, or a spec
+    hash or its first 8+ characters) replaced by the network's own job spec, read from the store, so
+    the study reuses that run. A reference to no job, to several, or to a job that is not a network
+    trained from scratch is a SpecError naming it."""
+    if isinstance(tree, list):
+        return [resolve_lab_networks(v, queue) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+    if tree.get("kind") == "lab" and "job" in tree and "network" not in tree:
+        ref = str(tree["job"]).strip()
+        with session_scope((queue or Queue()).engine) as s:
+            if ref.isdigit():
+                found = s.execute(select(Job.id, Job.kind, Job.spec).where(Job.id == int(ref))).all()
+            elif len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref):
+                found = s.execute(select(Job.id, Job.kind, Job.spec).where(Job.spec_hash.startswith(ref))
+                                  .where(Job.result_of.is_(None)).order_by(Job.id.desc()).limit(2)).all()
+            else:
+                raise SpecError(f"{ref!r} is neither a job id nor a spec hash", field="pretrained.job")
+        if not found:
+            raise SpecError(f"no job {ref} in this store", field="pretrained.job")
+        if len({spec for _, _, spec in found}) > 1:
+            raise SpecError(f"{ref} names more than one network: give more of its spec hash", field="pretrained.job")
+        job_id, kind, spec = found[0]
+        if kind != "train":
+            raise SpecError(f"job {job_id} is a {kind} job: a lab network source is a network trained from scratch "
+                            "(a train job, such as a study's baseA)", field="pretrained.job")
+        return {k: v for k, v in tree.items() if k != "job"} | {"network": json.loads(spec)}
+    return {k: resolve_lab_networks(v, queue) for k, v in tree.items()}

@@ -101,6 +101,14 @@ class LabNetwork(Spec):
     kind: Literal["lab"] = "lab"
     network: TrainJobSpec = Field(description="the job that trained it; its finished run is reused")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _looked_up(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "job" in value and "network" not in value:
+            raise SpecError(f"lab network {value['job']!r} is looked up in the store when the study is submitted "
+                            "(python -m backend submit or sweep, or the New study page)", field="job")
+        return value
+
     @property
     def job(self) -> TrainJobSpec:
         return self.network

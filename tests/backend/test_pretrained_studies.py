@@ -95,3 +95,31 @@ def test_pinning_is_what_the_stored_study_records(tmp_path):
     assert study.pretrained.sha256 is None and pinned.pretrained.sha256
     assert pin_files(pinned) == pinned  # idempotent
     assert canonical_json(parse_study(json.loads(canonical_json(pinned)))) == canonical_json(pinned)
+
+
+def test_a_lab_network_given_by_job_id_or_hash_is_looked_up_in_the_store(tmp_path):
+    from db.queue import Queue
+    from db.results import Results
+    from db.session import get_engine
+    from db.submit import resolve_lab_networks, submit_study
+
+    queue = Queue(get_engine(f"sqlite:///{tmp_path / 'store.db'}"))
+    network = {"data": {"source": SYN}, "model": MODEL, "train": {"epochs": 1, "batch_size": 8, "seed": 4}}
+    first = {"study": "cross_dataset", "source": {"source": SYN}, "model": MODEL, "train": network["train"],
+             "seeds": [4], "targets": [{"name": "near", "data": {"source": {**SYN, "gap": 0.3}}}], "n": [1]}
+    submit_study(queue, parse_study(first))
+    results = Results(queue.engine)
+    base_a = int(results.jobs(kind="train", labels={"treatment": "baseA"}).id.iloc[0])
+    later = {"study": "cross_dataset", "pretrained": {"kind": "lab", "job": base_a},
+             "targets": [{"name": "far", "data": {"source": {**SYN, "gap": 1.0}}}], "n": [1]}
+    resolved = parse_study(resolve_lab_networks(later, queue))
+    assert resolved.pretrained.network == parse(TrainJobSpec, network)
+    digest = spec_hash(parse(TrainJobSpec, network))
+    assert resolve_lab_networks({**later, "pretrained": {"kind": "lab", "job": digest[:10]}}, queue) == \
+        resolve_lab_networks(later, queue)
+    transfer = int(results.jobs(kind="transfer").id.iloc[0])
+    for ref, message in ((999, "no job 999"), ("nothex!", "neither a job id"), (transfer, "a lab network source")):
+        with pytest.raises(SpecError, match=message):
+            resolve_lab_networks({**later, "pretrained": {"kind": "lab", "job": ref}}, queue)
+    with pytest.raises(SpecError, match="looked up in the store"):
+        parse_study(later)  # unresolved: parse says where it is resolved
