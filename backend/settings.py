@@ -52,9 +52,13 @@ SETTINGS = {s.key: s for s in (
     Setting("artifacts", lambda: get("var") / "artifacts",
             "checkpoints and epoch states; one folder shared by every worker of a database", Path),
     Setting("data_cache", lambda: get("var") / "cache" / "data", "decoded data sets (safetensors)", Path),
-    Setting("data_roots", lambda: [get("var"), PROJECT_ROOT.parent / "shared" / "datasets"],
-            "folders users may read data from (a path list); a typed folder or torchvision root outside "
-            "them is refused, after symlinks", _paths),
+    Setting("data_roots", lambda: [get("var"), PROJECT_ROOT.parent / "shared" / "datasets", *model_caches()],
+            "folders users may read data and weights files from (a path list): a typed folder, torchvision root "
+            "or weights file outside them is refused, after symlinks. Default: var, ../shared/datasets, and "
+            "torch's and Hugging Face's local model caches", _paths),
+    Setting("allow_downloads", lambda: False, "let workers download pretrained weights (torchvision's "
+            "model.pretrained) when they are not in the local cache; off: only files already here are read",
+            _switch),
     Setting("device", lambda: "auto", "the workers' device: auto, cpu, cuda or cuda:N"),
     Setting("embedded_worker", lambda: True, "start one worker with each dashboard server (off in a lab that "
             "runs its own)", _switch),
@@ -68,6 +72,13 @@ SETTINGS = {s.key: s for s in (
     Setting("worker_memory_gb", lambda: None, "memory one worker may use (GiB; its GPU's in a lab); a study whose "
             "estimated training memory exceeds it is refused at submit. Default: this machine's memory", float),
 )}
+
+
+def model_caches() -> list[Path]:
+    """Where torch (hub checkpoints: torchvision's weights) and Hugging Face (timm's) keep downloaded weights."""
+    torch_home = Path(os.environ.get("TORCH_HOME", Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "torch"))
+    hf_home = Path(os.environ.get("HF_HOME", Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "huggingface"))
+    return [(torch_home / "hub" / "checkpoints").expanduser(), (hf_home / "hub").expanduser()]
 
 
 @lru_cache(maxsize=4)

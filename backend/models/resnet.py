@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
 import torchvision
 from torch import nn
 
+from backend import settings
 from backend.specs import ResNetSpec, SpecError
 
 
@@ -15,6 +19,11 @@ def resnet(spec: ResNetSpec, image_shape: tuple[int, int, int], n_classes: int) 
         enum = {"resnet18": torchvision.models.ResNet18_Weights,
                 "resnet50": torchvision.models.ResNet50_Weights}[spec.arch]
         weights = enum.DEFAULT
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if not cached.exists() and not settings.get("allow_downloads"):
+            raise SpecError(f"torchvision's {spec.arch} weights are not in the local cache ({cached}) and downloads "
+                            "are off: set TRANSFERLAB_ALLOW_DOWNLOADS=1 where the deployment may reach the network, "
+                            "or give the weights file as a pretrained source", field="model.pretrained")
     try:
         net = getattr(torchvision.models, spec.arch)(weights=weights)
     except Exception as exc:  # no cached weights and no network

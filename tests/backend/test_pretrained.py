@@ -129,3 +129,21 @@ def test_a_file_of_another_architecture_names_the_mismatch(tmp_path):
     with pytest.raises(SpecError, match="does not say what images it takes"):
         save_file({"body.fc1.0.weight": torch.zeros(2, 2)}, str(tmp_path / "bare.safetensors"))
         _pinned(tmp_path / "bare.safetensors", model={"arch": "mlp", "hidden": [2]})
+
+
+def test_torchvision_weights_are_not_downloaded_unless_the_deployment_allows_it(tmp_path, monkeypatch):
+    from backend.specs import ResNetSpec
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty cache
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("tried to download"))
+    with pytest.raises(SpecError, match="downloads are off: set TRANSFERLAB_ALLOW_DOWNLOADS=1"):
+        build_model(ResNetSpec(pretrained=True, small_input=False), (3, 32, 32), 10)
+
+
+def test_the_local_model_caches_are_data_roots_by_default(monkeypatch, tmp_path):
+    from backend import settings
+
+    monkeypatch.delenv("TRANSFERLAB_DATA_ROOTS")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    roots = settings.data_roots()
+    assert (tmp_path / "torch" / "hub" / "checkpoints").resolve() in roots
