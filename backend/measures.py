@@ -22,6 +22,7 @@ from backend.probes.transferability import h_score, leep, logme, nce, rank_agree
 from backend.runners import LoadTask, Networks, Report, network_named, network_on, probe_images
 from backend.specs import ChenJobSpec, DomainGapJobSpec, ScoresJobSpec, SpecError
 from backend.specs.selection import RANK_SCORES, RankAgreementJobSpec
+from backend.stats import paired
 
 EVAL_CHUNK = 256  # images per forward pass
 
@@ -126,18 +127,22 @@ def run_rank_agreement(spec: RankAgreementJobSpec, networks: Networks, device: t
     if missing:
         raise SpecError(f"the results of job {missing[0][:12]} are not available", field="candidates")
     names = [c.name for c in spec.candidates]
-    accuracy = [100 * float(np.mean([results[k]["final_accuracy"] for k in c.fine_tuned])) for c in spec.candidates]
+    per_seed = np.array([[100 * results[k]["final_accuracy"] for k in c.fine_tuned] for c in spec.candidates])
+    accuracy = per_seed.mean(axis=1).tolist()
+    # Is the best candidate's lead decided? Its fine-tunings and the runner-up's share seeds: paired.
+    best, second = np.argsort(-np.asarray(accuracy), kind="stable")[:2]  # ties: the first listed
+    lead = paired(per_seed[best] - per_seed[second])
     scalars: dict[str, float] = {}
     for score in RANK_SCORES:
         values = [results[c.scores][score] for c in spec.candidates]
         scalars.update({f"{score}.{m}": v for m, v in rank_agreement(values, accuracy).items()})
     scoring = sum(results[c.scores].get("seconds", 0.0) for c in spec.candidates)
     tuning = sum(results[k].get("train_seconds", 0.0) for c in spec.candidates for k in c.fine_tuned)
-    best = int(np.argmax(accuracy))
     return JobOutput(
         scalars={**scalars, "candidates": len(names), "best_accuracy": accuracy[best],
+                 "lead": lead.mean, "lead_low": lead.low, "lead_high": lead.high,
                  "score_seconds": scoring, "fine_tune_seconds": tuning, "cost_ratio": tuning / max(scoring, 1e-9)},
-        tables={"candidates": names, "accuracy": accuracy, "best": names[best],
+        tables={"candidates": names, "accuracy": accuracy, "best": names[best], "runner_up": names[second],
                 "scores": {score: [results[c.scores][score] for c in spec.candidates] for score in RANK_SCORES},
                 "definition": "accuracy: mean final test accuracy (%) of the candidate fine-tuned on the target over "
                               "seeds; weighted_tau: scipy.stats.weightedtau (hyperbolic weights); top1: the "

@@ -189,8 +189,10 @@ def rank_agreement(scores: Sequence[float], accuracies: Sequence[float]) -> dict
     """How well a score ranks candidate sources by their fine-tuned accuracy, as You et al. 2021 report
     it: weighted Kendall's tau (scipy's hyperbolic weights, so swaps among the best candidates cost most),
     Spearman's rho, and the top-1 hit (1.0 when the best-scored candidate is a best fine-tuned one).
-    A rank correlation of a constant score is NaN: it orders nothing."""
-    a = np.asarray(scores, dtype=np.float64).ravel()
+    All three are NaN for a constant score: it orders nothing, and picks nothing."""
+    # Scores equal to 6 significant digits are ties: a degenerate score (H-score at its ceiling C - 1 when the
+    # features outnumber the images) differs only by rounding between candidates, which orders nothing.
+    a = np.asarray([float(f"{v:.6g}") for v in np.asarray(scores, dtype=np.float64).ravel()])
     b = np.asarray(accuracies, dtype=np.float64).ravel()
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"one score and one accuracy per candidate, at least 2: got {len(a)} and {len(b)}")
@@ -199,7 +201,7 @@ def rank_agreement(scores: Sequence[float], accuracies: Sequence[float]) -> dict
     ordered = np.ptp(a) > 0 and np.ptp(b) > 0
     return {"weighted_tau": float(stats.weightedtau(a, b).statistic) if ordered else float("nan"),
             "spearman": float(stats.spearmanr(a, b).statistic) if ordered else float("nan"),
-            "top1": float(b[np.argmax(a)] == b.max())}
+            "top1": float(b[np.argmax(a)] == b.max()) if np.ptp(a) > 0 else float("nan")}
 
 
 # ---------------------------------------------------------------- input checks

@@ -7,7 +7,7 @@ their fine-tuned accuracy (weighted Kendall's tau, Spearman, whether the best-sc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -110,7 +110,8 @@ class RankedCandidate(Spec):
 
     name: str
     scores: str = Field(pattern=SPEC_HASH, description="spec hash of its scores job")
-    fine_tuned: list[str] = Field(min_length=1, description="spec hashes of its fine-tuning jobs, one per seed")
+    fine_tuned: list[Annotated[str, Field(pattern=SPEC_HASH)]] = Field(
+        min_length=1, description="spec hashes of its fine-tuning jobs, one per seed (the same seeds for every candidate)")
 
 
 class RankAgreementJobSpec(Spec):

@@ -107,6 +107,18 @@ def rankings(outcomes: list[JobOutcome]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def lead_text(scalars: dict[str, float], tables: dict[str, Any]) -> str:
+    """'digits 0-4 is best, 1.2 points [-0.8, 3.2] ahead of synthetic (paired over seeds): undecided'."""
+    low, high = scalars.get("lead_low"), scalars.get("lead_high")
+    if low is None or pd.isna(low):
+        verdict = "one seed, no interval"
+    else:
+        verdict = "decided" if low > 0 else "undecided: the interval reaches 0, so no score can be judged on the top spot"
+    interval = "" if low is None or pd.isna(low) else f" [{low:.2f}, {high:.2f}]"
+    return (f"{tables.get('best')} fine-tunes best, {scalars.get('lead', float('nan')):.2f} points{interval} ahead of "
+            f"{tables.get('runner_up')} (paired over seeds): {verdict}")
+
+
 def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, Any]]:
     table = candidates(outcomes)
     if table.empty:
@@ -115,6 +127,8 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
     parts = ["per candidate: mean fine-tuned accuracy (%) over seeds, ±95% t half-width, and each score "
              "(no training)", table.round(3).to_string(index=False)]
     if not ranked.empty:
+        parts += [f"\nat {o.job.labels['amount']} images per class: {lead_text(o.output.scalars, o.output.tables)}"
+                  for o in outcomes if o.job.labels.get("probe") == "ranking"]
         parts += ["\nrank agreement of each score with the fine-tuned accuracy (You et al. 2021): weighted "
                   "Kendall's tau, Spearman's rho, top-1 hit (1 = the best-scored candidate is the best fine-tuned)",
                   ranked.round(3).to_string(index=False)]

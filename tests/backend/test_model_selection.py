@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
@@ -48,8 +49,8 @@ def test_rank_agreement_known_answers():
     reversed_ = rank_agreement([0.9, 0.5, 0.1], [60, 70, 90])
     assert reversed_["weighted_tau"] == pytest.approx(-1.0) and reversed_["spearman"] == pytest.approx(-1.0)
     assert reversed_["top1"] == 0.0
-    flat = rank_agreement([1.0, 1.0, 1.0], [60, 70, 90])
-    assert math.isnan(flat["weighted_tau"]) and flat["top1"] == 0.0
+    flat = rank_agreement([1.0, 1.0 + 1e-12, 1.0], [60, 70, 90])  # equal but for rounding: a tie
+    assert math.isnan(flat["weighted_tau"]) and math.isnan(flat["top1"])
     # A swap among the best costs more than one among the worst (the weighting of You et al.).
     top_swap = rank_agreement([4, 3, 2, 1, 0], [3, 4, 2, 1, 0])["weighted_tau"]
     bottom_swap = rank_agreement([4, 3, 2, 1, 0], [4, 3, 2, 0, 1])["weighted_tau"]
@@ -86,7 +87,7 @@ def test_a_selection_study_runs_and_ranks_its_candidates():
     ranking = [o for o in outcomes if o.job.kind == "rank_agreement"][0].output
     for score in RANK_SCORES:
         assert -1 <= ranking.scalars[f"{score}.weighted_tau"] <= 1 or math.isnan(ranking.scalars[f"{score}.weighted_tau"])
-        assert ranking.scalars[f"{score}.top1"] in (0.0, 1.0)
+        assert ranking.scalars[f"{score}.top1"] in (0.0, 1.0) or math.isnan(ranking.scalars[f"{score}.top1"])
     assert ranking.scalars["fine_tune_seconds"] > 0 and ranking.scalars["score_seconds"] > 0
     table, text, checks = STUDY_KINDS["model_selection"].summarise(outcomes)
     assert set(table.candidate) == {"near", "far", "digits", "from scratch"}
@@ -94,3 +95,27 @@ def test_a_selection_study_runs_and_ranks_its_candidates():
     assert "weighted Kendall's tau" in text and "cost: scoring" in text
     best = table.loc[table[table.candidate != "from scratch"].accuracy.idxmax(), "candidate"]
     assert ranking.tables["best"] == best
+
+
+def test_the_ranking_reads_its_jobs_results_and_pairs_the_lead_over_seeds():
+    from backend.measures import run_rank_agreement
+    from backend.specs.selection import RankAgreementJobSpec
+
+    accuracy = {"a": [0.90, 0.92, 0.91], "b": [0.88, 0.90, 0.885], "c": [0.70, 0.60, 0.65]}
+    score = {"a": 3.0, "b": 2.0, "c": 1.0}
+    results, candidates = {}, []
+    for name in accuracy:
+        keys = [hashlib.sha256(f"{name}{seed}".encode()).hexdigest() for seed in range(3)]
+        results.update({k: {"final_accuracy": acc, "train_seconds": 2.0} for k, acc in zip(keys, accuracy[name])})
+        scored = hashlib.sha256(name.encode()).hexdigest()
+        results[scored] = {s: score[name] for s in RANK_SCORES} | {"seconds": 0.5}
+        candidates.append({"name": name, "scores": scored, "fine_tuned": keys})
+    spec = RankAgreementJobSpec(amount=20, candidates=candidates)
+    out = run_rank_agreement(spec, {}, torch.device("cpu"), lambda *_: None, results=results)
+    assert out.scalars["logme.weighted_tau"] == pytest.approx(1.0) and out.scalars["logme.top1"] == 1.0
+    assert out.tables["best"] == "a" and out.tables["runner_up"] == "b"
+    assert out.scalars["lead"] == pytest.approx(100 * (0.91 - (0.88 + 0.90 + 0.885) / 3))  # mean per-seed difference
+    assert 0 < out.scalars["lead_low"] < out.scalars["lead"] < out.scalars["lead_high"]
+    assert out.scalars["cost_ratio"] == pytest.approx(9 * 2.0 / 1.5)
+    with pytest.raises(SpecError, match="not available"):
+        run_rank_agreement(spec, {}, torch.device("cpu"), lambda *_: None, results={})
