@@ -66,7 +66,8 @@ class NetworkFile(Spec):
                                "checked on every load; None until pinned")
     model: ModelSpec = Field(description="its architecture; its units named as backend.models names them")  # type: ignore[valid-type]
     input: NetworkInput | None = Field(None, description="the images it takes; None = from the file's metadata "
-                                       "(a lab checkpoint's sidecar) or, for torchvision and timm, ImageNet's")
+                                       "(a lab checkpoint's sidecar, timm's config.json) or, for torchvision "
+                                       "weights and timm files without a config, ImageNet's")
     data: DataSpec | None = Field(None, description="the data it was trained on, when the lab can read it: the "
                                   "domain gap measures source against target")
     init_seed: Seed = Field(0, description="an external network has no recorded init: Chen's T reads theta_r "
@@ -75,7 +76,7 @@ class NetworkFile(Spec):
     @model_validator(mode="before")
     @classmethod
     def _imagenet_input(cls, value: Any) -> Any:
-        if isinstance(value, dict) and value.get("format") in ("torchvision", "timm") and value.get("input") is None:
+        if isinstance(value, dict) and value.get("format") == "torchvision" and value.get("input") is None:
             return {**value, "input": IMAGENET.model_dump()}
         return value
 
@@ -192,7 +193,7 @@ def pin_network(network: NetworkFile, where: str = "pretrained") -> NetworkFile:
                         f"the study's {network.sha256[:12]}...", field=f"{where}.sha256")
     update: dict[str, Any] = {"sha256": digest}
     if network.input is None:
-        found = file_input(path)
+        found = file_input(path) or (IMAGENET if network.format == "timm" else None)
         if found is None:
             raise SpecError(f"{path.name} does not say what images it takes: give {where}.input (size, "
                             "channels, mean, std)", field=f"{where}.input")
@@ -201,8 +202,15 @@ def pin_network(network: NetworkFile, where: str = "pretrained") -> NetworkFile:
 
 
 def file_input(path: Path) -> NetworkInput | None:
-    """The input a safetensors file records: a lab checkpoint's sidecar (`normalization`, `input_shape`),
-    or `input` in the file's own metadata (JSON, as `NetworkInput` names it); None when neither does."""
+    """The input a weights file records: a lab checkpoint's sidecar (`normalization`, `input_shape`), timm's
+    `config.json` beside it (`pretrained_cfg`: input_size, mean, std, as the Hugging Face hub keeps it), or
+    `input` in a safetensors file's own metadata (JSON, as `NetworkInput` names it); None when none does."""
+    try:
+        cfg = json.loads((path.parent / "config.json").read_text())["pretrained_cfg"]
+        c, h, _ = cfg["input_size"]
+        return NetworkInput(size=h, channels=c, mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     sidecar = path.with_suffix(".json")
     try:
         meta = json.loads(sidecar.read_text())

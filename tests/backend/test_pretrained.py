@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -63,9 +64,20 @@ def test_timm_checkpoint_loads_bit_for_bit(tmp_path, container):
     else:  # the hub's model.safetensors
         path = tmp_path / "model.safetensors"
         save_file({k: v.contiguous() for k, v in original.items()}, str(path))
-    imported = import_network(_pinned(path, format="timm", model=RESNET))
+    spec = _pinned(path, format="timm", model=RESNET)
+    assert spec.input.size == 224  # no config beside it: timm's default, ImageNet's
+    imported = import_network(spec)
     _assert_same(imported, original)
     assert imported.n_classes == 5
+
+
+def test_a_timm_config_beside_the_weights_gives_the_input(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in _torchvision_resnet().items()}, str(path))
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "resnet18", "pretrained_cfg": {
+        "input_size": [3, 160, 160], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "classifier": "fc"}}))
+    spec = _pinned(path, format="timm", model=RESNET)
+    assert (spec.input.size, spec.input.mean) == (160, (0.5, 0.5, 0.5))
 
 
 class _Payload:
