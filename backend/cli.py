@@ -25,7 +25,7 @@ from backend.specs.presets import check_preset_folder
 from backend.specs.roots import check_data_roots
 from backend.studies import parse_study
 
-MODELS = ("convnet", "mlp", "resnet18", "resnet50")
+MODELS = ("convnet", "mlp", "resnet18", "resnet50", "vit")
 
 
 def main(argv: list[str] | None = None) -> int:

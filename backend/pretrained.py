@@ -3,7 +3,8 @@
 The import job (kind `import`, spec `NetworkFile`) checks the file against the digest recorded at
 submit, reads its tensors (safetensors, or a torch file with `weights_only=True`: no code runs),
 renames them onto the architecture's units (a torchvision or timm ResNet's conv1, bn1, layer1..4, fc
-become stem, layer1..layer4, fc) and loads them strictly into the network `backend.models` builds, so
+become stem, layer1..layer4, fc; a timm ViT's patch_embed, cls_token, pos_embed, blocks.i, norm, head
+become patch, block1..blockN, head) and loads them strictly into the network `backend.models` builds, so
 every tensor lands bit for bit or the job fails naming the ones that do not fit. The worker stores the
 result as a checkpoint; every later job (transfers, probes) reads it like a network trained here.
 
@@ -14,6 +15,7 @@ of the architecture drawn with `init_seed`, and every checkpoint of it says so (
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from torch import Tensor
 from backend.checkpoints import load_weights
 from backend.jobs import JobOutput
 from backend.models import UnitNet, build_model
-from backend.specs import ResNetSpec, SpecError, unit_names
+from backend.specs import ResNetSpec, SpecError, ViTSpec, unit_names
 from backend.specs.pretrained import NetworkFile, sha256_of
 from backend.specs.roots import check_data_roots
 from backend.train import Normalization
@@ -36,6 +38,10 @@ from backend.train import Normalization
 # stem as (conv1, bn1, relu, maxpool) and the head as (avgpool, flatten, fc)).
 RESNET_UNITS = {"conv1.": "body.stem.0.", "bn1.": "body.stem.1.", "fc.": "body.fc.2.",
                 **{f"layer{i}.": f"body.layer{i}." for i in range(1, 5)}}
+# timm's VisionTransformer (backend.models.vit keeps its names within each unit).
+VIT_UNITS = {"patch_embed.": "body.patch.patch_embed.", "cls_token": "body.patch.cls_token",
+             "pos_embed": "body.patch.pos_embed", "block": "body.block", "norm.": "body.head.norm.",
+             "head.": "body.head.head."}
 WRAPPERS = ("state_dict", "model")  # keys a training script's checkpoint keeps the weights under (timm's too)
 
 
@@ -125,16 +131,18 @@ def unit_state(state: dict[str, Tensor], spec: NetworkFile) -> dict[str, Tensor]
     """The file's tensors named as the lab's network names them (`body.<unit>.`)."""
     if all(k.startswith("body.") for k in state):
         return state  # a lab checkpoint, or a file written in its units
-    if not isinstance(spec.model, ResNetSpec):
+    if not isinstance(spec.model, (ResNetSpec, ViTSpec)):
         raise SpecError(f"the file's tensors ({', '.join(list(state)[:3])}, ...) are not named by the units of a "
                         f"{spec.model.arch} (body.<unit>.<tensor>)", field="format")
+    units = RESNET_UNITS if isinstance(spec.model, ResNetSpec) else VIT_UNITS
     renamed, unknown = {}, []
     for key, value in state.items():
-        prefix = next((p for p in RESNET_UNITS if key.startswith(p)), None)
+        key = re.sub(r"^blocks\.(\d+)\.", lambda m: f"block{int(m[1]) + 1}.", key)  # timm's ViT blocks count from 0
+        prefix = next((p for p in units if key.startswith(p)), None)
         if prefix is None:
             unknown.append(key)
         else:
-            renamed[RESNET_UNITS[prefix] + key[len(prefix):]] = value
+            renamed[units[prefix] + key[len(prefix):]] = value
     if unknown:
         raise SpecError(f"tensors a {spec.model.arch} does not have: {', '.join(unknown[:3])}", field="model")
     return renamed

@@ -217,8 +217,18 @@ def study_fields(kind, runnable):
                        "probes.similarity": st.one_of(st.none(), optional(images=INTS, batch_size=INTS))})
         fields.update({f"data.{k}": v for k, v in data_fields(runnable).items()})
         return fields
-    fields.update({"input": optional(size=st.one_of(st.none(), INTS), channels=st.sampled_from([None, 1, 3, 0])),
-                   "targets.0.data": st.fixed_dictionaries({"source": sources(runnable)}),
+    fields["input"] = optional(size=st.one_of(st.none(), INTS), channels=st.sampled_from([None, 1, 3, 0]))
+    if kind == "model_selection":
+        fields.update({"amounts": st.lists(st.one_of(st.none(), INTS), max_size=3), "n": st.one_of(st.none(), INTS),
+                       "baseline": st.booleans(), "pretrain.epochs": st.just(1) if runnable else INTS,
+                       "pretrain.batch_size": INTS, "scores.images": INTS,
+                       "candidates.0.name": st.text(max_size=3), "candidates.1.model": fields["model"],
+                       "candidates.0.pretrained": optional(path=st.sampled_from(["../../etc/passwd", "m.pth"]),
+                                                           format=st.sampled_from(["timm", "onnx"])),
+                       **{f"target.{k}": v for k, v in data_fields(runnable).items()},
+                       **{f"candidates.0.source.{k}": v for k, v in data_fields(runnable).items()}})
+        return fields
+    fields.update({"targets.0.data": st.fixed_dictionaries({"source": sources(runnable)}),
                    **{f"source.{k}": v for k, v in data_fields(runnable).items()},
                    **{f"targets.0.data.{k}": v for k, v in data_fields(runnable).items()}})
     if kind == "cross_dataset":
@@ -254,7 +264,8 @@ def put(tree, path, value):
 
 # Sizes at which an offline preset's first job trains in about a second.
 FAST = {"train.epochs": 1, "train.batch_size": 32, "seeds": [0], "data.per_class": 10, "data.test_per_class": 10,
-        "source.per_class": 10, "source.test_per_class": 10, "model.channels": [8, 8], "model.hidden": [16]}
+        "source.per_class": 10, "source.test_per_class": 10, "model.channels": [8, 8], "model.hidden": [16],
+        "pretrain.epochs": 1, "pretrain.batch_size": 32}
 
 
 @st.composite

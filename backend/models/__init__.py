@@ -6,7 +6,8 @@ from backend.models.convnet import convnet
 from backend.models.mlp import mlp
 from backend.models.resnet import resnet
 from backend.models.units import UnitNet
-from backend.specs import ConvNetSpec, MLPSpec, ModelSpec, unit_names
+from backend.models.vit import vit
+from backend.specs import ConvNetSpec, MLPSpec, ModelSpec, ViTSpec, unit_names
 
 __all__ = ["UnitNet", "build_model"]
 
@@ -17,6 +18,8 @@ def build_model(spec: ModelSpec, image_shape: tuple[int, int, int], n_classes: i
         modules = convnet(spec, image_shape, n_classes)
     elif isinstance(spec, MLPSpec):
         modules = mlp(spec, image_shape, n_classes)
+    elif isinstance(spec, ViTSpec):
+        modules = vit(spec, image_shape, n_classes)
     else:
         modules = resnet(spec, image_shape, n_classes)
     return UnitNet(list(zip(unit_names(spec), modules, strict=True)))

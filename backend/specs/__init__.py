@@ -11,7 +11,7 @@ from backend.specs.data import (
     GaussianNoise, Inversion, PixelShuffle, Rotation, Shift, Source, SyntheticSource, TorchvisionSource,
     check_block_sizes,
 )
-from backend.specs.models import ConvNetSpec, MLPSpec, ModelSpec, ResNetSpec, unit_names
+from backend.specs.models import ConvNetSpec, MLPSpec, ModelSpec, ResNetSpec, ViTSpec, unit_names
 from backend.specs.training import TrainJobSpec, TrainSpec
 from backend.specs.transfer import TREATMENTS, TransferJobSpec, TransferSpec
 from backend.specs.probes import (
@@ -34,7 +34,7 @@ __all__ = [
     "TORCHVISION_SETS", "BlockShuffle", "Blur", "ClassSelection", "Contrast", "DataSpec", "DigitsSource",
     "FolderSource", "GaussianNoise", "Inversion", "PixelShuffle", "Rotation", "Shift", "Source",
     "SyntheticSource", "TorchvisionSource", "check_block_sizes",
-    "ConvNetSpec", "MLPSpec", "ModelSpec", "ResNetSpec", "unit_names",
+    "ConvNetSpec", "MLPSpec", "ModelSpec", "ResNetSpec", "ViTSpec", "unit_names",
     "TrainJobSpec", "TrainSpec", "TREATMENTS", "TransferJobSpec", "TransferSpec", "PRESETS", "Preset", "YosinskiSpec",
     "SCOPES", "ProbeImages", "SharpnessJobSpec", "SharpnessSettings", "SimilarityJobSpec", "SimilaritySettings",
     "StudyProbes", "ChenJobSpec", "DomainGapJobSpec", "GapSettings", "ScoresJobSpec", "ScoreSettings",

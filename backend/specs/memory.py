@@ -17,7 +17,7 @@ from typing import Any
 from backend import settings
 from backend.specs.base import SpecError
 from backend.specs.data import DataSpec, native_shape
-from backend.specs.models import ConvNetSpec, MLPSpec
+from backend.specs.models import ConvNetSpec, MLPSpec, ViTSpec
 
 BYTES = 4  # float32
 # torchvision ResNets at 224 x 224: parameters, and the floats training keeps per image (saved
@@ -47,6 +47,12 @@ def network_cost(model: Any, shape: tuple[int, int, int], classes: int = 1000) -
         hidden = model.hidden
     elif isinstance(model, MLPSpec):
         params, activations, features, hidden = 0.0, 0.0, c * h * w, model.hidden
+    elif isinstance(model, ViTSpec):  # per block: qkv, proj, the MLP; saved activations per token
+        tokens, d = (h // model.patch) * (w // model.patch) + 1, model.dim
+        hidden = int(d * model.mlp_ratio)
+        params = (c * model.patch ** 2 * d + (tokens + 2) * d + model.depth * (4 * d * d + 2 * d * hidden + 9 * d + hidden)
+                  + 2 * d + (d + 1) * classes)
+        return params, model.depth * tokens * (8 * d + 2 * hidden + model.heads * tokens)
     else:  # a ResNet: scale its 224 x 224 figures by the image area
         params, per_image = RESNETS[model.arch]
         scale = (h * w) / (224 * 224) * (16 if model.small_input else 1)  # no stem downsampling

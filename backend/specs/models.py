@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from backend.specs.base import Spec, SpecError
 
@@ -46,13 +46,32 @@ class ResNetSpec(Spec):
     pretrained: bool = Field(False, description="torchvision ImageNet weights; needs them cached")
 
 
+class ViTSpec(Spec):
+    """A Vision Transformer with timm's tensor names (so timm's ViT checkpoints load bit for bit); units
+    patch (patch embedding, class token, position embedding), block1..blockN, head (final norm, classifier
+    on the class token). The default is timm's vit_tiny_patch16 shape."""
+
+    arch: Literal["vit"] = "vit"
+    patch: int = Field(16, ge=1, le=64, description="patch side in pixels; the image side must be a multiple")
+    dim: Width = Field(192, description="token width")
+    depth: int = Field(12, ge=1, le=64, description="transformer blocks")
+    heads: int = Field(3, ge=1, le=64, description="attention heads; dim must be a multiple")
+    mlp_ratio: float = Field(4.0, gt=0, le=16, description="hidden width of each block's MLP, per token width")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ViTSpec:
+        if self.dim % self.heads:
+            raise SpecError(f"dim {self.dim} is not a multiple of heads {self.heads}", field="heads")
+        return self
+
+
 def _default_arch(value: Any) -> Any:
     """`{"channels": [8, 16]}` means a convnet, as the default model is one."""
     return {"arch": "convnet", **value} if isinstance(value, dict) else value
 
 
 ModelSpec = Annotated[
-    Union[ConvNetSpec, MLPSpec, ResNetSpec], Field(discriminator="arch"), BeforeValidator(_default_arch)
+    Union[ConvNetSpec, MLPSpec, ResNetSpec, ViTSpec], Field(discriminator="arch"), BeforeValidator(_default_arch)
 ]
 
 
@@ -63,4 +82,6 @@ def unit_names(spec: ModelSpec) -> list[str]:  # type: ignore[valid-type]
                 + [f"fc{i}" for i in range(1, len(spec.hidden) + 1)] + ["classifier"])
     if isinstance(spec, MLPSpec):
         return [f"fc{i}" for i in range(1, len(spec.hidden) + 1)] + ["classifier"]
+    if isinstance(spec, ViTSpec):
+        return ["patch", *(f"block{i}" for i in range(1, spec.depth + 1)), "head"]
     return ["stem", "layer1", "layer2", "layer3", "layer4", "fc"]

@@ -18,13 +18,13 @@ from pydantic import Discriminator, Field, Tag, model_validator
 
 from backend.specs.base import Seed, Spec, SpecError, parse, spec_parts
 from backend.specs.data import DataSpec
-from backend.specs.models import ModelSpec, ResNetSpec
+from backend.specs.models import ModelSpec, ResNetSpec, ViTSpec
 from backend.specs.training import TrainJobSpec
 
 # What a weights file holds. safetensors: tensors named by this lab's units (`body.<unit>.`), as a lab
 # checkpoint is; torchvision: a `state_dict()` saved by torch.save; timm: a timm checkpoint (`.pth`,
 # possibly wrapped in {"state_dict": ...}, or `.safetensors`). Both name a ResNet's tensors conv1, bn1,
-# layer1..layer4, fc.
+# layer1..layer4, fc; timm names a ViT's patch_embed, cls_token, pos_embed, blocks.i, norm, head.
 FORMATS = ("safetensors", "torchvision", "timm")
 SHA256 = r"^[0-9a-f]{64}$"
 S = TypeVar("S", bound=Spec)
@@ -85,9 +85,10 @@ class NetworkFile(Spec):
         if isinstance(self.model, ResNetSpec) and self.model.pretrained:
             raise SpecError("the file holds the weights: model.pretrained is for torchvision's own download",
                             field="model.pretrained")
-        if self.format != "safetensors" and not isinstance(self.model, ResNetSpec):
-            raise SpecError(f"a {self.format} file names a ResNet's tensors; a {self.model.arch} comes as "
-                            "safetensors named by its units", field="format")
+        named = {"safetensors": (), "torchvision": (ResNetSpec,), "timm": (ResNetSpec, ViTSpec)}[self.format]
+        if named and not isinstance(self.model, named):
+            raise SpecError(f"a {self.format} file names the tensors of a {' or a '.join(c.__name__[:-4] for c in named)}; "
+                            f"a {self.model.arch} comes as safetensors named by its units", field="format")
         return self
 
     @property

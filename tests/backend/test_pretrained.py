@@ -159,3 +159,24 @@ def test_the_local_model_caches_are_data_roots_by_default(monkeypatch, tmp_path)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     roots = settings.data_roots()
     assert (tmp_path / "torch" / "hub" / "checkpoints").resolve() in roots
+
+
+def test_a_timm_vit_loads_bit_for_bit_and_computes_what_timm_computes(tmp_path):
+    timm = pytest.importorskip("timm", reason="timm is a dev requirement (requirements-dev.txt)")
+    torch.manual_seed(0)
+    reference = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=7, img_size=32,
+                                  patch_size=8, depth=3).eval()
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
+    model = {"arch": "vit", "patch": 8, "dim": 192, "depth": 3, "heads": 3}
+    spec = _pinned(path, format="timm", model=model, input={"size": 32, "channels": 3, "mean": [0.5] * 3,
+                                                            "std": [0.5] * 3})
+    imported = import_network(spec)
+    assert imported.model.unit_names == ["patch", "block1", "block2", "block3", "head"]
+    ours = imported.model.state_dict()
+    assert len(ours) == len(reference.state_dict())
+    assert torch.equal(ours["body.block2.attn.qkv.weight"], reference.state_dict()["blocks.1.attn.qkv.weight"])
+    assert torch.equal(ours["body.patch.pos_embed"], reference.state_dict()["pos_embed"])
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(imported.model.eval()(x), reference(x), atol=1e-5)

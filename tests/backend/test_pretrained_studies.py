@@ -123,3 +123,17 @@ def test_a_lab_network_given_by_job_id_or_hash_is_looked_up_in_the_store(tmp_pat
             resolve_lab_networks({**later, "pretrained": {"kind": "lab", "job": ref}}, queue)
     with pytest.raises(SpecError, match="looked up in the store"):
         parse_study(later)  # unresolved: parse says where it is resolved
+
+
+def test_a_vit_source_runs_every_measure(tmp_path):
+    vit = {"arch": "vit", "patch": 4, "dim": 16, "depth": 2, "heads": 2}
+    torch.manual_seed(2)
+    net = build_model(parse(TrainJobSpec, {"data": {"source": SYN}, "model": vit}).model, (1, 8, 8), 5)
+    path = tmp_path / "vit.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata={"input": json.dumps(INPUT)})
+    spec = {**_study(tmp_path), "pretrained": {"path": str(path), "model": vit, "data": {"source": SYN}}}
+    outcomes = run_local(expand(pin_files(parse_study(spec))), "cpu")
+    assert {o.job.kind for o in outcomes} == {"import", "train", "transfer", "gap", "chen_t", "scores", "sharpness",
+                                              "similarity"}
+    table = STUDY_KINDS["cross_dataset"].summarise(outcomes)[0]
+    assert table[table.treatment == "AnB+"].chen_t.notna().all() and table.final.notna().all()
