@@ -22,6 +22,7 @@ pages = [
     st.Page("app_pages/sharpness.py", title="Sharpness", icon=":material/landscape:", url_path="sharpness"),
     st.Page("app_pages/landscape.py", title="Landscape", icon=":material/multiline_chart:", url_path="landscape"),
     st.Page("app_pages/explorer.py", title="Explorer", icon=":material/scatter_plot:", url_path="explorer"),
+    st.Page("app_pages/selection.py", title="Model selection", icon=":material/leaderboard:", url_path="selection"),
     st.Page("app_pages/compare.py", title="Compare studies", icon=":material/compare:", url_path="compare"),
     st.Page("app_pages/findings.py", title="Findings", icon=":material/fact_check:", url_path="findings"),
     st.Page("app_pages/study.py", title="Study overview", icon=":material/description:", url_path="study"),
