@@ -12,7 +12,7 @@ from backend.specs.presets import check_preset_folder
 from backend.specs.roots import check_folder
 from backend.studies import STUDY_KINDS, parse_study
 from db.submit import check_study, plan_size, planned_shapes, submit_study
-from ui import access, presets, preview, seeds, store
+from ui import access, network_file, network_preview, presets, preview, seeds, store
 from ui.probes import probes_text, switches
 from ui.state import PageState, ints
 
@@ -46,51 +46,67 @@ data_col, model_col, grid_col = st.columns(3)
 with data_col:
     st.subheader("Data")
     preset_data = preset[study_kind.data_field]  # the study's data (the source of a cross-data-set study)
-    source = preset_data["source"]
-    kinds = ["digits", "synthetic", "torchvision", "folder"]
-    kind = st.radio("Source", kinds, index=kinds.index(source["kind"]), horizontal=True, key="new.kind")
-    if kind == "torchvision":
-        name = st.selectbox("Data set", TORCHVISION_SETS,
-                            index=TORCHVISION_SETS.index(source.get("name", "MNIST")), key="new.tv_name")
-        root = st.text_input("Root folder (torchvision layout)", source.get("root", "../shared/datasets"),
-                             key="new.tv_root")
-        source = {"kind": kind, "name": name, "root": root}
-    elif kind == "folder":
-        source = {"kind": kind, "root": st.text_input("ImageFolder root (train/ and test/, or one tree)",
-                                                      source.get("root", ""), key="new.folder_root")}
-    elif kind == "synthetic":
-        source = {"kind": kind, "n_classes": st.number_input("Classes", 4, 1000, 10, key="new.syn_classes"),
-                  "gap": st.slider("Domain style (gap)", 0.0, 1.0, 0.0, 0.05, key="new.syn_gap")}
-    else:
-        source = {"kind": "digits"}
-    slots["data.source"] = st.empty()
-    per_class = st.number_input("Training images per class (0 = all)", 0, 100_000,
-                                preset_data.get("per_class") or 0, key="new.per_class")
-    # The form edits these fields; whatever else the preset's data says (explicit classes, other shifts) stays.
-    preset_classes, preset_shifts = preset_data.get("classes", {}), preset_data.get("shifts", [])
-    edited = {"block_shuffle": "block", "noise": "std"}
-    shift_value = {s["kind"]: s[edited[s["kind"]]] for s in preset_shifts if s["kind"] in edited}
-    fraction = st.slider("Share of classes kept (diversity)", 0.1, 1.0, float(preset_classes.get("fraction") or 1.0),
-                         0.05, key="new.fraction")
-    size = st.number_input("Resize to (pixels, 0 = native)", 0, 512, preset_data.get("size") or 0, key="new.size")
-    block = st.number_input("Block shuffle, block size (0 = off)", 0, 512, shift_value.get("block_shuffle", 0),
-                            key="new.block")
-    noise = st.number_input("Gaussian noise std (0 = off)", 0.0, 1.0, float(shift_value.get("noise", 0.0)), 0.05,
-                            key="new.noise")
-    slots["data"] = st.empty()
-    data = {**preset_data, "source": source, "per_class": per_class or None, "size": size or None,
-            "classes": {**{k: v for k, v in preset_classes.items() if k != "fraction"},
-                        **({"fraction": fraction} if fraction < 1 else {})},
-            "shifts": [s for s in preset_shifts if s["kind"] not in edited]
-            + ([{"kind": "block_shuffle", "block": block}] if block else [])
-            + ([{"kind": "noise", "std": noise}] if noise else [])}
-    preview.data_preview(data, st.session_state.get("new.seeds", ",".join(map(str, preset.get("seeds", [])))))
-    if "targets" in study_kind.spec.model_fields:
-        st.subheader("Targets")
-        targets_text = st.text_area(
-            "One entry per target task: a name, its data (as above) and optionally a strength for the x axis (YAML)",
-            yaml.safe_dump(preset["targets"], sort_keys=False), height=240, key=f"new.targets.{preset_name}")
-        slots["targets"] = st.empty()
+    weights = None  # the pretrained network's form, when the study transfers from one
+    if "pretrained" in study_kind.spec.model_fields:
+        if st.radio("Source network", [network_file.PRETRAIN, network_file.PRETRAINED], horizontal=True,
+                    key="new.source_mode") == network_file.PRETRAINED:
+            weights = network_file.weights_form(slots)
+            network_box = st.container()  # its preview, once the Network column is read
+    data = source = kind = None  # with a pretrained network, the task it was trained on is optional
+    if weights is None or weights.trained_on_source:
+        source = preset_data["source"]
+        kinds = ["digits", "synthetic", "torchvision", "folder"]
+        kind = st.radio("Source", kinds, index=kinds.index(source["kind"]), horizontal=True, key="new.kind")
+        if kind == "torchvision":
+            name = st.selectbox("Data set", TORCHVISION_SETS,
+                                index=TORCHVISION_SETS.index(source.get("name", "MNIST")), key="new.tv_name")
+            root = st.text_input("Root folder (torchvision layout)", source.get("root", "../shared/datasets"),
+                                 key="new.tv_root")
+            source = {"kind": kind, "name": name, "root": root}
+        elif kind == "folder":
+            source = {"kind": kind, "root": st.text_input("ImageFolder root (train/ and test/, or one tree)",
+                                                          source.get("root", ""), key="new.folder_root")}
+        elif kind == "synthetic":
+            source = {"kind": kind, "n_classes": st.number_input("Classes", 4, 1000, 10, key="new.syn_classes"),
+                      "gap": st.slider("Domain style (gap)", 0.0, 1.0, 0.0, 0.05, key="new.syn_gap")}
+        else:
+            source = {"kind": "digits"}
+        slots["data.source"] = st.empty()
+        per_class = st.number_input("Training images per class (0 = all)", 0, 100_000,
+                                    preset_data.get("per_class") or 0, key="new.per_class")
+        # The form edits these fields; whatever else the preset's data says (explicit classes, other shifts) stays.
+        preset_classes, preset_shifts = preset_data.get("classes", {}), preset_data.get("shifts", [])
+        edited = {"block_shuffle": "block", "noise": "std"}
+        shift_value = {s["kind"]: s[edited[s["kind"]]] for s in preset_shifts if s["kind"] in edited}
+        fraction = st.slider("Share of classes kept (diversity)", 0.1, 1.0,
+                             float(preset_classes.get("fraction") or 1.0), 0.05, key="new.fraction")
+        size = st.number_input("Resize to (pixels, 0 = native)", 0, 512, preset_data.get("size") or 0,
+                               key="new.size")
+        block = st.number_input("Block shuffle, block size (0 = off)", 0, 512, shift_value.get("block_shuffle", 0),
+                                key="new.block")
+        noise = st.number_input("Gaussian noise std (0 = off)", 0.0, 1.0, float(shift_value.get("noise", 0.0)),
+                                0.05, key="new.noise")
+        slots["data"] = st.empty()
+        data = {**preset_data, "source": source, "per_class": per_class or None, "size": size or None,
+                "classes": {**{k: v for k, v in preset_classes.items() if k != "fraction"},
+                            **({"fraction": fraction} if fraction < 1 else {})},
+                "shifts": [s for s in preset_shifts if s["kind"] not in edited]
+                + ([{"kind": "block_shuffle", "block": block}] if block else [])
+                + ([{"kind": "noise", "std": noise}] if noise else [])}
+        preview.data_preview(data, st.session_state.get("new.seeds", ",".join(map(str, preset.get("seeds", [])))))
+    # Lists of tasks or sources, edited as YAML: field -> (heading, what an entry is).
+    lists = {"targets": ("Targets", "One entry per target task: a name, its data (as above) and optionally a "
+                                    "strength for the x axis (YAML)"),
+             "candidates": ("Candidates", "One entry per candidate: a name and either source (a task to pretrain "
+                                          "on, as above) or pretrained (a weights file: path, format, model, input) "
+                                          "(YAML)")}
+    listed_text = {}
+    for field, (heading, label) in lists.items():
+        if field in study_kind.spec.model_fields:
+            st.subheader(heading)
+            listed_text[field] = st.text_area(label, yaml.safe_dump(preset.get(field, []), sort_keys=False),
+                                              height=240, key=f"new.{field}.{preset_name}")
+            slots[field] = st.empty()
 
 with model_col:
     st.subheader("Network and training")
@@ -105,6 +121,11 @@ with model_col:
     if arch in ("convnet", "mlp"):
         model["hidden"] = st.text_input("Hidden fc widths", ",".join(map(str, preset["model"].get("hidden", [64]))),
                                         key="new.hidden")
+    if arch.startswith("resnet"):  # off for a network trained on ImageNet-sized images (torchvision, timm)
+        imagenet = weights is not None and weights.format in network_file.TORCH_FORMATS
+        model["small_input"] = st.checkbox("Small-input stem (3x3, stride 1, no max-pool: images under 64 px)",
+                                           not imagenet and preset["model"].get("small_input", True),
+                                           key=network_preview.small_input_key(imagenet))
     slots["model"] = st.empty()
     train = preset["train"]
     train = {**train,
@@ -141,8 +162,15 @@ with grid_col:
                 probes[name] = (preset_probes.get(name) or {}) if on else None
         slots["probes"] = st.empty()
 
-grid["seeds"], precision = seeds.seeds_section(PRESETS[preset_name].study,
-                                                next(f for f in study_kind.grid if f.path == "seeds"), preset, slots)
+seeds_field = next(f for f in study_kind.grid if f.path == "seeds")
+sequential = "precision" in study_kind.spec.model_fields  # whether the kind can add seeds until precise
+if sequential:
+    grid["seeds"], precision = seeds.seeds_section(PRESETS[preset_name].study, seeds_field, preset, slots)
+else:
+    st.subheader("Seeds")
+    grid["seeds"], precision = st.text_input(seeds_field.label, seeds_field.text(preset.get("seeds")),
+                                             key="new.seeds"), None
+    slots["seeds"] = st.empty()
 
 
 def numbers(text: str, field: str) -> list[int]:
@@ -152,17 +180,31 @@ def numbers(text: str, field: str) -> list[int]:
         raise SpecError(f"expected comma-separated whole numbers, got {text!r}", field=field) from None
 
 
-def targets() -> dict:
-    """The Targets box as a spec field ({} for study kinds without targets)."""
-    if "targets" not in study_kind.spec.model_fields:
-        return {}
-    try:
-        listed = yaml.safe_load(targets_text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"the targets are not readable YAML: {exc}", field="targets") from None
-    if not isinstance(listed, list):
-        raise SpecError("the targets are a list: one '- name: ...' entry per target task", field="targets")
-    return {"targets": listed}
+def model_spec() -> dict:
+    """The Network column's model as a spec dict."""
+    return {k: numbers(v, f"model.{k}") if k in ("channels", "hidden") else v for k, v in model.items()}
+
+
+def listed_fields() -> dict:
+    """The Targets and Candidates boxes as spec fields (those of the study's kind)."""
+    fields = {}
+    for field, text in listed_text.items():
+        try:
+            listed = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"the {field} are not readable YAML: {exc}", field=field) from None
+        if not isinstance(listed, list):
+            raise SpecError(f"the {field} are a list: one '- name: ...' entry each", field=field)
+        fields[field] = listed
+    return fields
+
+
+if weights is not None:
+    with network_box:
+        try:
+            network_preview.network_preview(weights, model_spec())
+        except SpecError:
+            pass  # the Network column's own error, shown under it
 
 
 def build():
@@ -170,16 +212,17 @@ def build():
         study = parse_study(imported)
         check_study(study)
         return study
-    if source.get("root"):
+    if source is not None and source.get("root"):
         check_folder(source["root"], "data.source.root")  # before anything lists it
     if kind == "folder":
         preview.folder_counts(source["root"])  # refuses an empty path, a missing or malformed folder
-    elif source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
+    elif source is not None and source.get("root") is not None and not Path(source["root"]).expanduser().is_dir():
         raise SpecError(f"{source['root']!r} is not a readable folder", field="data.source.root")
     spec = {**preset, **{f.path: grid[f.path] if f.choices else f.parse(grid[f.path]) for f in study_kind.grid},
-            study_kind.data_field: data, **targets(),
-            "model": {k: numbers(v, f"model.{k}") if k in ("channels", "hidden") else v for k, v in model.items()},
-            "train": train, "precision": precision}
+            study_kind.data_field: data, **listed_fields(), "model": model_spec(), "train": train,
+            **({"precision": precision} if sequential else {})}
+    if weights is not None:  # pinned: the spec shown and exported records the file's sha256
+        spec["pretrained"] = network_preview.pinned_network(weights, spec["model"]).model_dump(mode="json")
     if probes:
         spec["probes"] = {**preset.get("probes", {}), **probes}
     study = parse_study(spec)
@@ -219,7 +262,8 @@ if study is not None:
                 "jobs' shapes)" if timed else "no past run of these jobs' shapes to estimate from")
     what = "; ".join(f"{n} × {JOB_KINDS[k].description}" for k, n in jobs.items())
     st.markdown(f"**{sum(jobs.values())} jobs** ({what}; transfer units {units}); {estimate}.")
-    seeds.seed_cost(study, pilot=imported is None)
+    if sequential:
+        seeds.seed_cost(study, pilot=imported is None)
     # Edited away from its preset, a study is custom: the preset's name would misdescribe it.
     as_preset = (preset_name if canonical_json(study) == canonical_json(parse_study(PRESETS[preset_name].spec_dict()))
                  else None)

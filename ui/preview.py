@@ -56,7 +56,7 @@ def data_preview(data: dict, seeds: str) -> None:
         if job is not None:
             st.error(f"The preview (job #{job_id}) {job.status}: {job.error}")
     elif job.status in LIVE:
-        _waiting(job_id)
+        waiting(job_id)
     else:
         show(job.preview)
 
@@ -71,12 +71,12 @@ def _folder_summary(layout: str, counts: dict[str, dict[str, int]]) -> None:
 
 
 @st.fragment(run_every=1)
-def _waiting(job_id: int) -> None:
-    """Polls the job each second; reruns the page once it has finished, to show the preview."""
+def waiting(job_id: int, what: str = "Preview") -> None:
+    """Polls a preview job each second; reruns the page once it has finished, to show the preview."""
     job = Previews(store.queue().engine).get(job_id)
     if job is None or job.status not in LIVE:
         st.rerun()
-    line = f"Preview (job #{job_id}) {job.status}: {job.message or 'waiting'}"
+    line = f"{what} (job #{job_id}) {job.status}: {job.message or 'waiting'}"
     if job.status == "queued" and store.results().workers(seen_within=30).empty:
         line += "; waiting for a worker (none is running: start one with `python -m backend worker`)"
     st.info(line)
