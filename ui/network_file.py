@@ -190,10 +190,12 @@ def file_network(tensors: dict[str, Any], order: list[str] | None = None) -> Fil
 
 
 def _unit_order(unit: str) -> tuple[int, int, str]:
-    """stem, conv1.., layer1.., fc1.., then the classifier (a ResNet's fc): as backend.models orders them."""
+    """stem (a ViT's patch), conv1.., layer1.. (block1..), fc1.., then the classifier (a ResNet's fc, a ViT's
+    head): as backend.models orders them."""
     kind = unit.rstrip("0123456789")
     number = int(unit[len(kind):] or 0)
-    rank = {"stem": 0, "conv": 1, "layer": 2, "fc": 3 if number else 4, "classifier": 4}.get(kind, 5)
+    rank = {"stem": 0, "patch": 0, "conv": 1, "layer": 2, "block": 2, "fc": 3 if number else 4, "classifier": 4,
+            "head": 4}.get(kind, 5)
     return rank, number, unit
 
 
