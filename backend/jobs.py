@@ -118,3 +118,11 @@ class JobOutput:
     arrays: dict[str, Any] = field(default_factory=dict)  # name -> numpy array -> the arrays table
     tables: dict[str, Any] = field(default_factory=dict)  # small JSON: estimator settings, provenance
     network: Any = None  # backend.train.Trained, for kinds that train one
+
+    def checked(self) -> JobOutput:
+        """Itself, once sure no scalar and table share a name: the store keeps both as named results of the
+        job, one row per name, so a clash would fail the job when it is stored, after all its work."""
+        both = sorted(set(self.scalars) & set(self.tables))
+        if both:
+            raise ValueError(f"a scalar and a table are both named {both[0]!r}: rename one in the job's runner")
+        return self

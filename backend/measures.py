@@ -139,7 +139,7 @@ def run_rank_agreement(spec: RankAgreementJobSpec, networks: Networks, device: t
     scoring = sum(results[c.scores].get("seconds", 0.0) for c in spec.candidates)
     tuning = sum(results[k].get("train_seconds", 0.0) for c in spec.candidates for k in c.fine_tuned)
     return JobOutput(
-        scalars={**scalars, "candidates": len(names), "best_accuracy": accuracy[best],
+        scalars={**scalars, "candidate_count": len(names), "best_accuracy": accuracy[best],
                  "lead": lead.mean, "lead_low": lead.low, "lead_high": lead.high,
                  "score_seconds": scoring, "fine_tune_seconds": tuning, "cost_ratio": tuning / max(scoring, 1e-9)},
         tables={"candidates": names, "accuracy": accuracy, "best": names[best], "runner_up": names[second],

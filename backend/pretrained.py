@@ -65,7 +65,7 @@ def run_import(spec: NetworkFile, networks: Any, device: torch.device, report: A
     network = import_network(spec)
     units = {name: sum(p.numel() for p in module.parameters()) for name, module in network.model.units()}
     return JobOutput(
-        scalars={"parameters": float(sum(units.values())), "classes": network.n_classes, "units": len(units)},
+        scalars={"parameters": float(sum(units.values())), "classes": network.n_classes, "unit_count": len(units)},
         tables={"units": units, "input": spec.input.model_dump(mode="json"),
                 "file": {"path": spec.path, "format": spec.format, "sha256": spec.sha256},
                 "theta_r": f"drawn afresh with the architecture's own initialisation, seed {spec.init_seed}: "

@@ -157,7 +157,7 @@ class Worker:
                        else {"representations": self.representations})
             if kind.results(spec):
                 options["results"] = self.queue.scalars_of(kind.results(spec))
-            output = runner(job.kind)(spec, networks, self.device, beat.progress, load=self._task, **options)
+            output = runner(job.kind)(spec, networks, self.device, beat.progress, load=self._task, **options).checked()
             self._finish(job, spec, output, options)
             return "succeeded"
         except JobStopped as stop:

@@ -56,7 +56,7 @@ def run_local(plan: list[PlannedJob], device: str | torch.device = "auto",
             options = {} if kind.trains else {"representations": representations}
             if kind.results(job.spec):
                 options["results"] = {k: done[k].scalars for k in kind.results(job.spec)}
-            output = runner(job.kind)(job.spec, networks, device, report or _quiet, load=load, **options)
+            output = runner(job.kind)(job.spec, networks, device, report or _quiet, load=load, **options).checked()
             if job.key in needed and kind.yields_network:
                 networks[job.key] = SourceNet.of(output.network, job.spec.model)
             output.network = None  # the weights live on in `networks` only where a later job needs them

@@ -119,3 +119,11 @@ def test_the_ranking_reads_its_jobs_results_and_pairs_the_lead_over_seeds():
     assert out.scalars["cost_ratio"] == pytest.approx(9 * 2.0 / 1.5)
     with pytest.raises(SpecError, match="not available"):
         run_rank_agreement(spec, {}, torch.device("cpu"), lambda *_: None, results={})
+
+
+def test_a_job_output_whose_scalar_and_table_share_a_name_is_refused_before_it_is_stored():
+    from backend.jobs import JobOutput
+
+    assert JobOutput(scalars={"a": 1.0}, tables={"b": []}).checked().scalars == {"a": 1.0}
+    with pytest.raises(ValueError, match="both named 'units'"):
+        JobOutput(scalars={"units": 3.0}, tables={"units": {}}).checked()

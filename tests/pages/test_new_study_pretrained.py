@@ -113,9 +113,6 @@ def test_an_upload_is_saved_by_its_sha256_and_its_missing_input_is_asked_for(emp
     assert json.loads(at.code[-1].value)["pretrained"]["input"] == INPUT
 
 
-# Every import job fails in the worker today: run_import returns a scalar and a table both named "units",
-# and the results table keeps one row per (job, name). Renaming its scalar (e.g. n_units) fixes it.
-@pytest.mark.xfail(strict=True, reason="backend/pretrained.py run_import: scalar and table both named 'units'")
 def test_a_torch_file_is_previewed_by_its_import_job_which_the_study_reuses(empty_app, tmp_path):
     import torch
     import torchvision
