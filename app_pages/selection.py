@@ -5,6 +5,7 @@ transferability score against its fine-tuned accuracy, and how well each score r
 import streamlit as st
 
 from backend.specs.selection import RANK_SCORES
+from backend.studies.selection import candidate_table
 from db.schema import QUEUED, RUNNING, SUCCEEDED
 from ui import presets, selection, store
 from ui.state import PageState
@@ -55,7 +56,7 @@ spec = store.results().study_spec(study) or {}
 order = [c.get("name") for c in spec.get("candidates", [])]
 rows = store.results().study_scores(study, kinds=["scores", "transfer", "train"],
                                     labels={"amount": selection.amount_value(amount)})
-table = selection.candidate_table(rows, order)
+table = candidate_table(rows, order)
 if table.empty:
     st.info(f"Nothing at {selection.amount_words(amount)} has finished yet: no candidate has been scored or "
             "fine-tuned there.")

@@ -15,7 +15,6 @@ from backend.studies.selection import SCRATCH, lead_text
 
 SCORE_NAMES = {"logme": "LogME", "leep": "LEEP", "nce": "NCE", "h_score": "H-score"}
 AGREEMENT = {"weighted_tau": "weighted Kendall's tau", "spearman": "Spearman's rho", "top1": "top-1 hit"}
-TUNED = ("AnB+", "baseB")  # a candidate fine-tuned on the target; the target trained from scratch
 CANDIDATE_COLOUR, SCRATCH_COLOUR = "#ff7f0e", "#444444"  # AnB+ and baseB as every other figure draws them
 
 
@@ -32,36 +31,6 @@ def amount_value(text: str) -> int | str:
 
 def amount_words(text: str) -> str:
     return "all training images" if text == "all" else f"{text} training images per class"
-
-
-def candidate_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Per candidate at one amount (the scores, fine-tuning and baseline rows of one amount): mean
-    fine-tuned accuracy (%) over its succeeded seeds with the 95% t half-width (NaN with one seed), the
-    seeds, the fine-tuning jobs (comma-separated), each score and the scoring job; the study's candidates
-    in `order`, the from-scratch baseline last. A candidate scored but not yet fine-tuned has no accuracy."""
-    columns = ["candidate", "accuracy", "half_width", "seeds", "jobs", "fine_tune_seconds"]
-    tuned = rows[rows.treatment.isin(TUNED) & rows.final_accuracy.notna()] \
-        if {"treatment", "final_accuracy"} <= set(rows) else pd.DataFrame()
-    if tuned.empty:
-        table = pd.DataFrame(columns=columns)
-    else:
-        tuned = tuned.assign(value=100 * tuned.final_accuracy,
-                             train_seconds=tuned.get("train_seconds", pd.Series(0.0, index=tuned.index)))
-        table = tuned.groupby("candidate", sort=False).agg(
-            accuracy=("value", "mean"), std=("value", "std"), seeds=("value", "size"),
-            jobs=("job", lambda j: ",".join(map(str, sorted(j)))), fine_tune_seconds=("train_seconds", "sum"))
-        table["half_width"] = [t_half_width(s, n) if n > 1 else math.nan for s, n in zip(table["std"], table.seeds)]
-        table = table.reset_index()[columns]
-    scored = rows[rows.probe == "scores"] if "probe" in rows else pd.DataFrame()
-    if not scored.empty:
-        kept = scored[["candidate", "job", *[s for s in RANK_SCORES if s in scored], "seconds"]]
-        table = table.merge(kept.rename(columns={"job": "score_job", "seconds": "score_seconds"}),
-                            on="candidate", how="outer")
-        scoring = table.score_job.map(lambda j: str(int(j)), na_action="ignore")
-        table["jobs"] = table.jobs.fillna(scoring).fillna("")  # not fine-tuned yet: its scoring job
-    rank = {name: i for i, name in enumerate([*order, SCRATCH])}
-    table = table.assign(_at=table.candidate.map(lambda c: rank.get(c, len(rank))))
-    return table.sort_values("_at", kind="stable").drop(columns="_at").reset_index(drop=True)
 
 
 def agreement_table(ranking: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import math
+
 import pandas as pd
 
 from backend.specs import ProbeImages, ScoresJobSpec, TrainJobSpec, TransferJobSpec
@@ -72,27 +74,48 @@ def axes(study: ModelSelectionSpec) -> dict[str, Any]:
     return {}
 
 
+TUNED = ("AnB+", "baseB")  # a candidate fine-tuned on the target; the target trained from scratch
+
+
 def candidates(outcomes: list[JobOutcome]) -> pd.DataFrame:
-    """Per candidate and amount: each score, the mean fine-tuned accuracy (%) with its 95% t half-width
-    over seeds, the seeds, and the seconds spent scoring and fine-tuning."""
-    scored = pd.DataFrame([{**{k: o.job.labels[k] for k in ("candidate", "amount")}, **o.output.scalars}
-                           for o in outcomes if o.job.labels.get("probe") == "scores"])
-    tuned = pd.DataFrame([{**{k: o.job.labels[k] for k in ("candidate", "amount", "seed", "treatment")},
-                           "accuracy": 100 * o.output.scalars["final_accuracy"],
-                           "train_seconds": o.output.scalars["train_seconds"]}
-                          for o in outcomes if o.job.labels.get("treatment") in ("AnB+", "baseB")])
+    """`candidate_table` at every amount of a local run, the study's candidates in the order it lists them."""
+    rows = pd.DataFrame([{**o.job.labels, **o.output.scalars, "job": o.job.key[:16]} for o in outcomes])
+    if rows.empty or "candidate" not in rows or "treatment" not in rows:
+        return pd.DataFrame()
+    order = [c for c in dict.fromkeys(rows.candidate.dropna()) if c != SCRATCH]
+    rows = rows[rows.amount.notna()]
+    return pd.concat([candidate_table(part, order).assign(amount=int(amount) if isinstance(amount, float) else amount)
+                      for amount, part in rows.groupby("amount", sort=False)], ignore_index=True)
+
+
+def candidate_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per candidate at one amount (the scores, fine-tuning and baseline rows of one amount): mean
+    fine-tuned accuracy (%) over its succeeded seeds with the 95% t half-width (NaN with one seed), the
+    seeds, the fine-tuning jobs (comma-separated), each score and the scoring job; the study's candidates
+    in `order`, the from-scratch baseline last. A candidate scored but not yet fine-tuned has no accuracy."""
+    columns = ["candidate", "accuracy", "half_width", "seeds", "jobs", "fine_tune_seconds"]
+    tuned = rows[rows.treatment.isin(TUNED) & rows.final_accuracy.notna()] \
+        if {"treatment", "final_accuracy"} <= set(rows) else pd.DataFrame()
     if tuned.empty:
-        return tuned
-    keys = ["candidate", "amount"]
-    table = tuned.groupby(keys, sort=False).agg(accuracy=("accuracy", "mean"), std=("accuracy", "std"),
-                                                seeds=("accuracy", "size"), fine_tune_seconds=("train_seconds", "sum"))
-    table["half_width"] = [t_half_width(s, n) if n > 1 else float("nan") for s, n in zip(table["std"], table.seeds)]
+        table = pd.DataFrame(columns=columns)
+    else:
+        tuned = tuned.assign(value=100 * tuned.final_accuracy,
+                             train_seconds=tuned.get("train_seconds", pd.Series(0.0, index=tuned.index)))
+        table = tuned.groupby("candidate", sort=False).agg(
+            accuracy=("value", "mean"), std=("value", "std"), seeds=("value", "size"),
+            jobs=("job", lambda j: ",".join(map(str, sorted(j)))), fine_tune_seconds=("train_seconds", "sum"))
+        table["half_width"] = [t_half_width(s, n) if n > 1 else math.nan for s, n in zip(table["std"], table.seeds)]
+        table = table.reset_index()[columns]
+    scored = rows[rows.probe == "scores"] if "probe" in rows else pd.DataFrame()
     if not scored.empty:
-        table = table.join(scored.set_index(keys)[[*RANK_SCORES, "seconds"]].rename(
-            columns={"seconds": "score_seconds"}))
-    first = ["candidate", "amount", "accuracy", "half_width", "seeds"]
-    table = table.drop(columns="std").reset_index()
-    return table[first + [c for c in table if c not in first]]
+        kept = scored[["candidate", "job", *[s for s in RANK_SCORES if s in scored], "seconds"]]
+        table = table.merge(kept.rename(columns={"job": "score_job", "seconds": "score_seconds"}),
+                            on="candidate", how="outer")
+        scoring = table.score_job.map(lambda j: str(int(j)) if isinstance(j, float) else str(j), na_action="ignore")
+        table["jobs"] = table.jobs.fillna(scoring).fillna("")  # not fine-tuned yet: its scoring job
+    rank = {name: i for i, name in enumerate([*order, SCRATCH])}
+    table = table.assign(_at=table.candidate.map(lambda c: rank.get(c, len(rank))))
+    return table.sort_values("_at", kind="stable").drop(columns="_at").reset_index(drop=True)
 
 
 def rankings(outcomes: list[JobOutcome]) -> pd.DataFrame:
@@ -124,8 +147,10 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
     if table.empty:
         return table, "no candidate was fine-tuned", {}
     ranked = rankings(outcomes)
+    shown = table.drop(columns=["jobs", "score_job"], errors="ignore")
+    shown = shown[["amount", *[c for c in shown if c != "amount"]]]
     parts = ["per candidate: mean fine-tuned accuracy (%) over seeds, ±95% t half-width, and each score "
-             "(no training)", table.round(3).to_string(index=False)]
+             "(no training)", shown.round(3).to_string(index=False)]
     if not ranked.empty:
         parts += [f"\nat {o.job.labels['amount']} images per class: {lead_text(o.output.scalars, o.output.tables)}"
                   for o in outcomes if o.job.labels.get("probe") == "ranking"]

@@ -14,7 +14,8 @@ from backend.worker import Worker
 from db.results import Results
 from db.submit import submit_study
 from tests.backend.test_model_selection import STUDY
-from ui.selection import agreement_table, candidate_table
+from backend.studies.selection import candidate_table
+from ui.selection import agreement_table
 
 NAMES = [c["name"] for c in STUDY["candidates"]]
 
