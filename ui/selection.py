@@ -10,7 +10,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from backend.specs.selection import RANK_SCORES
-from backend.stats import t_half_width
 from backend.studies.selection import SCRATCH, lead_text
 
 SCORE_NAMES = {"logme": "LogME", "leep": "LEEP", "nce": "NCE", "h_score": "H-score"}
