@@ -15,19 +15,19 @@ from ui.state import PageState, flag, shown
 
 STATUSES = ["any", QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, BLOCKED]
 KINDS = ["any", *JOB_KINDS]
-LABELS = {"treatment": "Treatment", "n": "n", "seed": "Seed"}  # label filters, when the study's jobs carry them
+LABELS = {"treatment": "Treatment", "n": "n", "seed": "Seed", "candidate": "Candidate"}  # label filters, when the study's jobs carry them
 PAGE_SIZE = 50
 
 state = PageState("jobs")
 st.title("Jobs")
-filters = st.columns([3, 1, 1, 1, 1, 1, 1, 1])
+filters = st.columns([3, 1, 1, 1, 1, 1, 1, 1, 1])
 with filters[0]:
     study = study_picker(state)
 status = filters[1].selectbox("Status", STATUSES, key=state.bind("status", "any", valid=STATUSES.__contains__))
 kind = filters[2].selectbox("Kind", KINDS, key=state.bind("kind", "any", valid=KINDS.__contains__))
-labels = label_filters(state, study, LABELS, filters[3:6], every="any")
-page = filters[6].number_input("Page", 1, 10_000, key=state.bind("page", 1, int, lambda v: v >= 1))
-live = filters[7].toggle("Live", key=state.bind("live", True, flag, show=shown))
+labels = label_filters(state, study, LABELS, filters[3:7], every="any")
+page = filters[7].number_input("Page", 1, 10_000, key=state.bind("page", 1, int, lambda v: v >= 1))
+live = filters[8].toggle("Live", key=state.bind("live", True, flag, show=shown))
 state.report()
 if study is not None:
     seeds.progress_line(study)  # redrawn whenever a job changes state (the board reruns the page)

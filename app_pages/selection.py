@@ -9,7 +9,7 @@ from backend.studies.selection import candidate_table
 from db.schema import QUEUED, RUNNING, SUCCEEDED
 from ui import presets, selection, store
 from ui.state import PageState
-from ui.widgets import figure, job_table, jobs_of_point, open_jobs
+from ui.widgets import figure, job_table, jobs_of_point, open_jobs, study_id
 
 KIND = "model_selection"
 
@@ -18,9 +18,8 @@ st.title("Model selection")
 st.caption("Score every candidate source on the target without training (LogME, LEEP, NCE, H-score), fine-tune "
            "every candidate, and see whether the cheap score would have picked the best one.")
 
-raw = str(st.query_params.get("study", ""))
-linked = [int(raw)] if raw.isdecimal() and len(raw) < 16 else []  # a study the link names, even if archived
-studies = [s for s in store.studies().listing(include=linked) if s.kind == KIND]
+linked = study_id(str(st.query_params.get("study", "")))  # a study the link names, even if archived
+studies = [s for s in store.studies().listing(include=[linked] if linked else [], kind=KIND) if s.kind == KIND]
 if not studies:
     presets.empty_state("No model-selection study in the store yet. Queue one on the New study page, or with "
                         "`python -m backend submit --spec study.json` (a spec with \"study\": \"model_selection\").",

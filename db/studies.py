@@ -78,10 +78,13 @@ class Studies:
     # ------------------------------------------------------------ reading
 
     def listing(self, search: str | None = None, archived: bool = False, limit: int = 200,
-                include: Iterable[int] = ()) -> list[StudyListing]:
+                include: Iterable[int] = (), kind: str | None = None) -> list[StudyListing]:
         """Newest first; `search` matches the name or a tag (case-insensitive, in SQL); archived
-        studies only when `archived`. `include` adds those studies whatever the filters (a link)."""
+        studies only when `archived`; only studies of `kind` (in SQL) when given. `include` adds those
+        studies whatever the filters (a link)."""
         query = select(Study)
+        if kind is not None:
+            query = query.where(Study.spec["study"].as_string() == kind)
         if search and search.strip():
             text = search.strip()
             query = query.where(or_(Study.name.icontains(text, autoescape=True),

@@ -16,8 +16,8 @@ from ui.state import PageState
 def study_picker(state: PageState, label: str = "Study") -> int | None:
     """A study select box bound to the URL's `study`; newest study by default. Archived studies are
     left out, except the one a link names."""
-    raw = str(st.query_params.get("study", ""))
-    studies = store.studies().listing(include=[int(raw)] if raw.isdigit() else [])
+    linked = study_id(str(st.query_params.get("study", "")))
+    studies = store.studies().listing(include=[linked] if linked is not None else [])
     if not studies:
         presets.no_study()
         return None
@@ -30,8 +30,15 @@ def study_picker(state: PageState, label: str = "Study") -> int | None:
 def study_choices() -> dict[int, str]:
     """Study id -> "#id name" for a multi-study picker bound to the URL's `studies`: newest first,
     archived studies left out except those the link names."""
-    linked = [int(v) for v in str(st.query_params.get("studies", "")).split(",") if v.isdigit()]
+    linked = [i for i in map(study_id, str(st.query_params.get("studies", "")).split(",")) if i is not None]
     return {s.id: f"#{s.id} {s.name}" for s in store.studies().listing(include=linked)}
+
+
+def study_id(text: str) -> int | None:
+    """A study id as a link spells it, or None: plain ASCII digits ('²' is a digit to str.isdigit) short
+    enough for a database integer (a 25-digit id overflows SQLite's)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdecimal() and len(text) < 16 else None
 
 
 def _counts(counts: dict[str, int]) -> str:

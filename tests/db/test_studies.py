@@ -201,3 +201,15 @@ def test_past_studies_of_a_shape_pool_their_seeds_once_each(queue):
     assert history.values.round(6).to_dict() == {0: 2.0, 1: 4.0, 2: 9.0}
     assert history.std == pytest.approx(np.std([2.0, 4.0, 9.0], ddof=1))
     assert seed_history(queue, {**SHAPED, "n": [3]}, "anb_plus_gain").std is None  # no history
+
+
+def test_the_listing_filters_by_study_kind_in_sql(queue):
+    from backend.studies import parse_study
+    from db.studies import Studies
+    from db.submit import submit_study
+    from tests.backend.test_model_selection import STUDY as SELECTION
+
+    chosen = submit_study(queue, parse_study(SELECTION), name="choose")
+    listing = Studies(queue.engine).listing(kind="model_selection")
+    assert [s.id for s in listing] == [chosen]
+    assert all(s.kind == "yosinski" for s in Studies(queue.engine).listing(kind="yosinski"))

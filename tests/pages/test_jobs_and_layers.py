@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from sqlalchemy import select
 
 from db.schema import Share
@@ -37,6 +39,14 @@ def test_jobs_filters_and_bad_parameters(app, seeded_store):
     assert any("status=exploded" in w.value for w in at.warning)
     assert set(at.dataframe[0].value.kind) == {"train"}
     assert at.query_params["status"] == "any"
+
+
+@pytest.mark.parametrize("study", ["9999999999999999999999999", "²", "1,2"])
+def test_a_study_id_no_database_can_hold_falls_back(app, seeded_store, study):
+    at = app("jobs.py")
+    at.query_params.update({"study": study, "live": "0"})
+    at.run()
+    assert not at.exception and at.query_params["study"] == str(seeded_store[1])
 
 
 def test_cloning_with_bad_edits_names_the_field(app, seeded_store):
