@@ -7,7 +7,7 @@ import streamlit as st
 import yaml
 
 from backend.jobs import JOB_KINDS
-from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, canonical_json, unit_names
+from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, ViTSpec, canonical_json, unit_names
 from backend.specs.presets import check_preset_folder
 from backend.specs.roots import check_folder
 from backend.studies import STUDY_KINDS, parse_study
@@ -111,7 +111,7 @@ with data_col:
 with model_col:
     st.subheader("Network and training")
     model = preset["model"]
-    archs = ["convnet", "mlp", "resnet18", "resnet50"]
+    archs = ["convnet", "mlp", "resnet18", "resnet50", "vit"]
     arch = st.selectbox("Network", archs, index=archs.index(model["arch"]), key="new.arch")
     model = {"arch": arch}
     if arch == "convnet":
@@ -121,6 +121,11 @@ with model_col:
     if arch in ("convnet", "mlp"):
         model["hidden"] = st.text_input("Hidden fc widths", ",".join(map(str, preset["model"].get("hidden", [64]))),
                                         key="new.hidden")
+    if arch == "vit":  # timm's names: vit_tiny_patch16 is patch 16, width 192, 12 blocks, 3 heads
+        given = {**ViTSpec().model_dump(), **(preset["model"] if preset["model"]["arch"] == "vit" else {})}
+        for column, (field, label) in zip(st.columns(4), (("patch", "Patch"), ("dim", "Width"), ("depth", "Blocks"),
+                                                          ("heads", "Heads"))):
+            model[field] = column.number_input(label, 1, 4096, int(given[field]), key=f"new.vit.{field}")
     if arch.startswith("resnet"):  # off for a network trained on ImageNet-sized images (torchvision, timm)
         imagenet = weights is not None and weights.format in network_file.TORCH_FORMATS
         model["small_input"] = st.checkbox("Small-input stem (3x3, stride 1, no max-pool: images under 64 px)",

@@ -12,7 +12,7 @@ from backend.jobs import JOB_KINDS, parse_job
 from backend.specs import Spec, SpecError, canonical_json, set_field, spec_hash
 from backend.specs.base import shape_hash
 from backend.specs.classes import check_classes
-from backend.specs.memory import check_fits
+from backend.specs.memory import check_fits, check_patches
 from backend.specs.pretrained import pin_files
 from backend.specs.roots import check_data_roots
 from backend.specs.training import check_batch_norm
@@ -36,6 +36,7 @@ def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
     check_classes(study, ((job.spec, job.labels) for job in plan), dict(STUDY_KINDS[study.study].class_fields))
     for job in plan:
         if JOB_KINDS[job.kind].trains:
+            check_patches(job.spec)
             check_fits(job.spec)
 
 
@@ -45,6 +46,7 @@ def check_job(spec: Spec) -> None:
     check_data_roots(spec)
     check_batch_norm(spec)
     check_classes(spec)
+    check_patches(spec)
     check_fits(spec)
 
 

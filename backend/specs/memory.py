@@ -87,6 +87,17 @@ def memory_limit() -> float:
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
+def check_patches(spec: Any) -> None:
+    """A SpecError naming model.patch when a ViT network job's images (as far as the spec says their size)
+    do not tile into its patches: caught at submit, not in a worker."""
+    model, data = getattr(spec, "model", None), getattr(spec, "data", None)
+    shape = image_shape(data) if isinstance(model, ViTSpec) and data is not None else None
+    if shape is not None and shape[1] % model.patch:
+        raise SpecError(f"{shape[1]}x{shape[2]} images do not tile into {model.patch}x{model.patch} patches: choose a "
+                        f"patch that divides {shape[1]}, or bring the data to a multiple of {model.patch} (data.size, "
+                        "or a study's input.size)", field="model.patch")
+
+
 def check_fits(spec: Any, where: str = "", limit: float | None = None, device: str = "a worker") -> None:
     """A SpecError with the estimate when a network job's training would not fit in `limit` bytes (by
     default a worker's memory_limit(); a worker passes its own device's)."""

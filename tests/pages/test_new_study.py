@@ -328,3 +328,18 @@ def test_a_preset_s_class_groups_meeting_another_folder_are_refused(app, seeded_
     assert not at.exception
     assert any("groups" in e.value and "bird, cat, deer" in e.value and "apple" in e.value for e in at.error)
     assert not [b for b in at.button if b.key == "new.submit"] and job_count(url) == before
+
+
+def test_a_vit_network_is_offered_and_its_patch_must_tile_the_images(app):
+    at = app("new_study.py").run()
+    at.selectbox(key="new.arch").select("vit").run()
+    assert not at.exception
+    at.number_input(key="new.vit.patch").set_value(3).run()  # the digits are 8x8: 3 does not tile them
+    at.number_input(key="new.vit.depth").set_value(2).run()
+    assert not at.exception
+    assert any("8x8 images do not tile into 3x3 patches" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "new.submit"]  # nothing to queue until it tiles
+    at.number_input(key="new.vit.patch").set_value(4).run()
+    assert not at.exception and not at.error
+    assert json.loads(at.code[-1].value)["model"] == {"arch": "vit", "patch": 4, "dim": 192, "depth": 2, "heads": 3,
+                                                      "mlp_ratio": 4.0}
