@@ -11,7 +11,7 @@ from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, ViTSpec, canonic
 from backend.specs.presets import check_preset_folder
 from backend.specs.roots import check_folder
 from backend.studies import STUDY_KINDS, parse_study
-from db.submit import check_study, plan_size, planned_shapes, submit_study
+from db.submit import check_study, plan_size, planned_shapes, resolve_lab_networks, submit_study
 from ui import access, network_file, network_preview, presets, preview, seeds, store
 from ui.probes import probes_text, switches
 from ui.state import PageState, ints
@@ -46,14 +46,20 @@ data_col, model_col, grid_col = st.columns(3)
 with data_col:
     st.subheader("Data")
     preset_data = preset[study_kind.data_field]  # the study's data (the source of a cross-data-set study)
-    weights = None  # the pretrained network's form, when the study transfers from one
+    weights = lab_job = None  # the pretrained network's form, or a lab network's job, when the study transfers from one
     if "pretrained" in study_kind.spec.model_fields:
-        if st.radio("Source network", [network_file.PRETRAIN, network_file.PRETRAINED], horizontal=True,
-                    key="new.source_mode") == network_file.PRETRAINED:
+        mode = st.radio("Source network", [network_file.PRETRAIN, network_file.PRETRAINED, network_file.LAB],
+                        horizontal=True, key="new.source_mode")
+        if mode == network_file.PRETRAINED:
             weights = network_file.weights_form(slots)
             network_box = st.container()  # its preview, once the Network column is read
+        elif mode == network_file.LAB:
+            lab_job = st.text_input("Job id or spec hash (8+ characters) of a network this lab trained from scratch, "
+                                    "such as a study's baseA: its architecture and data come with it", "",
+                                    key="new.lab_job").strip()
+            slots["pretrained.job"] = st.empty()
     data = source = kind = None  # with a pretrained network, the task it was trained on is optional
-    if weights is None or weights.trained_on_source:
+    if lab_job is None and (weights is None or weights.trained_on_source):
         source = preset_data["source"]
         kinds = ["digits", "synthetic", "torchvision", "folder"]
         kind = st.radio("Source", kinds, index=kinds.index(source["kind"]), horizontal=True, key="new.kind")
@@ -228,6 +234,9 @@ def build():
             **({"precision": precision} if sequential else {})}
     if weights is not None:  # pinned: the spec shown and exported records the file's sha256
         spec["pretrained"] = network_preview.pinned_network(weights, spec["model"]).model_dump(mode="json")
+    if lab_job is not None:  # the network's own spec, from the store: its architecture, its data
+        del spec["model"]
+        spec = resolve_lab_networks({**spec, "pretrained": {"kind": "lab", "job": lab_job}}, store.queue())
     if probes:
         spec["probes"] = {**preset.get("probes", {}), **probes}
     study = parse_study(spec)

@@ -17,7 +17,7 @@ from backend.specs import ResNetSpec, SpecError, unit_names
 from backend.specs.pretrained import FORMATS, IMAGENET_MEAN, IMAGENET_STD, NetworkFile, file_input, safetensors_header
 from backend.specs.roots import check_folder
 
-PRETRAIN, PRETRAINED = "pretrain on a source task", "pretrained model"
+PRETRAIN, PRETRAINED, LAB = "pretrain on a source task", "pretrained model", "a network of this lab"
 FROM_PATH, FROM_UPLOAD = "a file inside the data roots", "upload"
 TORCH_FORMATS = ("torchvision", "timm")  # ResNets as torchvision names them, ImageNet's input by default
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state, not parameters

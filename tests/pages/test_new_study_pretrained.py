@@ -184,3 +184,22 @@ def test_a_model_selection_s_candidates_are_edited_and_errors_are_said_under_the
     assert not at.exception and "Queued study #1" in at.success[0].value
     spec = Results(get_engine(url)).study_spec(1)
     assert spec["candidates"][1]["pretrained"]["sha256"] == sha256_of(path)
+
+
+def test_a_network_of_this_lab_is_found_by_its_job_id(app, seeded_store):
+    from db.results import Results
+    from db.session import get_engine
+
+    url, study_id = seeded_store
+    base_a = int(Results(get_engine(url)).jobs(study_id, kind="train", labels={"treatment": "baseA"}).id.iloc[0])
+    at = app("new_study.py")
+    at.query_params["preset"] = CROSS
+    at.run()
+    at.radio(key="new.source_mode").set_value("a network of this lab").run()
+    at.text_input(key="new.lab_job").input("999999").run()
+    assert not at.exception and any("no job 999999" in e.value for e in at.error)
+    at.text_input(key="new.lab_job").input(str(base_a)).run()
+    assert not at.exception
+    spec = json.loads(at.code[-1].value)
+    assert spec["pretrained"]["kind"] == "lab" and spec["model"] == spec["pretrained"]["network"]["model"]
+    assert spec["source"] is None  # the network's own data is the source
