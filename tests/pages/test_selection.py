@@ -168,3 +168,12 @@ def test_any_tampered_link_renders(app, params):
     at.query_params.update(params)
     at.run()
     assert not at.exception, (params, at.exception)
+
+
+@pytest.mark.parametrize("page", ["study.py", "jobs.py", "layers.py", "explorer.py", "compare.py", "curves.py",
+                                  "similarity.py", "sharpness.py", "landscape.py", "findings.py", "studies.py"])
+def test_every_other_page_renders_a_model_selection_study(app, selection_store, page):
+    at = app(page)
+    at.query_params.update({"study": str(selection_store[1]), "studies": str(selection_store[1])})
+    at.run()
+    assert not at.exception, (page, at.exception)
