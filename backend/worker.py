@@ -268,8 +268,9 @@ class Worker:
             artifacts.append(self._artifact("checkpoint", path))
             if init:
                 artifacts.append(self._artifact(INIT, init))
-            resume = options.get("resume")
-            scalars["resumed_from_epoch"] = resume.epoch if resume else 0
+            if "resume" in options:  # a trained network (an imported one has no epochs)
+                resume = options["resume"]
+                scalars["resumed_from_epoch"] = resume.epoch if resume else 0
         tables = {**output.tables, "provenance": {
             **environment(), "device": str(self.device), "worker": self.worker_id,
             "data_fingerprint": output.tables.get("data_fingerprint")}}

@@ -17,11 +17,11 @@ import streamlit as st
 
 from backend.specs import SpecError, parse, spec_hash
 from backend.specs.pretrained import NetworkFile, NetworkInput, file_input, pin_network, sha256_of
-from db.previews import NetworkSummary, Previews, request_import
+from db.previews import NetworkSummary, request_import
 from ui import access, store
 from ui.network_file import (FileNetwork, WeightsForm, architecture_text, check_file, file_network, header,
                              readable)
-from ui.preview import LIVE, waiting
+from ui.preview import worker_preview
 
 
 def pinned_network(form: WeightsForm, model: dict[str, Any]) -> NetworkFile:
@@ -98,23 +98,16 @@ def _imported(network: NetworkFile) -> None:
     if key not in st.session_state:
         st.caption("Its units are read on a worker: the engine maps its tensors onto them (a torch file, or a "
                    f"library's own tensor names). sha256 `{network.sha256}`")
-        if not st.button("Preview model", key="new.preview_model", disabled=access.locked(),
-                         help=access.hint("preview models") or "imports the file on a worker, ahead of any study; "
-                         "the study reuses the import"):
-            return
-        st.session_state[key] = request_import(store.queue(), network)
-    job_id = st.session_state[key]
-    job = Previews(store.queue().engine).get(job_id)
-    if job is None or job.status not in (*LIVE, "succeeded"):
-        del st.session_state[key]  # failed, cancelled, or gone with its database: the button asks again
-        if job is not None:
-            st.error(f"The import (job #{job_id}) {job.status}: {job.error}")
-    elif job.status in LIVE:
-        waiting(job_id, "Model preview")
-    else:
+    job = worker_preview(
+        key, "Model preview",
+        lambda: st.button("Preview model", key="new.preview_model", disabled=access.locked(),
+                          help=access.hint("preview models") or "imports the file on a worker, ahead of any study; "
+                          "the study reuses the import"),
+        lambda: request_import(store.queue(), network))
+    if job is not None:
         summary: NetworkSummary = job.network
         show(summary.units, summary.classes, NetworkInput(**summary.input), summary.file["sha256"],
-             f"imported by job #{job_id}")
+             f"imported by job #{job.id}")
 
 
 def show(units: dict[str, int], classes: int | None, given: NetworkInput | None, sha256: str | None,

@@ -7,6 +7,8 @@ it is done: format, images per class, sample images per class, and each seed's c
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import pandas as pd
 import streamlit as st
 
@@ -43,22 +45,34 @@ def data_preview(data: dict, seeds: str) -> None:
             _folder_summary(*folder_counts(spec.data.source.root))
     except SpecError:
         return
-    key = f"new.preview_job.{spec_hash(spec)}"
+    job = worker_preview(
+        f"new.preview_job.{spec_hash(spec)}", "Preview",
+        lambda: st.button("Preview data", key="new.preview", disabled=access.locked(),
+                          help=access.hint("preview data") or "decodes the data on a worker, ahead of any study"),
+        lambda: request_preview(store.queue(), spec))
+    if job is not None:
+        show(job.preview)
+
+
+def worker_preview(key: str, what: str, ask: Callable[[], bool], request: Callable[[], int]) -> Any:
+    """A job a worker runs ahead of any study (a data preview, a model's import): queued once `ask()` (its
+    button) says so, its id kept in the session under `key`; the finished job once it has succeeded, else
+    None, with its progress meanwhile or why it failed (and the button asks again)."""
     if key not in st.session_state:
-        if not st.button("Preview data", key="new.preview", disabled=access.locked(),
-                         help=access.hint("preview data") or "decodes the data on a worker, ahead of any study"):
-            return
-        st.session_state[key] = request_preview(store.queue(), spec)
+        if not ask():
+            return None
+        st.session_state[key] = request()
     job_id = st.session_state[key]
     job = Previews(store.queue().engine).get(job_id)
     if job is None or job.status not in (*LIVE, "succeeded"):
-        del st.session_state[key]  # failed, cancelled, or gone with its database: the button asks again
+        del st.session_state[key]  # failed, cancelled, or gone with its database
         if job is not None:
-            st.error(f"The preview (job #{job_id}) {job.status}: {job.error}")
-    elif job.status in LIVE:
-        waiting(job_id)
-    else:
-        show(job.preview)
+            st.error(f"The {what.lower()} (job #{job_id}) {job.status}: {job.error}")
+        return None
+    if job.status in LIVE:
+        waiting(job_id, what)
+        return None
+    return job
 
 
 def _folder_summary(layout: str, counts: dict[str, dict[str, int]]) -> None:

@@ -151,13 +151,6 @@ def check_input(pretrained: NetworkFile | LabNetwork, tasks: list[tuple[str, Dat
                                 f"{what} {got}: leave input.{what} empty, or set it to {want}", field=f"input.{what}")
 
 
-def describe(pretrained: NetworkFile | LabNetwork) -> str:
-    """One line for tables and captions."""
-    if isinstance(pretrained, LabNetwork):
-        return f"lab network ({pretrained.model.arch})"
-    return f"{Path(pretrained.path).name} ({pretrained.format}, {pretrained.model.arch})"
-
-
 # ---------------------------------------------------------------- pinning, at submit (no torch)
 
 def pin_files(spec: S) -> S:
