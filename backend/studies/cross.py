@@ -210,6 +210,9 @@ def summarise(outcomes: list[JobOutcome]) -> tuple[pd.DataFrame, str, dict[str, 
         table = table.assign(source_epoch=table["source_epoch"].map(lambda e: "" if pd.isna(e) else int(e)))
         columns.append("source_epoch")
     measured = gaps(outcomes)
+    if measured.empty and any(o.job.kind == "import" for o in outcomes):
+        parts.append("\ndomain gap not measured: the pretrained network's training data is not known to the lab "
+                     "(pretrained.data names it)")
     if not measured.empty:
         cols = [c for c in ("a_distance", "mmd2_linear", "mmd2_rbf", "diversity", "classes") if c in measured]
         parts.append("\nmeasured domain gap (pretrained features), per target\n"

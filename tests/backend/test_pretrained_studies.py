@@ -56,6 +56,12 @@ def test_a_cross_study_from_a_weights_file_runs_every_measure(tmp_path):
     chen = [o for o in outcomes if o.job.kind == "chen_t"]
     assert all(o.output.scalars["theta_r_drawn"] == 1.0 for o in chen)  # flagged: no recorded init
     assert "theta_r" in text  # and the report says so
+    unknown = {**_study(tmp_path), "n": [1], "seeds": [0]}
+    del unknown["pretrained"]["data"]
+    plan = expand(pin_files(parse_study(unknown)))
+    assert not any(j.kind == "gap" for j in plan)
+    text = STUDY_KINDS["cross_dataset"].summarise(run_local(plan, "cpu"))[1]
+    assert "domain gap not measured" in text
 
 
 def test_a_basins_study_from_a_weights_file_interpolates_its_runs(tmp_path):
