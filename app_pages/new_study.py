@@ -54,8 +54,8 @@ with data_col:
             weights = network_file.weights_form(slots)
             network_box = st.container()  # its preview, once the Network column is read
         elif mode == network_file.LAB:
-            lab_job = st.text_input("Job id or spec hash (8+ characters) of a network this lab trained from scratch, "
-                                    "such as a study's baseA: its architecture and data come with it", "",
+            lab_job = st.text_input("Job id or spec hash (8+ characters) of a network this lab trained (from scratch "
+                                    "or fine-tuned: a baseA, an AnB+): its architecture and data come with it", "",
                                     key="new.lab_job").strip()
             slots["pretrained.job"] = st.empty()
     data = source = kind = None  # with a pretrained network, the task it was trained on is optional

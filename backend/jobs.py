@@ -79,7 +79,8 @@ JOB_KINDS: dict[str, JobKind] = {
                           "singular values (a replay of its run)", lambda spec: spec.networks),
     "rank_agreement": JobKind(RankAgreementJobSpec, "backend.measures:run_rank_agreement", ("scalars",),
                               "how well each transferability score ranks candidate sources by fine-tuned accuracy "
-                              "(weighted Kendall's tau, Spearman, top-1 hit)", lambda spec: (), lambda spec: spec.results),
+                              "(weighted Kendall's tau, Spearman, top-1 hit)", lambda spec: (),
+                              lambda spec: spec.results),
     "preview": JobKind(DataPreviewSpec, "backend.runners:run_preview", ("scalars", "matrices"),
                        "a look at the data: classes, images per split, samples, each seed's halves A/B",
                        lambda spec: ()),

@@ -18,7 +18,8 @@ from backend.specs.base import Spec, SpecError, StudySeed, canonical_json, late_
 from backend.specs.data import DataSpec, check_block_sizes, native_size
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.landscape import SmoothnessSettings
-from backend.specs.pretrained import Pretrained, check_input
+from backend.specs.pretrained import check_input
+from backend.specs.transfer import Pretrained
 from backend.specs.seeds import Precision
 from backend.specs.probes import GapSettings, ScoreSettings, SharpnessSettings, SimilaritySettings
 from backend.specs.training import TrainJobSpec, TrainSpec

@@ -50,8 +50,8 @@ def network_cost(model: Any, shape: tuple[int, int, int], classes: int = 1000) -
     elif isinstance(model, ViTSpec):  # per block: qkv, proj, the MLP; saved activations per token
         tokens, d = (h // model.patch) * (w // model.patch) + 1, model.dim
         hidden = int(d * model.mlp_ratio)
-        params = (c * model.patch ** 2 * d + (tokens + 2) * d + model.depth * (4 * d * d + 2 * d * hidden + 9 * d + hidden)
-                  + 2 * d + (d + 1) * classes)
+        block = 4 * d * d + 2 * d * hidden + 9 * d + hidden
+        params = c * model.patch ** 2 * d + (tokens + 2) * d + model.depth * block + 2 * d + (d + 1) * classes
         return params, model.depth * tokens * (8 * d + 2 * hidden + model.heads * tokens)
     else:  # a ResNet: scale its 224 x 224 figures by the image area
         params, per_image = RESNETS[model.arch]

@@ -1,4 +1,5 @@
-"""Pretrained networks as sources: a weights file from elsewhere, or a finished network of this lab.
+"""Pretrained networks from elsewhere as sources: a weights file (a network of this lab as a source,
+`LabNetwork`, lives beside the transfer spec, since it may be one).
 
 A `NetworkFile` is also the spec of the job that imports it (kind `import`): the worker reads the
 file without unpickling, checks it against the digest recorded at submit, maps its tensors onto the
@@ -12,14 +13,13 @@ import hashlib
 import json
 import struct
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Field, model_validator
 
 from backend.specs.base import Seed, Spec, SpecError, parse, spec_parts
 from backend.specs.data import DataSpec
 from backend.specs.models import ModelSpec, ResNetSpec, ViTSpec
-from backend.specs.training import TrainJobSpec
 
 # What a weights file holds. safetensors: tensors named by this lab's units (`body.<unit>.`), as a lab
 # checkpoint is; torchvision: a `state_dict()` saved by torch.save; timm: a timm checkpoint (`.pth`,
@@ -27,6 +27,9 @@ from backend.specs.training import TrainJobSpec
 # layer1..layer4, fc; timm names a ViT's patch_embed, cls_token, pos_embed, blocks.i, norm, head.
 FORMATS = ("safetensors", "torchvision", "timm")
 SHA256 = r"^[0-9a-f]{64}$"
+if TYPE_CHECKING:
+    from backend.specs.transfer import LabNetwork
+
 S = TypeVar("S", bound=Spec)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -87,54 +90,15 @@ class NetworkFile(Spec):
                             field="model.pretrained")
         named = {"safetensors": (), "torchvision": (ResNetSpec,), "timm": (ResNetSpec, ViTSpec)}[self.format]
         if named and not isinstance(self.model, named):
-            raise SpecError(f"a {self.format} file names the tensors of a {' or a '.join(c.__name__[:-4] for c in named)}; "
-                            f"a {self.model.arch} comes as safetensors named by its units", field="format")
+            kinds = " or a ".join(c.__name__.removesuffix("Spec") for c in named)
+            raise SpecError(f"a {self.format} file names the tensors of a {kinds}; a {self.model.arch} comes as "
+                            "safetensors named by its units", field="format")
         return self
 
     @property
     def job(self) -> NetworkFile:
         """The job that makes it a network of the lab: importing it."""
         return self
-
-
-class LabNetwork(Spec):
-    """A network this lab trained: the spec of its job (found by job id or spec hash in the store)."""
-
-    kind: Literal["lab"] = "lab"
-    network: TrainJobSpec = Field(description="the job that trained it; its finished run is reused")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _looked_up(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "job" in value and "network" not in value:
-            raise SpecError(f"lab network {value['job']!r} is looked up in the store when the study is submitted "
-                            "(python -m backend submit or sweep, or the New study page)", field="job")
-        return value
-
-    @property
-    def job(self) -> TrainJobSpec:
-        return self.network
-
-    @property
-    def model(self) -> ModelSpec:  # type: ignore[valid-type]
-        return self.network.model
-
-    @property
-    def data(self) -> DataSpec:
-        return self.network.data
-
-    @property
-    def input(self) -> None:
-        return None  # as its own data gives it
-
-
-def _kind(value: Any) -> str:
-    return value.get("kind", "file") if isinstance(value, dict) else getattr(value, "kind", "file")
-
-
-# A pretrained source: a weights file (the default kind) or a network of this lab.
-Pretrained = Annotated[Union[Annotated[NetworkFile, Tag("file")], Annotated[LabNetwork, Tag("lab")]],
-                       Discriminator(_kind)]
 
 
 def check_input(pretrained: NetworkFile | LabNetwork, tasks: list[tuple[str, DataSpec]]) -> None:

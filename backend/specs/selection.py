@@ -15,7 +15,8 @@ from backend.specs.base import Spec, SpecError, StudySeed
 from backend.specs.cross import InputFormat
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
-from backend.specs.pretrained import Pretrained, check_input
+from backend.specs.pretrained import check_input
+from backend.specs.transfer import Pretrained
 from backend.specs.probes import SPEC_HASH, ScoreSettings
 from backend.specs.training import TrainJobSpec, TrainSpec
 
@@ -111,7 +112,7 @@ class RankedCandidate(Spec):
     name: str
     scores: str = Field(pattern=SPEC_HASH, description="spec hash of its scores job")
     fine_tuned: list[Annotated[str, Field(pattern=SPEC_HASH)]] = Field(
-        min_length=1, description="spec hashes of its fine-tuning jobs, one per seed (the same seeds for every candidate)")
+        min_length=1, description="spec hashes of its fine-tuning jobs, one per seed (the same seeds for each)")
 
 
 class RankAgreementJobSpec(Spec):

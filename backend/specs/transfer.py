@@ -1,10 +1,11 @@
-"""Transfer specs: a target network whose first n units start from a source network, or at random."""
+"""Transfer specs: a target network whose first n units start from a source network, or at random; and a
+network of this lab (trained from scratch or by transfer) as the source of a study."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from backend.specs.base import Spec, SpecError
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
@@ -33,8 +34,9 @@ class TransferJobSpec(Spec):
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = TrainSpec()
     transfer: TransferSpec
-    source: TrainJobSpec | NetworkFile | None = Field(
-        None, description="the base network the units come from: a training job, or an imported weights file")
+    source: TrainJobSpec | TransferJobSpec | NetworkFile | None = Field(
+        None, description="the base network the units come from: a training job, a transfer (a network fine-tuned "
+        "here, as a source of its own), or an imported weights file")
 
     @model_validator(mode="after")
     def _consistent(self) -> TransferJobSpec:
@@ -66,3 +68,44 @@ class TransferJobSpec(Spec):
             return "random"
         name = "BnB" if self.source is not None and self.source.data == self.data else "AnB"
         return name + ("+" if t.fine_tune else "")
+
+
+class LabNetwork(Spec):
+    """A network this lab trained, from scratch or by transfer: the spec of its job (found by job id or spec
+    hash in the store)."""
+
+    kind: Literal["lab"] = "lab"
+    network: TrainJobSpec | TransferJobSpec = Field(description="the job that trained it; its finished run is reused")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _looked_up(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "job" in value and "network" not in value:
+            raise SpecError(f"lab network {value['job']!r} is looked up in the store when the study is submitted "
+                            "(python -m backend submit or sweep, or the New study page)", field="job")
+        return value
+
+    @property
+    def job(self) -> TrainJobSpec | TransferJobSpec:
+        return self.network
+
+    @property
+    def model(self) -> ModelSpec:  # type: ignore[valid-type]
+        return self.network.model
+
+    @property
+    def data(self) -> DataSpec:
+        return self.network.data
+
+    @property
+    def input(self) -> None:
+        return None  # as its own data gives it
+
+
+def _kind(value: Any) -> str:
+    return value.get("kind", "file") if isinstance(value, dict) else getattr(value, "kind", "file")
+
+
+# A pretrained source: a weights file (the default kind) or a network of this lab.
+Pretrained = Annotated[Union[Annotated[NetworkFile, Tag("file")], Annotated[LabNetwork, Tag("lab")]],
+                       Discriminator(_kind)]

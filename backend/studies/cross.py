@@ -71,7 +71,8 @@ def expand(study: CrossDatasetSpec) -> list[PlannedJob]:
                         plan += networks
                         probes += [PlannedJob(ChenJobSpec(pretrained=pretrain.key, fine_tuned=job.key,
                                                           units=job.labels["n"]), {**job.labels, "probe": "chen_t"})
-                                   for job in networks if study.probes.chen_t and job.labels["treatment"] == "AnB+"]
+                                   for job in networks if study.probes.chen_t and job.labels["treatment"] == "AnB+"
+                                   and not isinstance(pretrain.spec, TransferJobSpec)]  # its init is no random one
                         probes += network_probes(study.probes, networks, {"baseA": pretrain.key, "baseB": base_b.key},
                                                  data)
                         probes += _smoothness(study, networks)

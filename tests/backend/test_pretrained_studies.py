@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from backend.models import build_model
-from backend.specs import SpecError, TrainJobSpec, canonical_json, parse, spec_hash
+from backend.specs import SpecError, TrainJobSpec, TransferJobSpec, canonical_json, parse, spec_hash
 from backend.specs.pretrained import pin_files
 from backend.studies import STUDY_KINDS, expand, parse_study
 from backend.studies.local import run_local
@@ -123,8 +123,13 @@ def test_a_lab_network_given_by_job_id_or_hash_is_looked_up_in_the_store(tmp_pat
     digest = spec_hash(parse(TrainJobSpec, network))
     assert resolve_lab_networks({**later, "pretrained": {"kind": "lab", "job": digest[:10]}}, queue) == \
         resolve_lab_networks(later, queue)
-    transfer = int(results.jobs(kind="transfer").id.iloc[0])
-    for ref, message in ((999, "no job 999"), ("nothex!", "neither a job id"), (transfer, "a lab network source")):
+    transfer = int(results.jobs(kind="transfer", labels={"treatment": "AnB+"}).id.iloc[0])
+    fine_tuned = parse_study(resolve_lab_networks({**later, "pretrained": {"kind": "lab", "job": transfer}}, queue))
+    assert isinstance(fine_tuned.pretrained.network, TransferJobSpec)  # a network fine-tuned here, as a source
+    plan = expand(fine_tuned)
+    assert plan[0].spec == fine_tuned.pretrained.network and not any(j.kind == "chen_t" for j in plan)
+    probe = int(results.jobs(kind="scores").id.iloc[0])
+    for ref, message in ((999, "no job 999"), ("nothex!", "neither a job id"), (probe, "not a network")):
         with pytest.raises(SpecError, match=message):
             resolve_lab_networks({**later, "pretrained": {"kind": "lab", "job": ref}}, queue)
     with pytest.raises(SpecError, match="looked up in the store"):
