@@ -43,6 +43,14 @@ class InputFormat(Spec):
     size: int | None = Field(None, ge=4, le=512, description="resize every task to size x size; None = as given")
     channels: Literal[1, 3] | None = Field(None, description="1 = grey, 3 = RGB for every task; None = as given")
 
+    def taken_by(self, pretrained: Any) -> InputFormat:
+        """This format, with a pretrained network's image size and channels where it sets none, so every
+        task comes to the network as it was trained (itself for no network, or one that does not say)."""
+        given = pretrained.input if pretrained is not None else None
+        if given is None:
+            return self
+        return self.model_copy(update={"size": self.size or given.size, "channels": self.channels or given.channels})
+
     def apply(self, data: DataSpec) -> DataSpec:
         """A task brought to this format."""
         update = {k: v for k, v in self.model_dump().items() if v is not None}
@@ -156,13 +164,8 @@ class SourceAndTargets(Spec):
 
     @property
     def input_format(self) -> InputFormat:
-        """The study's input format; from a pretrained network, its image size and channels where the
-        study sets none, so every target comes to the network as it was trained."""
-        given = self.pretrained.input if self.pretrained is not None else None
-        if given is None:
-            return self.input
-        return self.input.model_copy(update={"size": self.input.size or given.size,
-                                             "channels": self.input.channels or given.channels})
+        """The study's input format, as its pretrained network (if any) takes it."""
+        return self.input.taken_by(self.pretrained)
 
 
 class CrossDatasetSpec(SourceAndTargets):

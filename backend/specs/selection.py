@@ -88,12 +88,8 @@ class ModelSelectionSpec(Spec):
         return candidate.model or self.model
 
     def input_format(self, candidate: Candidate) -> InputFormat:
-        """The study's input format, with a pretrained network's size and channels where it sets none."""
-        given = candidate.pretrained.input if candidate.pretrained is not None else None
-        if given is None:
-            return self.input
-        return self.input.model_copy(update={"size": self.input.size or given.size,
-                                             "channels": self.input.channels or given.channels})
+        """The study's input format, as the candidate's pretrained network (if any) takes it."""
+        return self.input.taken_by(candidate.pretrained)
 
     def source_job(self, candidate: Candidate) -> Spec:
         """The job that yields the candidate's network: its import, its lab run, or its pretraining here."""
