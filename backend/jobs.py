@@ -118,7 +118,7 @@ class JobOutput:
     curves: list[tuple[str, int, float]] = field(default_factory=list)  # (key, step, value) -> metrics
     arrays: dict[str, Any] = field(default_factory=dict)  # name -> numpy array -> the arrays table
     tables: dict[str, Any] = field(default_factory=dict)  # small JSON: estimator settings, provenance
-    network: Any = None  # backend.train.Trained, for kinds that train one
+    network: Any = None  # backend.train.Trained, or backend.pretrained.Imported: for kinds that yield a network
 
     def checked(self) -> JobOutput:
         """Itself, once sure no scalar and table share a name: the store keeps both as named results of the
