@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.data import load_task  # noqa: E402
 from backend.jobs import runner  # noqa: E402
 from backend.probes.representations import RepresentationCache  # noqa: E402
-from backend.probes.similarity import hsic_unbiased, gram_linear  # noqa: E402
+from backend.probes.hsic import hsic_unbiased, gram_linear  # noqa: E402
 from backend.runners import network_on, probe_images, run_similarity  # noqa: E402
 from backend.specs import PRESETS, canonical_json  # noqa: E402
 from backend.studies import expand, parse_study  # noqa: E402

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from backend.models import UnitNet
+from backend.probes.hsic import center_gram, hsic_pairs, hsic_self, rbf_of_distances, sq_distances
 
 # A unit is constant (dead) on the images when ||X - mean||_F <= CONSTANT_RTOL ||X||_F: a few float32
 # ulps of variation is rounding, not a representation.
@@ -52,35 +53,7 @@ class CKAResult:
     batches: int            # 1 for the full-batch estimator
 
 
-# ---------------------------------------------------------------- kernels and HSIC on plain matrices
-
-def gram_linear(x: Tensor) -> Tensor:
-    """(n, ...) -> (n, n) float64 Gram matrix x x^T of the flattened features."""
-    x = x.flatten(1).double()
-    return x @ x.T
-
-
-def gram_rbf(x: Tensor, width: float = 0.8) -> Tensor:
-    """(n, ...) -> (n, n) float64 RBF Gram matrix, sigma = width x the median distance between images."""
-    x = x.flatten(1).double()
-    x = x - x.mean(0)  # distances do not change, the Gram's entries get small
-    return _rbf(_sq_distances(x @ x.T), width)
-
-
-def center_gram(k: Tensor) -> Tensor:
-    """H K H, H = I - 11^T / n: for a linear kernel, the Gram matrix of the centred features."""
-    k = k - k.mean(0, keepdim=True)
-    return k - k.mean(1, keepdim=True)
-
-
-def hsic_unbiased(k: Tensor, l: Tensor) -> Tensor:
-    """The unbiased HSIC estimator (Song et al. 2012; Nguyen et al. 2021, eq. 3) of two (n, n) Gram
-    matrices, n > 3; their diagonals are ignored. Float64 scalar."""
-    if k.shape[-1] < 4:
-        raise ValueError(f"the unbiased HSIC estimator needs more than 3 images, got {k.shape[-1]}")
-    k, l = k.double().clone().fill_diagonal_(0), l.double().clone().fill_diagonal_(0)
-    return _hsic_pairs(k[None], l[None])[0, 0]
-
+# ---------------------------------------------------------------- CKA of two plain representations
 
 def linear_cka(x: Tensor, y: Tensor) -> float:
     """Exact linear CKA of two representations (n, ...) of the same n images; 0.0 if either is constant."""
@@ -92,46 +65,6 @@ def rbf_cka(x: Tensor, y: Tensor, width: float = 0.8) -> float:
     """Exact RBF CKA (biased HSIC, as Kornblith et al.) of two representations of the same n images."""
     _same_count(x, y)
     return _rep_cka(_full_rep(x.flatten(1), "rbf", width), _full_rep(y.flatten(1), "rbf", width))
-
-
-def _hsic_pairs(ka: Tensor, kb: Tensor) -> Tensor:
-    """Unbiased HSIC of every pair: zero-diagonal symmetric Grams (La, n, n), (Lb, n, n) -> (La, Lb).
-    tr(K L) = sum(K * L) for symmetric K, so every pair's trace is one (La, n^2) @ (n^2, Lb) product."""
-    n = ka.shape[-1]
-    rows_a, rows_b = ka.sum(2), kb.sum(2)  # (L, n): K 1
-    trace = ka.flatten(1) @ kb.flatten(1).T
-    return (trace + torch.outer(rows_a.sum(1), rows_b.sum(1)) / ((n - 1) * (n - 2))
-            - 2 / (n - 2) * rows_a @ rows_b.T) / (n * (n - 3))
-
-
-def _hsic_self(k: Tensor) -> Tensor:
-    """HSIC(K, K) of each zero-diagonal Gram: (L, n, n) -> (L,), the diagonal of `_hsic_pairs(k, k)`."""
-    n = k.shape[-1]
-    rows = k.sum(2)
-    return (k.flatten(1).square().sum(1) + rows.sum(1).square() / ((n - 1) * (n - 2))
-            - 2 / (n - 2) * rows.square().sum(1)) / (n * (n - 3))
-
-
-def _sq_distances(k: Tensor) -> Tensor:
-    """(n, n) linear Gram -> (n, n) squared distances |xi - xj|^2, exact zeros on the diagonal."""
-    d = k.diagonal()
-    return (d[:, None] + d[None, :] - 2 * k).clamp_(min=0).fill_diagonal_(0)
-
-
-def _rbf(sq: Tensor, width: float) -> Tensor:
-    """Squared distances (n, n) -> RBF Gram with sigma^2 = width^2 x median squared distance, the
-    median over pairs i != j. When most pairs coincide (a nearly dead unit) that median is 0 and the
-    median of the non-zero distances is used instead; identical images give all ones."""
-    n = len(sq)
-    # The n diagonal zeros are the n smallest entries, so the lower median of the n^2 - n others is
-    # the (n + k)-th smallest entry, found without building an index of the off-diagonal.
-    median = sq.flatten().kthvalue(n + (n * n - n + 1) // 2).values
-    if median <= 0:
-        positive = sq[sq > 0]
-        if not len(positive):
-            return torch.ones_like(sq)
-        median = positive.median()
-    return torch.exp(sq / (-2 * width**2 * median))
 
 
 def _constant(spread: Tensor, total: Tensor) -> bool:  # ||X - mean||^2, ||X||^2
@@ -172,7 +105,7 @@ def _full_rep(x: Tensor, kernel: str, width: float) -> UnitRep:
     if _constant(spread, spread + n * mean.square().sum()):
         return UnitRep(None, None, 0.0)
     if kernel == "rbf":
-        k = center_gram(_rbf(_sq_distances(k), width))
+        k = center_gram(rbf_of_distances(sq_distances(k), width))
     return UnitRep(None, k, torch.linalg.matrix_norm(k).item())
 
 
@@ -295,7 +228,7 @@ class _Side:
             # ||X - mean||^2 against ||X||^2 (exact when the shift is the batch mean, close otherwise)
             dead = _constant(trace - k.sum() / n, trace + n * shift.double().square().sum())
             if self.kernel == "rbf" and not dead:
-                k = _rbf(_sq_distances(k), self.width)
+                k = rbf_of_distances(sq_distances(k), self.width)
             grams.append(k.zero_() if dead else k.fill_diagonal_(0))
             constant.append(dead)
         return torch.stack(grams), torch.tensor(constant, device=grams[0].device)
@@ -323,7 +256,7 @@ def _minibatch(sides: list[_Side], progress: Progress | None) -> tuple[Tensor, l
         ka, const_a = a.grams(start)
         kb, const_b = (ka, const_a) if b is a else b.grams(start)
         # (Sa, Sb) pairs, (Sa,) and (Sb,) self terms, and per unit the batches in which it varied
-        terms = (_hsic_pairs(ka, kb), _hsic_self(ka), _hsic_self(kb), (~const_a).double(), (~const_b).double())
+        terms = (hsic_pairs(ka, kb), hsic_self(ka), hsic_self(kb), (~const_a).double(), (~const_b).double())
         sums = tuple(t + u for t, u in zip(sums, terms)) if sums else terms
         if progress:
             progress(done / len(starts), f"CKA batch {done} of {len(starts)}")

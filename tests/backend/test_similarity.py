@@ -9,9 +9,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from backend.models import build_model
-from backend.probes.similarity import (
-    cka_matrix, gram_linear, gram_rbf, hsic_unbiased, linear_cka, rbf_cka,
-)
+from backend.probes.hsic import gram_linear, gram_rbf, hsic_unbiased
+from backend.probes.similarity import cka_matrix, linear_cka, rbf_cka
 from backend.specs import ConvNetSpec, MLPSpec
 
 SPEC = ConvNetSpec(channels=[8, 16], hidden=[16])
