@@ -18,11 +18,11 @@ from backend.jobs import JobOutput
 from backend.models import UnitNet
 from backend.probes.distance import chen_layers, l2_distance, relative_deviation, transferability_t
 from backend.probes.domain import diversity, mmd, proxy_a_distance
-from backend.probes.transferability import h_score, leep, logme, nce, rank_agreement
+from backend.probes.transferability import h_score, leep, logme, nce
 from backend.runners import LoadTask, Networks, Report, network_named, network_on, probe_images
 from backend.specs import ChenJobSpec, DomainGapJobSpec, ScoresJobSpec, SpecError
 from backend.specs.selection import RANK_SCORES, RankAgreementJobSpec
-from backend.stats import paired
+from backend.stats import paired, rank_agreement
 
 EVAL_CHUNK = 256  # images per forward pass
 

@@ -6,16 +6,19 @@ Treatments of one seed share its class split, initialisation and batch order, so
 differences with a 95% Student t interval, a bootstrap interval beside it from 5 seeds on, and the
 probability of improvement. A verdict reads that interval against a stated margin (PAPERS.md,
 "Deciding a finding"): agrees, disagrees (the other side, or equivalent to no effect by TOST), or
-undecided with the seeds that would likely decide it.
+undecided with the seeds that would likely decide it. Rankings too: how well a score orders targets
+or candidate sources by what fine-tuning measured (rank correlation, weighted Kendall's tau, top-1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.stats import t as t_dist
 
 LEVEL = 0.95  # every interval the app shows
@@ -261,3 +264,45 @@ def seed_differences(frame: pd.DataFrame, keys: list[str], by: str, a, b, value:
     if jobs:
         both["jobs"] = both.jobs_a + "," + both.jobs_b
     return both.reset_index()[columns]
+
+
+# ---------------------------------------------------------------- rankings
+
+def rank_correlation(scores: Sequence[float], gains: Sequence[float]) -> dict:
+    """How well a transferability score ranks target tasks (or source models) by their measured
+    transfer gain: Spearman's rho and Kendall's tau (tau-b, ties allowed) with their two-sided
+    p-values, scores and gains one per target. Returns {"spearman", "spearman_p", "kendall",
+    "kendall_p", "targets"}."""
+    a = np.asarray(scores, dtype=np.float64).ravel()
+    b = np.asarray(gains, dtype=np.float64).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} scores but {len(b)} gains: one of each per target")
+    if len(a) < 2:
+        raise ValueError(f"a rank correlation needs at least 2 targets, got {len(a)}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("scores and gains must be finite numbers")
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        raise ValueError("the scores or the gains are all equal: their ranking carries no order to correlate")
+    rho = stats.spearmanr(a, b)
+    tau = stats.kendalltau(a, b)
+    return {"spearman": float(rho.statistic), "spearman_p": float(rho.pvalue),
+            "kendall": float(tau.statistic), "kendall_p": float(tau.pvalue), "targets": len(a)}
+
+
+def rank_agreement(scores: Sequence[float], accuracies: Sequence[float]) -> dict[str, float]:
+    """How well a score ranks candidate sources by their fine-tuned accuracy, as You et al. 2021 report
+    it: weighted Kendall's tau (scipy's hyperbolic weights, so swaps among the best candidates cost most),
+    Spearman's rho, and the top-1 hit (1.0 when the best-scored candidate is a best fine-tuned one).
+    All three are NaN for a constant score: it orders nothing, and picks nothing."""
+    # Scores equal to 6 significant digits are ties: a degenerate score (H-score at its ceiling C - 1 when the
+    # features outnumber the images) differs only by rounding between candidates, which orders nothing.
+    a = np.asarray([float(f"{v:.6g}") for v in np.asarray(scores, dtype=np.float64).ravel()])
+    b = np.asarray(accuracies, dtype=np.float64).ravel()
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"one score and one accuracy per candidate, at least 2: got {len(a)} and {len(b)}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("scores and accuracies must be finite numbers")
+    ordered = np.ptp(a) > 0 and np.ptp(b) > 0
+    return {"weighted_tau": float(stats.weightedtau(a, b).statistic) if ordered else float("nan"),
+            "spearman": float(stats.spearmanr(a, b).statistic) if ordered else float("nan"),
+            "top1": float(b[np.argmax(a)] == b.max()) if np.ptp(a) > 0 else float("nan")}

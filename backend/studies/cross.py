@@ -17,6 +17,7 @@ from backend.specs import (
     ChenJobSpec, CrossDatasetSpec, DataSpec, DomainGapJobSpec, ProbeImages, ScoresJobSpec, SmoothnessJobSpec,
     TrainJobSpec, TransferJobSpec, unit_names,
 )
+from backend.stats import rank_correlation
 from backend.studies.plan import PlannedJob
 from backend.studies.yosinski import TRANSFER_SEED_OFFSET, probes as network_probes
 
@@ -180,8 +181,6 @@ def score_ranking(outcomes: list[JobOutcome], table: pd.DataFrame) -> pd.DataFra
     """Spearman's rho and Kendall's tau of each transferability score (mean over seeds) with the gain
     of AnB+ at the deepest n over RI-T, one point per setting (depth, target, class share, amount);
     empty with fewer than 3 points."""
-    from backend.probes.transferability import rank_correlation  # here: this module stays torch-free
-
     found = pd.DataFrame([{k: o.job.labels.get(k) for k in SETTING} | o.output.scalars
                           for o in outcomes if o.job.labels.get("probe") == "scores"])
     deepest = table[(table.treatment == "AnB+") & (table.n == table.n.max())]

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from backend.probes.transferability import h_score, leep, logme, nce, rank_agreement
+from backend.probes.transferability import h_score, leep, logme, nce
+from backend.stats import rank_agreement
 from backend.specs import SpecError
 from backend.specs.selection import RANK_SCORES
 from backend.studies import STUDY_KINDS, expand, parse_study

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.probes.transferability import h_score, leep, logme, nce, rank_correlation
+from backend.probes.transferability import h_score, leep, logme, nce
+from backend.stats import rank_correlation
 
 
 def labelled_features(n: int, d: int, classes: int, seed: int, signal: float = 1.5):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from backend.probes.transferability import rank_agreement
+from backend.stats import rank_agreement
 from backend.specs.selection import RANK_SCORES
 from backend.studies import expand, parse_study
 from backend.studies.selection import SCRATCH
