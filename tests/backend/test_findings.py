@@ -191,7 +191,7 @@ def test_presets_and_their_real_data_variants_dispatch_by_kind_and_name():
 def test_checkpoints_compare_within_a_setting_and_skip_one_an_epoch_lacks():
     import pandas as pd
 
-    from backend.findings import pretraining_stage
+    from backend.families import pretraining_stage
 
     # Two amounts: at 20 images early checkpoints beat the last by 4 points; at "all" they tie. The
     # last epoch's "all" run has not finished, so that setting must drop out of every column, not
@@ -221,7 +221,7 @@ def test_checkpoints_compare_within_a_setting_and_skip_one_an_epoch_lacks():
 def test_the_paper_s_best_10_score_only_where_a_network_is_evaluated_20_times_or_more():
     import pandas as pd
 
-    from backend.findings import yosinski
+    from backend.families import yosinski
 
     rows = pd.DataFrame([{"seed": 0, "treatment": t, "n": n, "final_accuracy": final, "best10_accuracy": best}
                          for t, n, final, best in (("baseB", 0, 0.97, 0.94), ("AnB", 1, 0.96, 0.93),
@@ -236,7 +236,7 @@ def test_the_paper_s_best_10_score_only_where_a_network_is_evaluated_20_times_or
 def test_block_shuffle_is_undecided_when_pretraining_has_no_gain_on_the_plain_image_to_erase():
     import pandas as pd
 
-    from backend.findings import block_shuffle
+    from backend.families import block_shuffle
 
     spec = {"targets": [{"name": "blocks 1", "data": {"shifts": [{"kind": "block_shuffle", "block": 1}]}},
                         {"name": "plain", "data": {}}]}
