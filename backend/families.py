@@ -13,7 +13,8 @@ import pandas as pd
 from backend.papers import PAPER
 from backend.quantities import NONE, anb_drop_at, anb_plus_gain_by_n, deepest, probe_rows, pt_rit, yosinski_score
 from backend.effective_data import effective_data_finding_table
-from backend.stats import fit_line
+from backend.specs.selection import RANK_SCORES
+from backend.stats import fit_line, rank_agreement
 from backend.studies.cross import SETTING
 from backend.verdicts import (
     Finding, judge, log_ratio, markdown_table, seed_cells, stat, table, versus,
@@ -25,7 +26,7 @@ POINTS = 0.5  # accuracy points: below seed-to-seed noise of the small presets' 
 STAGE_TOLERANCE = 1.0  # accuracy points: an early checkpoint this close to the last does "about as well"
 RELATIVE = 0.1  # log ratio: a curvature or T within about 10% is the same
 MARGIN = {"barrier": 0.05, "cka": 0.02, "l2": 1.0, "mistakes": 0.02, "criticality": 0.02, "deviation": 0.01,
-          "curve_area": 0.01, "slope": 0.05}
+          "curve_area": 0.01, "slope": 0.05, "tau": 0.1}
 CURVATURE = {"top_eigenvalue": "Hessian top eigenvalue", "trace": "Hessian trace",
              "loss_spread_mean": "loss spread along the gradient (mean along training)",
              "beta_smoothness_mean": "gradient change beta (mean along training)",
@@ -285,3 +286,38 @@ def effective_data(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[
                   "network's error inverted through it; D_T = D_eff - N, mean ± 95% t interval over seeds. No number "
                   "where the fit fails or D_eff lies beyond 3x the largest amount measured (the reason is given):\n\n"
                   + markdown_table(shown[columns].set_index(keys)), PAPER["effective_data"], "explorer")]
+
+
+def model_selection(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
+    """You et al. 2021: do the scores rank the candidate sources as fine-tuning does? Per data amount and
+    seed, each score's weighted Kendall's tau with that seed's fine-tuned accuracies (the scores are the
+    seed's too: they read no training); LogME's is judged against a margin, every score's tabled."""
+    tuned = scores[(scores.get("treatment") == "AnB+") & scores.get("final_accuracy", NONE).notna()]
+    scored = probe_rows(scores, "scores")
+    if tuned.empty or scored.empty or not {"candidate", "amount"} <= set(tuned):
+        return []
+    out = []
+    for amount, at in tuned.groupby("amount", sort=False):
+        per_candidate = scored[scored.amount == amount].set_index("candidate")
+        taus = []
+        for seed, runs in at.groupby("seed"):
+            accuracy = runs.set_index("candidate").final_accuracy
+            names = [c for c in accuracy.index if c in per_candidate.index]
+            if len(names) >= 2:
+                taus += [{"score": score, "seed": seed, "tau": rank_agreement(
+                    per_candidate.loc[names, score], accuracy[names])["weighted_tau"]} for score in RANK_SCORES]
+        if not taus:
+            continue
+        taus = pd.DataFrame(taus)
+        amount = int(amount) if isinstance(amount, float) else amount  # a label column with gaps reads as float
+        where = f"at {amount} training images per class" if amount != "all" else "on all training images"
+        out.append(table(f"Rank agreement {where}", "Weighted Kendall's tau of each score with each seed's "
+                         "fine-tuned accuracies over the candidates, mean ± 95% t interval over seeds (NaN: a score "
+                         "equal for every candidate orders nothing):\n\n"
+                         + markdown_table(seed_cells(taus.assign(of="weighted tau"), ["score"], "of", "tau"), 3),
+                         PAPER["selection"], "selection"))
+        logme = taus[taus.score == "logme"].set_index("seed").tau
+        out.append(judge(f"LogME ranks the candidates {where}", f"{len(per_candidate)} candidates.",
+                         PAPER["selection"], "weighted tau(LogME, accuracy)", logme, "greater", MARGIN["tau"],
+                         digits=3, page="selection"))
+    return out

@@ -19,7 +19,8 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from backend.families import (
-    basins, block_shuffle, chen_t, dissimilar_vs_similar, effective_data, flatness, pretraining_stage, yosinski,
+    basins, block_shuffle, chen_t, dissimilar_vs_similar, effective_data, flatness, model_selection, pretraining_stage,
+    yosinski,
 )
 from backend.quantities import probe_rows
 from backend.verdicts import Finding, markdown_section
@@ -36,6 +37,7 @@ FAMILIES: list[tuple[str, tuple[str, ...], Callable | None]] = [
     ("cross_dataset", ("neyshabur-pretraining-stage",), pretraining_stage),
     ("cross_dataset", ("liu-flatness",), flatness),
     ("cross_dataset", ("gap-", "amount-"), None),
+    ("model_selection", ("selection-",), model_selection),
 ]
 
 

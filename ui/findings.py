@@ -37,7 +37,8 @@ VERDICTS = ["any", "agrees", "disagrees", "undecided", "table"]  # the filter; "
 FIGURES = {"layers": ("app_pages/layers.py", "Layer transfer", "study"),
            "landscape": ("app_pages/landscape.py", "Landscape", "study"),
            "explorer": ("app_pages/explorer.py", "Explorer", "studies"),
-           "compare": ("app_pages/compare.py", "Compare studies", "studies")}
+           "compare": ("app_pages/compare.py", "Compare studies", "studies"),
+           "selection": ("app_pages/selection.py", "Model selection", "study")}
 
 
 @st.cache_data(ttl=REPORT_TTL_S, show_spinner="Reading every preset study's results ...")

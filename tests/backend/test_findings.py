@@ -255,3 +255,25 @@ def test_block_shuffle_is_undecided_when_pretraining_has_no_gain_on_the_plain_im
     accuracy, _ = block_shuffle(rows(0.0), spec, [])
     assert accuracy.verdict == "undecided"
     assert accuracy.sentence.startswith("Undecided: P-T's accuracy gain on 'plain' is not established")
+
+
+def test_model_selection_judges_logme_s_ranking_seed_by_seed():
+    import pandas as pd
+
+    from backend.families import model_selection
+
+    def rows(order: dict[str, float], noise: list[float]) -> pd.DataFrame:
+        scored = [{"candidate": c, "amount": 20, "probe": "scores", "logme": s, "leep": s, "nce": -s, "h_score": 1.0}
+                  for c, s in order.items()]
+        tuned = [{"candidate": c, "amount": 20, "seed": seed, "treatment": "AnB+",
+                  "final_accuracy": 0.8 + 0.05 * rank + e}
+                 for seed, e in enumerate(noise) for rank, c in enumerate(["c", "b", "a"])]
+        return pd.DataFrame(scored + tuned)
+
+    agree = model_selection(rows({"a": 3.0, "b": 2.0, "c": 1.0}, [0.0, 0.001, -0.001]), {}, [])
+    assert [f.verdict for f in agree] == [None, "agrees"]  # the table, then LogME's verdict
+    assert "| logme | 1.000 ± 0.000 |" in agree[0].measured and "| h_score |  |" in agree[0].measured
+    assert "| nce | -1.000 ± 0.000 |" in agree[0].measured  # NCE ordered the other way here
+    reverse = model_selection(rows({"a": 1.0, "b": 2.0, "c": 3.0}, [0.0, 0.001, -0.001]), {}, [])
+    assert reverse[1].verdict == "disagrees"
+    assert model_selection(pd.DataFrame([{"seed": 0, "treatment": "baseB", "final_accuracy": 0.5}]), {}, []) == []

@@ -26,7 +26,7 @@ def same(stored: float, expected: float) -> bool:
 
 def test_a_model_selection_study_runs_and_its_ranking_matches_the_stored_accuracies(queue, tmp_path):
     study = parse_study(STUDY)
-    study_id = submit_study(queue, study, name="selection")
+    study_id = submit_study(queue, study, name="selection", preset="selection-digits")  # a preset family: findings
     Worker(queue, "cpu", artifacts=tmp_path / "artifacts").serve(idle_exit=0)
     assert queue.counts(study_id) == {"succeeded": len({job.key for job in expand(study)})}
     results = Results(queue.engine)
@@ -67,3 +67,8 @@ def test_a_model_selection_study_runs_and_its_ranking_matches_the_stored_accurac
     logme = agreement.set_index("score").loc["LogME"]
     assert same(logme["weighted Kendall's tau"], stored["logme.weighted_tau"])
     assert np.isclose(logme["fine-tuning / scoring"], stored.cost_ratio)
+    from backend.findings import findings_report
+
+    report = findings_report(str(queue.engine.url.render_as_string(hide_password=False)))
+    assert "### Rank agreement at 6 training images per class" in report
+    assert "### LogME ranks the candidates at 6 training images per class" in report
