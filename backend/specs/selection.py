@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from backend.specs.base import Spec, SpecError, StudySeed
-from backend.specs.cross import InputFormat
+from backend.specs.cross import InputFormat, TargetTask
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.pretrained import check_input
@@ -75,11 +75,13 @@ class ModelSelectionSpec(Spec):
             if self.n is not None and self.n > top:
                 raise SpecError(f"candidate {c.name!r} is a {self.model_of(c).arch} with units 1..{top} to "
                                 "transfer", field="n")
-            if c.pretrained is not None:
-                try:
+            try:
+                if c.pretrained is not None:
                     check_input(c.pretrained, [("the target", self.input_format(c).apply(self.target))])
-                except SpecError as exc:
-                    raise SpecError(str(exc).split(": ", 1)[1], field=f"candidates.{i}.{exc.field}") from None
+                else:  # the source task and the target in one format, or an error naming both
+                    self.input.check(c.source, [TargetTask(name="target", data=self.target)])
+            except SpecError as exc:
+                raise SpecError(str(exc).split(": ", 1)[1], field=f"candidates.{i}.{exc.field}") from None
         return self
 
     def model_of(self, candidate: Candidate) -> ModelSpec:  # type: ignore[valid-type]

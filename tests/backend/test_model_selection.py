@@ -128,3 +128,10 @@ def test_a_job_output_whose_scalar_and_table_share_a_name_is_refused_before_it_i
     assert JobOutput(scalars={"a": 1.0}, tables={"b": []}).checked().scalars == {"a": 1.0}
     with pytest.raises(ValueError, match="both named 'units'"):
         JobOutput(scalars={"units": 3.0}, tables={"units": {}}).checked()
+
+
+def test_a_candidate_whose_task_cannot_meet_the_target_names_both():
+    rgb = {"name": "cifar", "source": {"source": {**SYN, "size": 16}, "size": 16}}
+    with pytest.raises(SpecError, match="size is 16 but target 'target'") as err:
+        parse_study({**STUDY, "candidates": [*STUDY["candidates"][:1], rgb], "target": {"source": SYN, "size": 8}})
+    assert err.value.field.startswith("candidates.1")
