@@ -104,12 +104,16 @@ def read_state(path: Path) -> dict[str, Tensor]:
     """The tensors of a safetensors file or a torch file, never unpickling anything but tensors."""
     with open(path, "rb") as f:
         zipped = zipfile.is_zipfile(f)
-    if not zipped:  # torch.save writes zip archives; anything else must be safetensors
+    if not zipped:  # torch.save writes zip archives: this is safetensors, or a torch file of before torch 1.6
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise SpecError(f"{path.name} is neither a safetensors file nor a torch file: {exc}",
-                            field="path") from None
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001  (whatever the unpickler makes of it, it is no weights file)
+                raise SpecError(f"{path.name} is neither a safetensors file nor a torch file: {exc}",
+                                field="path") from None
+        return _tensors(obj, path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -119,6 +123,11 @@ def read_state(path: Path) -> dict[str, Tensor]:
                         field="path") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise SpecError(f"{path.name} is not a readable torch file: {exc}", field="path") from None
+    return _tensors(obj, path)
+
+
+def _tensors(obj: Any, path: Path) -> dict[str, Tensor]:
+    """The state dict a torch file holds, unwrapped from a training script's checkpoint, prefixes dropped."""
     for key in WRAPPERS:  # {"state_dict": {...}, "epoch": 90, ...} as training scripts save it
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

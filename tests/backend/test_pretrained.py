@@ -180,3 +180,13 @@ def test_a_timm_vit_loads_bit_for_bit_and_computes_what_timm_computes(tmp_path):
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(imported.model.eval()(x), reference(x), atol=1e-5)
+
+
+def test_a_legacy_torch_file_loads_and_garbage_is_named(tmp_path):
+    original = _torchvision_resnet()
+    path = tmp_path / "legacy.pth"
+    torch.save(original, path, _use_new_zipfile_serialization=False)  # torch before 1.6 wrote these
+    _assert_same(import_network(_pinned(path, format="torchvision", model=RESNET)), original)
+    (tmp_path / "junk.pth").write_bytes(b"not weights at all")
+    with pytest.raises(SpecError, match="neither a safetensors file nor a torch file"):
+        import_network(_pinned(tmp_path / "junk.pth", format="torchvision", model=RESNET))
