@@ -132,10 +132,9 @@ def run_rank_agreement(spec: RankAgreementJobSpec, networks: Networks, device: t
     # Is the best candidate's lead decided? Its fine-tunings and the runner-up's share seeds: paired.
     best, second = np.argsort(-np.asarray(accuracy), kind="stable")[:2]  # ties: the first listed
     lead = paired(per_seed[best] - per_seed[second])
-    scalars: dict[str, float] = {}
-    for score in RANK_SCORES:
-        values = [results[c.scores][score] for c in spec.candidates]
-        scalars.update({f"{score}.{m}": v for m, v in rank_agreement(values, accuracy).items()})
+    scores = {score: [results[c.scores][score] for c in spec.candidates] for score in RANK_SCORES}
+    scalars = {f"{score}.{m}": v for score, values in scores.items()
+               for m, v in rank_agreement(values, accuracy).items()}
     scoring = sum(results[c.scores].get("seconds", 0.0) for c in spec.candidates)
     tuning = sum(results[k].get("train_seconds", 0.0) for c in spec.candidates for k in c.fine_tuned)
     return JobOutput(
@@ -143,7 +142,7 @@ def run_rank_agreement(spec: RankAgreementJobSpec, networks: Networks, device: t
                  "lead": lead.mean, "lead_low": lead.low, "lead_high": lead.high,
                  "score_seconds": scoring, "fine_tune_seconds": tuning, "cost_ratio": tuning / max(scoring, 1e-9)},
         tables={"candidates": names, "accuracy": accuracy, "best": names[best], "runner_up": names[second],
-                "scores": {score: [results[c.scores][score] for c in spec.candidates] for score in RANK_SCORES},
+                "scores": scores,
                 "definition": "accuracy: mean final test accuracy (%) of the candidate fine-tuned on the target over "
                               "seeds; weighted_tau: scipy.stats.weightedtau (hyperbolic weights); top1: the "
                               "best-scored candidate is a best fine-tuned one"})

@@ -30,18 +30,10 @@ from backend.checkpoints import load_weights
 from backend.jobs import JobOutput
 from backend.models import UnitNet, build_model
 from backend.specs import ResNetSpec, SpecError, ViTSpec, unit_names
-from backend.specs.pretrained import NetworkFile, sha256_of
+from backend.specs.pretrained import RESNET_UNITS, VIT_UNITS, NetworkFile, sha256_of
 from backend.specs.roots import check_data_roots
 from backend.train import Normalization
 
-# A torchvision/timm ResNet's top-level modules -> this lab's units (backend.models.resnet builds the
-# stem as (conv1, bn1, relu, maxpool) and the head as (avgpool, flatten, fc)).
-RESNET_UNITS = {"conv1.": "body.stem.0.", "bn1.": "body.stem.1.", "fc.": "body.fc.2.",
-                **{f"layer{i}.": f"body.layer{i}." for i in range(1, 5)}}
-# timm's VisionTransformer (backend.models.vit keeps its names within each unit).
-VIT_UNITS = {"patch_embed.": "body.patch.patch_embed.", "cls_token": "body.patch.cls_token",
-             "pos_embed": "body.patch.pos_embed", "block": "body.block", "norm.": "body.head.norm.",
-             "head.": "body.head.head."}
 WRAPPERS = ("state_dict", "model")  # keys a training script's checkpoint keeps the weights under (timm's too)
 
 

@@ -14,15 +14,17 @@ import streamlit as st
 
 from backend import settings
 from backend.specs import ResNetSpec, SpecError, unit_names
-from backend.specs.pretrained import FORMATS, IMAGENET_MEAN, IMAGENET_STD, NetworkFile, file_input, safetensors_header
+from backend.specs.pretrained import (
+    FORMATS, IMAGENET_MEAN, IMAGENET_STD, RESNET_UNITS as RESNET_TENSORS, NetworkFile, file_input, safetensors_header,
+)
 from backend.specs.roots import check_folder
 
 PRETRAIN, PRETRAINED, LAB = "pretrain on a source task", "pretrained model", "a network of this lab"
 FROM_PATH, FROM_UPLOAD = "a file inside the data roots", "upload"
 TORCH_FORMATS = ("torchvision", "timm")  # ResNets as torchvision names them, ImageNet's input by default
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # state, not parameters
-# A torchvision/timm ResNet's top-level modules -> this lab's units (as backend.pretrained maps them).
-RESNET_UNITS = {"conv1": "stem", "bn1": "stem", "fc": "fc", **{f"layer{i}": f"layer{i}" for i in range(1, 5)}}
+# A torchvision/timm ResNet's top-level modules -> this lab's units, as the import maps them.
+RESNET_UNITS = {module.rstrip("."): ours.split(".")[1] for module, ours in RESNET_TENSORS.items()}
 
 
 @dataclass(frozen=True)

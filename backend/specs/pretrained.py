@@ -27,6 +27,14 @@ from backend.specs.models import ModelSpec, ResNetSpec, ViTSpec
 # layer1..layer4, fc; timm names a ViT's patch_embed, cls_token, pos_embed, blocks.i, norm, head.
 FORMATS = ("safetensors", "torchvision", "timm")
 SHA256 = r"^[0-9a-f]{64}$"
+# A torchvision/timm ResNet's top-level modules -> this lab's tensor names (backend.models.resnet builds
+# the stem as (conv1, bn1, relu, maxpool) and the head as (avgpool, flatten, fc)).
+RESNET_UNITS = {"conv1.": "body.stem.0.", "bn1.": "body.stem.1.", "fc.": "body.fc.2.",
+                **{f"layer{i}.": f"body.layer{i}." for i in range(1, 5)}}
+# timm's VisionTransformer (backend.models.vit keeps its names within each unit; blocks.i is block<i+1>).
+VIT_UNITS = {"patch_embed.": "body.patch.patch_embed.", "cls_token": "body.patch.cls_token",
+             "pos_embed": "body.patch.pos_embed", "block": "body.block", "norm.": "body.head.norm.",
+             "head.": "body.head.head."}
 if TYPE_CHECKING:
     from backend.specs.transfer import LabNetwork
 

@@ -10,9 +10,8 @@ score ranks the candidates by their mean fine-tuned accuracy. Optionally the tar
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import math
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -42,8 +41,8 @@ def expand(study: ModelSelectionSpec) -> list[PlannedJob]:
         for c in study.candidates:
             data = _amount(study.input_format(c).apply(study.target), amount)
             s = study.scores
-            scores = PlannedJob(ScoresJobSpec(network=sources[c.name].key, settings=s,
-                                              images=ProbeImages(data=data, split="train", images=s.images, seed=s.seed)),
+            images = ProbeImages(data=data, split="train", images=s.images, seed=s.seed)
+            scores = PlannedJob(ScoresJobSpec(network=sources[c.name].key, settings=s, images=images),
                                 {"candidate": c.name, **at, "probe": "scores"})
             units = study.units(c)
             tuned = [PlannedJob(TransferJobSpec(data=data, model=study.model_of(c), train=_seeded(study, seed),
@@ -111,7 +110,8 @@ def candidate_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
         kept = scored[["candidate", "job", *[s for s in RANK_SCORES if s in scored], "seconds"]]
         table = table.merge(kept.rename(columns={"job": "score_job", "seconds": "score_seconds"}),
                             on="candidate", how="outer")
-        scoring = table.score_job.map(lambda j: str(int(j)) if isinstance(j, float) else str(j), na_action="ignore")
+        scoring = table.score_job.map(lambda j: str(int(j)) if isinstance(j, float) else str(j),
+                                      na_action="ignore")
         table["jobs"] = table.jobs.fillna(scoring).fillna("")  # not fine-tuned yet: its scoring job
     rank = {name: i for i, name in enumerate([*order, SCRATCH])}
     table = table.assign(_at=table.candidate.map(lambda c: rank.get(c, len(rank))))

@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 
 from backend.checkpoints import save_checkpoint
 from backend.models import build_model
-from backend.pretrained import RESNET_UNITS, import_network, run_import
+from backend.pretrained import import_network, run_import
 from backend.specs import SpecError, parse
-from backend.specs.pretrained import NetworkFile, pin_network
+from backend.specs.pretrained import RESNET_UNITS, NetworkFile, pin_network
 
 RESNET = {"arch": "resnet18", "small_input": False}
 
