@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from backend.jobs import JOB_KINDS, parse_job
+from backend.jobs import JOB_KINDS, kind_of, parse_job
 from backend.specs import Spec, SpecError, canonical_json, set_field, spec_hash
 from backend.specs.base import shape_hash
 from backend.specs.classes import check_classes
@@ -40,14 +40,19 @@ def check_study(study: Spec, plan: list[PlannedJob] | None = None) -> None:
             check_fits(job.spec)
 
 
-def check_job(spec: Spec) -> None:
-    """check_study's checks for one network job run outside a study (`python -m backend train`): the
-    same data roots, batch, class ids and memory, so what trains here also submits."""
+def check_job(spec: Spec, kind: str | None = None) -> Spec:
+    """check_study's checks for one job outside a study (`python -m backend train`, a clone with edits),
+    for any job kind: the same data roots, weights files, batch, class ids and, for a job that trains a
+    network, patches and memory; so what trains or is cloned here also submits. Returns the spec with
+    its weights files pinned (as a study records them). `kind`: the job's kind, when the caller has it."""
     check_data_roots(spec)
+    spec = pin_files(spec)
     check_batch_norm(spec)
     check_classes(spec)
-    check_patches(spec)
-    check_fits(spec)
+    if JOB_KINDS[kind or kind_of(spec)].trains:
+        check_patches(spec)
+        check_fits(spec)
+    return spec
 
 
 def plan_size(study: Spec) -> dict[str, int]:
@@ -100,13 +105,14 @@ def seed_rule(quantity: str, half_width: float, max_seeds: int) -> dict[str, Any
 
 
 def clone_job(queue: Queue, job_id: int, edits: dict[str, Any]) -> int:
-    """Queue a copy of `job_id` with spec fields changed, e.g. {"train.epochs": 20}; the edited spec
-    is validated first (a SpecError names the field) and nothing is queued when it is invalid."""
+    """Queue a copy of `job_id` with spec fields changed, e.g. {"train.epochs": 20}. The edited spec is
+    parsed and then checked as submitting a job of its kind checks it (check_job: data roots, class ids,
+    batch, memory); a SpecError names the field and nothing is queued when it fails."""
     kind, text = queue.job_spec(job_id)
     spec = json.loads(text)
     for path, value in edits.items():
         set_field(spec, path, value)
-    edited = parse_job(kind, spec)
+    edited = check_job(parse_job(kind, spec), kind)
     return queue.clone(job_id, canonical_json(edited), spec_hash(edited))
 
 
