@@ -119,8 +119,9 @@ def clone_job(queue: Queue, job_id: int, edits: dict[str, Any]) -> int:
 def resolve_lab_networks(tree: Any, queue: Queue | None = None) -> Any:
     """A study dict with every lab network given by reference (`{"kind": "lab", "job": 123}`, or a spec
     hash or its first 8+ characters) replaced by the network's own job spec, read from the store, so
-    the study reuses that run. A reference to no job, to several, or to a job that trains no network
-    (a probe) is a SpecError naming it."""
+    the study reuses that run; an import job's reference by the weights file it imported (its spec, a
+    NetworkFile), so the study reuses that import. A reference to no job, to several, or to a job that
+    yields no network (a probe) is a SpecError naming it."""
     if isinstance(tree, list):
         return [resolve_lab_networks(v, queue) for v in tree]
     if not isinstance(tree, dict):
@@ -140,9 +141,11 @@ def resolve_lab_networks(tree: Any, queue: Queue | None = None) -> Any:
         if len({spec for _, _, spec in found}) > 1:
             raise SpecError(f"{ref} names more than one network: give more of its spec hash", field="pretrained.job")
         job_id, kind, spec = found[0]
+        if kind == "import":  # its spec is the weights file, pinned: a source as it stands, its import reused
+            return json.loads(spec)
         if kind not in ("train", "transfer"):
             raise SpecError(f"job {job_id} is a {kind} job, not a network: a lab network source is a network this lab "
-                            "trained (a train or transfer job, such as a study's baseA or an AnB+)",
-                            field="pretrained.job")
+                            "trained or imported (a train, transfer or import job, such as a study's baseA, an AnB+ "
+                            "or a weights file's import)", field="pretrained.job")
         return {k: v for k, v in tree.items() if k != "job"} | {"network": json.loads(spec)}
     return {k: resolve_lab_networks(v, queue) for k, v in tree.items()}
