@@ -13,7 +13,7 @@ from ui import presets, store
 from ui.charts import COLOURS, SCORES, error_bars_as_bands, gain_table
 from ui.compare import spec_difference
 from ui.explore import (
-    AXES, EFFECTIVE, INTEGER_AXES, LOG_AXES, METRICS, metrics_of, refusals, scratch_fit_table, varying_axes,
+    AXES, EFFECTIVE, INTEGER_AXES, LOG_AXES, METRICS, metrics_of, refusals, scratch_fit_table, uncensored, varying_axes,
     with_effective_data, with_labels, with_measurements, with_probes,
 )
 from ui.state import PageState, flag, ints, joined, shown
@@ -110,13 +110,14 @@ else:
         rows = with_effective_data(rows, score)
     # baseB (gain 0) is the reference at every n: its own probes sit beside the transfers'.
     rows = rows.dropna(subset=[x]) if x == "n" else rows[(rows.n == at_n) | (rows.treatment == "baseB")].dropna(subset=[x])
+    groups = list(dict.fromkeys([x, colour] + ([facet] if facet != "none" else [])))
     if y in EFFECTIVE and (refused := refusals(rows)):
-        st.caption(refused)
+        st.caption(refused + " A point where any seed has none is left out: the others' mean would be biased.")
+        rows = uncensored(rows, groups, y)
     rows = rows.dropna(subset=[y])
     if rows.empty:
         st.info(f"No network of these studies has both {AXES[x]} and {metrics[y]}: pick other axes.")
     else:
-        groups = list(dict.fromkeys([x, colour] + ([facet] if facet != "none" else [])))
         # Each seed (of each study) counts once: its rows are averaged over the other axes first, so the
         # band is an interval over seeds; for gain, the paired interval of per-seed differences.
         means = paired_table(rows.assign(unit=rows.study.astype(str) + "/" + rows.seed.astype(str)), groups,

@@ -186,7 +186,8 @@ def transferred_data(scores: pd.DataFrame, score: str = "final_accuracy",
 def summarise_transfer(table: pd.DataFrame) -> pd.DataFrame:
     """Per setting, treatment, n and amount (over seeds): mean D_T and ratio with their 95% Student t
     half-widths (D_T_ci95, ratio_ci95), the seeds that gave a number, those refused and their
-    reasons (distinct, "; "-joined)."""
+    reasons (distinct, "; "-joined). Where any seed was refused there is no mean: the seeds refused
+    are those whose D_eff lies out of reach, so a mean of the others would be biased towards the reachable."""
     keys = [k for k in NETWORK if k in table and k != "seed" and table[k].notna().any()]
     out = ["D_T", "D_T_ci95", "ratio", "ratio_ci95", "seeds", "refused", "reasons"]
     if table.empty:
@@ -198,6 +199,7 @@ def summarise_transfer(table: pd.DataFrame) -> pd.DataFrame:
                           reasons=("reason", lambda r: "; ".join(sorted(set(r) - {""})))).reset_index()
     summary["D_T_ci95"] = ci95(summary.pop("D_T_std"), summary["seeds"])
     summary["ratio_ci95"] = ci95(summary.pop("ratio_std"), summary["seeds"])
+    summary.loc[summary.refused > 0, ["D_T", "D_T_ci95", "ratio", "ratio_ci95"]] = np.nan
     return summary[keys + out]
 
 

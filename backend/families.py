@@ -57,14 +57,13 @@ def yosinski(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Findin
 
 
 def dissimilar_vs_similar(studies: list[tuple[StudyListing, dict, pd.DataFrame]]) -> list[Finding]:
-    """Each dissimilar split (class groups set) against the latest similar study on the same data source."""
+    """Each dissimilar split (class groups set) against its similar study (`similar_study`)."""
     out = []
     for listing, spec, scores in studies:
-        similar = [(s, sp, sc) for s, sp, sc in studies if spec.get("groups") and not sp.get("groups")
-                   and sp.get("data", {}).get("source") == spec.get("data", {}).get("source")]
-        if not similar:
+        match = similar_study(spec, studies)
+        if match is None:
             continue
-        other, other_spec, other_scores = max(similar, key=lambda study: study[0].id)
+        other, other_spec, other_scores = match
         (d, dlo, dhi), (s, slo, shi) = anb_drop_at(scores, spec), anb_drop_at(other_scores, other_spec)
         if d.empty or s.empty:
             continue
@@ -76,6 +75,18 @@ def dissimilar_vs_similar(studies: list[tuple[StudyListing, dict, pd.DataFrame]]
                           (f"similar (study {other.id})", s / (shi - slo)), "greater", POINTS / 2, "points", 2,
                           page="compare"))
     return out
+
+
+def similar_study(spec: dict, studies: list[tuple[StudyListing, dict, pd.DataFrame]]):
+    """The study a dissimilar split (`spec` with class groups) is compared with: the latest one without
+    groups on the same data (source, images per class, every data field), preferring one that trained the
+    same network the same way; None for a study without groups or without such a partner. A split
+    compared with a study on another data amount would measure the amount, not the split."""
+    if not spec.get("groups"):
+        return None
+    similar = [study for study in studies if not study[1].get("groups") and study[1].get("data") == spec.get("data")]
+    return max(similar, default=None, key=lambda study: (
+        study[1].get("model") == spec.get("model"), study[1].get("train") == spec.get("train"), study[0].id))
 
 
 def block_shuffle(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]:
@@ -284,7 +295,8 @@ def effective_data(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[
     return [table("Effective data transferred", "Images per class of training from scratch that the pretraining is "
                   "worth (Hernandez et al. 2021): the from-scratch error fitted per seed as a + b N^-c, each pretrained "
                   "network's error inverted through it; D_T = D_eff - N, mean ± 95% t interval over seeds. No number "
-                  "where the fit fails or D_eff lies beyond 3x the largest amount measured (the reason is given):\n\n"
+                  "where the fit fails or D_eff lies beyond 3x the largest amount measured in any seed (the reasons "
+                  "are given: a mean over the other seeds would be biased):\n\n"
                   + markdown_table(shown[columns].set_index(keys)), PAPER["effective_data"], "explorer")]
 
 

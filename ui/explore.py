@@ -141,6 +141,13 @@ def refusals(rows: pd.DataFrame) -> str:
     return f"{len(reasons)} of {len(networks)} pretrained networks have no D_T: {why}."
 
 
+def uncensored(rows: pd.DataFrame, groups: list[str], y: str) -> pd.DataFrame:
+    """`rows` without the points (rows sharing `groups`) where some network has no `y`: the networks
+    refused a D_T are those whose pretraining is worth the most, so the others' mean would be biased."""
+    complete = rows[y].notna().groupby([rows[g] for g in groups], dropna=False).transform("all")
+    return rows[complete]
+
+
 def scratch_fit_table(rows: pd.DataFrame, score: str) -> pd.DataFrame:
     """Per study and setting: the from-scratch power law's a, b, c, mean and 95% interval over seeds."""
     tables = []

@@ -277,3 +277,25 @@ def test_model_selection_judges_logme_s_ranking_seed_by_seed():
     reverse = model_selection(rows({"a": 1.0, "b": 2.0, "c": 3.0}, [0.0, 0.001, -0.001]), {}, [])
     assert reverse[1].verdict == "disagrees"
     assert model_selection(pd.DataFrame([{"seed": 0, "treatment": "baseB", "final_accuracy": 0.5}]), {}, []) == []
+
+
+def test_a_dissimilar_split_is_compared_with_a_similar_study_on_the_same_data():
+    from types import SimpleNamespace
+
+    from backend.families import similar_study
+
+    def study(id_, per_class=None, groups=None, epochs=12):
+        data = {"source": {"kind": "digits"}, **({"per_class": per_class} if per_class else {})}
+        spec = {"data": data, "groups": groups, "model": {"arch": "convnet"}, "train": {"epochs": epochs}}
+        return SimpleNamespace(id=id_), spec, None
+
+    groups = [[0, 3, 6, 8, 9], [1, 2, 4, 5, 7]]
+    full, full_other_schedule, poor = study(1), study(2, epochs=40), study(3, per_class=25, epochs=40)
+    dissimilar, poor_dissimilar = study(4, groups=groups), study(5, per_class=25, groups=groups, epochs=40)
+    studies = [full, full_other_schedule, poor, dissimilar, poor_dissimilar]
+    # The latest similar study on the same data is `poor` (id 3), but it has 25 images per class: the
+    # full-data dissimilar split is compared with a full-data study, the one trained the same way first.
+    assert similar_study(dissimilar[1], studies)[0].id == 1
+    assert similar_study(poor_dissimilar[1], studies)[0].id == 3
+    assert similar_study(full[1], studies) is None  # not a dissimilar split
+    assert similar_study(study(6, per_class=50, groups=groups)[1], studies) is None  # no partner at 50 per class

@@ -132,7 +132,8 @@ def test_explorer_plots_a_cross_data_set_study_against_measured_gap_and_fits_t(a
 def test_explorer_shows_the_images_per_class_the_pretraining_is_worth(app, tmp_path, monkeypatch):
     """An amount study whose networks a stand-in worker finishes with known errors: scratch on the
     power law err(N) = 0.05 + 0.8 N^-0.5, AnB+ as good as scratch on 2.5x its data (D_T = 1.5 N), AnB
-    as good as scratch on its own data, except on all (50 per class), where it beats the fitted floor."""
+    as good as scratch on its own data, except on all (50 per class) in seed 0, where it beats the fitted
+    floor: that point is left out, as a mean of seed 1 alone would be biased."""
     from backend.specs import CrossDatasetSpec, parse
     from db.queue import Queue
     from db.session import get_engine
@@ -155,7 +156,7 @@ def test_explorer_shows_the_images_per_class_the_pretraining_is_worth(app, tmp_p
             continue
         per_class = 50 if labels.get("amount") == "all" else labels.get("amount", 100)
         value = {"baseA": error(100), "baseB": error(per_class), "AnB+": error(2.5 * per_class),
-                 "AnB": 0.03 if per_class == 50 else error(per_class)}[labels["treatment"]]
+                 "AnB": 0.03 if per_class == 50 and labels["seed"] == 0 else error(per_class)}[labels["treatment"]]
         assert queue.complete(job.id, "stand-in", {"final_accuracy": 1 - value, "train_images": 4 * per_class,
                                                     "classes": 4})
     monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
@@ -170,8 +171,8 @@ def test_explorer_shows_the_images_per_class_the_pretraining_is_worth(app, tmp_p
     for amount in (2, 5, 10, 20, 50):
         assert means.loc[("AnB+", amount), "D_T"] == pytest.approx(1.5 * amount, rel=1e-3)
     assert means.loc[("AnB", 5), "D_T"] == pytest.approx(0, abs=1e-3) and ("AnB", 50) not in means.index
-    assert any("2 of 20 pretrained networks have no D_T: 2 error at or below the fitted floor" in c.value
-               for c in at.main.caption)
+    assert any("1 of 20 pretrained networks have no D_T: 1 error at or below the fitted floor" in c.value
+               and "left out" in c.value for c in at.main.caption)
     fits = at.dataframe[1].value  # the from-scratch curve, one per seed, summarised
     assert fits.c.iloc[0] == pytest.approx(0.5, rel=1e-3) and fits.fitted.iloc[0] == 2
     at.selectbox(key="explorer.y").set_value("D_eff_over_N").run()
