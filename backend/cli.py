@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in (sweep, submit):
         p.add_argument("--name", help="the study's name, and the stem of sweep's results files (default: the "
                        "preset's, or the study kind's for --spec)")
-    submit.add_argument("--priority", type=int, default=0, help="higher runs first")
+    submit.add_argument("--priority", type=_priority, default=0, help="higher runs first")
     worker = commands.add_parser("worker", help="run queued jobs (one worker per GPU)")
     worker.add_argument("--device", **device)
     worker.add_argument("--gpus", metavar="all|0,1", help="one worker process per GPU, each pinned with "
@@ -382,6 +382,17 @@ def _ints(text: str | None, flag: str) -> list[int] | None:
         return [int(v) for v in text.split(",")]
     except ValueError:
         raise SpecError(f"expected comma-separated integers, got {text!r}", field=flag) from None
+
+
+def _priority(text: str) -> int:
+    """--priority as the queue takes it: a whole number in its range (argparse names the flag)."""
+    from db.queue import QueueError, check_priority
+
+    try:
+        return check_priority(int(text))
+    except (ValueError, QueueError) as exc:
+        reason = str(exc) if isinstance(exc, QueueError) else f"priority must be a whole number, got {text!r}"
+        raise argparse.ArgumentTypeError(reason) from None
 
 
 def _value(raw: str) -> Any:

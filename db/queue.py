@@ -32,6 +32,16 @@ class QueueError(ValueError):
     """A submission or an operation the queue refuses; nothing was changed."""
 
 
+PRIORITIES = (-1_000_000, 1_000_000)  # a job's priority, inclusive: well inside the 32-bit column on any database
+
+
+def check_priority(priority: Any) -> int:
+    """`priority` when a whole number in PRIORITIES, else a QueueError saying the range."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not PRIORITIES[0] <= priority <= PRIORITIES[1]:
+        raise QueueError("priority must be a whole number from {:,} to {:,}, got {!r}".format(*PRIORITIES, priority))
+    return priority
+
+
 @dataclass(frozen=True)
 class NewJob:
     """A job to submit: `key` names it within the submission, `depends_on` lists keys."""
@@ -65,6 +75,7 @@ class Queue:
 
         A job whose spec hash already succeeded is stored as succeeded, linked to that result.
         """
+        check_priority(priority)
         try:
             order = topological(jobs)
         except GraphError as exc:
@@ -83,6 +94,7 @@ class Queue:
         live = (select(Job.id).where(Job.spec_hash == spec_hash, Job.result_of.is_(None),
                                      Job.status.in_((SUCCEEDED, RUNNING, QUEUED)))
                 .order_by((Job.status == SUCCEEDED).desc(), Job.id.desc()).limit(1))
+        check_priority(priority)
         with session_scope(self.engine) as s:
             earlier = s.scalar(live)
             if earlier is not None:
