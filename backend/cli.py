@@ -235,13 +235,12 @@ def list_presets() -> int:
 
 def run_submit(study: Spec, args: argparse.Namespace) -> int:
     from db.queue import Queue
-    from db.session import database_url
     from db.submit import submit_study
 
     queue = Queue()
     study_id = submit_study(queue, study, args.name, args.preset, args.priority)
-    print(f"study {study_id}: {sum(queue.counts(study_id).values())} jobs queued in {database_url()} "
-          f"({queue.counts(study_id)})")
+    print(f"study {study_id}: {sum(queue.counts(study_id).values())} jobs queued in {slurm.masked_store()} "
+          f"({queue.counts(study_id)})")  # the store's URL with its password masked
     return 0
 
 

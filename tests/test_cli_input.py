@@ -18,3 +18,16 @@ def test_submit_refuses_a_priority_out_of_range_naming_the_flag(tmp_path, monkey
     err = capsys.readouterr().err
     assert "argument --priority" in err and reason in err and "Traceback" not in err
     assert not (tmp_path / "store.db").exists()  # nothing queued, no store opened
+
+
+def test_submit_names_the_store_with_its_password_masked(tmp_path, monkeypatch, capsys):
+    import db.queue
+    from db.session import get_engine
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'store.db'}")  # where the jobs really go
+    monkeypatch.setattr(db.queue, "get_engine", lambda url=None: engine)
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", "postgresql+psycopg://lab:s3cret-pw@db.example:5432/lab")
+    assert main(["submit", "--preset", "yosinski-digits", "--quick", "--seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "jobs queued in postgresql+psycopg://lab:***@db.example:5432/lab" in out
+    assert "s3cret-pw" not in out
