@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from backend.specs.base import Spec, SpecError
+
+
+def _whole_number(value: Any) -> int:
+    """A width, depth or kernel size as typed: a whole number, never what lax parsing would turn into one
+    (`true` into 1, "8" into 8, 8.0 into 8), so a typo is refused at parse, the field named."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SpecError(f"expected a whole number, got {value!r}")
+    return int(value)
 
 
 def _positive_width(value: int) -> int:
@@ -18,7 +27,8 @@ def _positive_width(value: int) -> int:
     return value
 
 
-Width = Annotated[int, AfterValidator(_positive_width)]
+Whole = Annotated[int, BeforeValidator(_whole_number)]
+Width = Annotated[Whole, AfterValidator(_positive_width)]
 
 
 class ConvNetSpec(Spec):
@@ -52,10 +62,10 @@ class ViTSpec(Spec):
     on the class token). The default is timm's vit_tiny_patch16 shape."""
 
     arch: Literal["vit"] = "vit"
-    patch: int = Field(16, ge=1, le=64, description="patch side in pixels; the image side must be a multiple")
+    patch: Whole = Field(16, ge=1, le=64, description="patch side in pixels; the image side must be a multiple")
     dim: Width = Field(192, description="token width")
-    depth: int = Field(12, ge=1, le=64, description="transformer blocks")
-    heads: int = Field(3, ge=1, le=64, description="attention heads; dim must be a multiple")
+    depth: Whole = Field(12, ge=1, le=64, description="transformer blocks")
+    heads: Whole = Field(3, ge=1, le=64, description="attention heads; dim must be a multiple")
     mlp_ratio: float = Field(4.0, gt=0, le=16, description="hidden width of each block's MLP, per token width")
 
     @model_validator(mode="after")
