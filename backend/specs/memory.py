@@ -66,7 +66,7 @@ def network_cost(model: Any, shape: tuple[int, int, int], classes: int = 1000) -
 
 def training_bytes(model: Any, data: DataSpec, batch_size: int, eval_batch_size: int | None) -> dict[str, float]:
     """The estimate for one network job: parameters, and bytes for weights and optimiser state, a
-    training batch, an evaluation batch."""
+    training batch, an evaluation batch, and their total."""
     shape = image_shape(data)
     params, activations = network_cost(model, shape or (1, 1, 1))
     pixels = 0 if shape is None else shape[0] * shape[1] * shape[2]
@@ -75,7 +75,7 @@ def training_bytes(model: Any, data: DataSpec, batch_size: int, eval_batch_size:
     per_image = BYTES * (2 * activations + pixels)
     weights = 4 * BYTES * params
     evaluation = BYTES * (activations + pixels) * (eval_batch_size or 128)
-    return {"parameters": params, "weights": weights, "batch": per_image * batch_size,
+    return {"parameters": params, "weights": weights, "batch": per_image * batch_size, "evaluation": evaluation,
             "total": weights + per_image * batch_size + evaluation}
 
 
@@ -106,10 +106,13 @@ def check_fits(spec: Any, where: str = "", limit: float | None = None, device: s
     cost = training_bytes(spec.model, spec.data, spec.train.batch_size, spec.train.eval_batch_size)
     limit = memory_limit() if limit is None else limit
     if cost["total"] > limit:
-        field = "model" if cost["weights"] > limit else "train.batch_size"
+        # The part to shrink: the network when its weights alone overflow, else the larger of the two batches.
+        evaluation = cost["weights"] <= limit and cost["evaluation"] > cost["batch"]
+        field = "model" if cost["weights"] > limit else "train.eval_batch_size" if evaluation else "train.batch_size"
         raise SpecError(f"this network would need about {_gb(cost['total'])} to train ({cost['parameters']:.3g} "
                         f"parameters, {_gb(cost['weights'])} for weights and optimiser state, {_gb(cost['batch'])} "
-                        f"per training batch) but {device} has {_gb(limit)}: shrink the network or the batch",
+                        f"per training batch, {_gb(cost['evaluation'])} per evaluation batch) but {device} has "
+                        f"{_gb(limit)}: shrink the network or the {'evaluation ' if evaluation else ''}batch",
                         field=f"{where}{field}")
 
 
