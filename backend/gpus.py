@@ -40,7 +40,8 @@ def choose_gpus(selection: str, visible: list[str]) -> list[str]:
         try:
             index = int(part)
         except ValueError:
-            raise ValueError(f"--gpus: {part.strip()!r} is not a GPU number (give 'all' or a list such as 0,1)") from None
+            raise ValueError(f"--gpus: {part.strip()!r} is not a GPU number (give 'all' or a list such as 0,1)"
+                             ) from None
         if not 0 <= index < len(visible):
             raise ValueError(f"--gpus: GPU {index} does not exist here: {len(visible)} visible "
                              f"({', '.join(map(str, range(len(visible)))) or 'none'})")
@@ -76,15 +77,16 @@ def supervise(commands: list[tuple[list[str], dict[str, str]]]) -> int:
 
 
 def device_memory(device: Any) -> float:
-    """Bytes a job may use on this worker's device: a GPU's own memory, else the machine's (or the
-    worker_memory_gb setting)."""
+    """Bytes a job may use on this worker's device: the worker_memory_gb setting when it is given (a lab's
+    figure per GPU, as its help says), else a GPU's own memory, else the machine's."""
+    from backend import settings
     from backend.specs.memory import memory_limit
 
-    if getattr(device, "type", str(device)).startswith("cuda"):
+    if getattr(device, "type", str(device)).startswith("cuda") and not settings.get("worker_memory_gb"):
         import torch
 
         return float(torch.cuda.get_device_properties(device).total_memory)
-    return memory_limit()
+    return memory_limit()  # the setting, or this machine's memory
 
 
 def describe_device(device: Any) -> str:
