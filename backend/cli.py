@@ -29,11 +29,12 @@ MODELS = ("convnet", "mlp", "resnet18", "resnet50", "vit")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # examples, one a line
     commands = parser.add_subparsers(dest="command", required=True)
     device = {"default": settings.get("device"), "help": "auto, cpu, cuda or cuda:N (default: the device setting)"}
     train = commands.add_parser("train", help="train one network and print its test accuracy per epoch")
-    add_job_arguments(train)
+    add_job_arguments(train, "a JSON or YAML TrainJobSpec (one network's training) to start from")
     train.add_argument("--device", **device)
     train.add_argument("--save", metavar="PATH", help="write a checkpoint (.safetensors + .json)")
     train.add_argument("--print-spec", action="store_true", help="print the validated spec and stop")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in (sweep, submit):
         p.add_argument("--preset", choices=sorted(PRESETS), default="yosinski-digits")
         p.add_argument("--quick", action="store_true", help="the preset's quick size (a few minutes on a laptop CPU)")
-        add_job_arguments(p)
+        add_job_arguments(p, "a JSON or YAML study spec to start from, of any study kind (as --print-spec prints one)")
         p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
         p.add_argument("--n", help="units transferred, e.g. 1,3,5 (default 1..L)")
         p.add_argument("--treatments", help=f"comma-separated, from {','.join(TREATMENTS)}")
@@ -117,8 +118,9 @@ def _study(tree: dict[str, Any]) -> Spec:
     return parse_study(resolve_lab_networks(tree))
 
 
-def add_job_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--spec", metavar="FILE", help="a JSON or YAML TrainJobSpec to start from")
+def add_job_arguments(p: argparse.ArgumentParser, spec: str) -> None:
+    """The flags train, sweep and submit share; `spec`: --spec's help, what its file holds for this command."""
+    p.add_argument("--spec", metavar="FILE", help=spec)
     p.add_argument("--data", help="digits, synthetic, a torchvision name (mnist, cifar10, ...) or a folder")
     p.add_argument("--root", help="folder torchvision reads the data set from; with a folder preset, the ImageFolder")
     p.add_argument("--size", type=int, help="resize images to SIZE x SIZE")

@@ -31,3 +31,18 @@ def test_submit_names_the_store_with_its_password_masked(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert "jobs queued in postgresql+psycopg://lab:***@db.example:5432/lab" in out
     assert "s3cret-pw" not in out
+
+
+def test_the_help_keeps_its_examples_one_a_line_and_names_what_spec_takes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "\n    python -m backend presets " in out and "\n    python -m backend submit --preset" in out
+    for command in ("sweep", "submit"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "TrainJobSpec" not in out and "--spec FILE a JSON or YAML study spec to start from" in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "TrainJobSpec" in capsys.readouterr().out
