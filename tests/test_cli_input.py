@@ -46,3 +46,16 @@ def test_the_help_keeps_its_examples_one_a_line_and_names_what_spec_takes(capsys
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "TrainJobSpec" in capsys.readouterr().out
+
+
+def test_local_settings_and_secrets_stay_out_of_git_and_the_image():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    secrets = ["lab.env", "transferlab.toml", ".streamlit/secrets.toml"]  # the README keeps passwords in these
+    done = subprocess.run(["git", "check-ignore", "--no-index", *secrets, "var/x", ".venv/x"], cwd=root,
+                          capture_output=True, text=True)
+    assert done.stdout.split() == [*secrets, "var/x", ".venv/x"], done.stdout + done.stderr
+    docker = {line.strip().rstrip("/") for line in (root / ".dockerignore").read_text().splitlines()}
+    assert {*secrets, "var", ".venv"} <= docker  # the Dockerfile copies the project folder (COPY . .)
