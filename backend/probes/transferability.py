@@ -31,6 +31,15 @@ PINV_RTOL = 1e-10
 # LogME fixed point: stop when alpha and beta both change by less than this, relatively.
 LOGME_RTOL = 1e-10
 LOGME_MAX_ITER = 1000
+# LogME: singular values of F under this x the largest are rounding noise and taken as 0 (numpy's
+# matrix_rank tolerance; You et al.'s reference truncates its SVD likewise, at an absolute 1e-10).
+LOGME_RANK_RTOL = torch.finfo(torch.float64).eps
+# LogME: t = alpha / beta is kept within [LOGME_T_RANGE x the smallest sigma, the largest / LOGME_T_RANGE].
+# Beyond, every shrinkage factor sigma_i / (t + sigma_i) is 0 or 1 to within LOGME_T_RANGE and the evidence
+# no longer moves. The floor is reached when the labels lie in F's column space, as they always do when
+# n <= d: the evidence then rises towards a limit as the noise variance 1/beta -> 0, and the fixed point
+# walks off to beta = inf (the reference's 1e-5 added to each denominator stops it there).
+LOGME_T_RANGE = 1e-12
 
 
 # ---------------------------------------------------------------- LEEP and NCE
@@ -118,46 +127,61 @@ def logme(features: Tensor, target_labels: Tensor) -> float:
             - 1/2 log det(alpha I + beta F^T F).
     LogME = mean over classes of L / n. Features are used as given (no centring; no bias term), as
     in the paper. Iterates until alpha and beta change by under LOGME_RTOL (at most LOGME_MAX_ITER).
+
+    Everything is computed in the r = rank(F) <= min(n, d) dimensional eigenbasis, in terms of
+    t = alpha / beta, so that n - gamma and the residual stay accurate as the noise vanishes; t is
+    clamped to LOGME_T_RANGE of the spectrum. With n <= d (fewer images than features, F of full row
+    rank) the labels are always fitted exactly, and LogME is then the evidence's limit as beta -> inf
+    where that is its maximum. (Labels an exact linear function of F with n > r have unbounded evidence:
+    the clamp makes that score large and finite.)
     """
     f = _matrix(features, "features")
     index, classes = _labels(target_labels, len(f))
     n, d = f.shape
-    # F = U diag(s) V^T, r = min(n, d); m is only ever needed in V's basis, so V is not kept
-    u, s, _ = torch.linalg.svd(f, full_matrices=False)                         # (n, r), (r,)
+    # F = U diag(s) V^T; m is only ever needed in V's basis, so V is not kept
+    u, s, _ = torch.linalg.svd(f, full_matrices=False)                         # (n, min(n, d)), (min(n, d),)
+    rank = int((s > s[0] * max(n, d) * LOGME_RANK_RTOL).sum())
+    u, s = u[:, :rank], s[:rank]                                               # (n, r), (r,)
     sigma = s.square()                                    # (r,) eigenvalues of F^T F; its other d - r are 0
-    r = len(s)
+    t_min, t_max = (LOGME_T_RANGE * float(sigma[-1]), float(sigma[0]) / LOGME_T_RANGE) if rank else (0.0, 0.0)
     targets = torch.nn.functional.one_hot(index, classes).double()             # (n, C)
     evidences = []
     for k in range(classes):
         y = targets[:, k]
         uty = u.T @ y                                                          # (r,)
-        # |y|^2 - |U^T y|^2: the part of y no weights can reach, outside F's column space
-        outside = (y @ y - uty @ uty).clamp(min=0)
+        # |y - U U^T y|^2: the part of y no weights can reach, outside F's column space (none if r = n)
+        outside = float((y - u @ uty).square().sum()) if rank < n else 0.0
         alpha, beta = 1.0, 1.0
         for _ in range(LOGME_MAX_ITER):
-            shrink = beta * sigma / (alpha + beta * sigma)                     # (r,)
-            gamma = shrink.sum()
-            coef = beta * s / (alpha + beta * sigma) * uty                     # (r,) m in V's basis: m = V coef
-            mm = coef @ coef
-            residual = ((shrink - 1) * uty).square().sum() + outside           # |F m - y|^2
-            new_alpha = float(gamma / mm.clamp(min=1e-300))
-            new_beta = float((n - gamma) / residual.clamp(min=1e-300))
+            gamma, slack, mm, residual = _logme_fit(alpha / beta, sigma, s, uty, outside)
+            new_alpha = gamma / max(mm, 1e-300) if rank else 1.0  # no weights at all: alpha plays no part
+            new_beta = (n - rank + slack) / max(residual, 1e-300)
+            if rank:  # the one of alpha, beta running off to infinity is held where t stops mattering
+                new_beta = min(new_beta, new_alpha / t_min)   # noise -> 0: labels fitted exactly
+                new_alpha = min(new_alpha, new_beta * t_max)  # weights -> 0: labels orthogonal to F
             converged = (abs(new_alpha - alpha) <= LOGME_RTOL * alpha
                          and abs(new_beta - beta) <= LOGME_RTOL * beta)
             alpha, beta = new_alpha, new_beta
             if converged:
                 break
-        # the evidence at the final (alpha, beta), with m and the residual recomputed there
-        shrink = beta * sigma / (alpha + beta * sigma)
-        coef = beta * s / (alpha + beta * sigma) * uty
-        mm = coef @ coef
-        residual = ((shrink - 1) * uty).square().sum() + outside
-        # log det(alpha I + beta F^T F): d - r eigenvalues of F^T F are 0
-        logdet = torch.log(alpha + beta * sigma).sum() + (d - r) * math.log(alpha)
-        evidence = (n / 2 * math.log(beta) + d / 2 * math.log(alpha) - n / 2 * math.log(2 * math.pi)
-                    - beta / 2 * residual - alpha / 2 * mm - logdet / 2)
-        evidences.append(float(evidence) / n)
+        # the evidence at the final (alpha, beta), with m and the residual recomputed there; with
+        # log det(alpha I + beta F^T F) = r log beta + sum_i log(t + sigma_i) + (d - r) log alpha
+        t = alpha / beta
+        _, _, mm, residual = _logme_fit(t, sigma, s, uty, outside)
+        evidence = ((n - rank) / 2 * math.log(beta) + rank / 2 * math.log(alpha) - n / 2 * math.log(2 * math.pi)
+                    - beta / 2 * residual - alpha / 2 * mm - float(torch.log(t + sigma).sum()) / 2)
+        evidences.append(evidence / n)
     return float(np.mean(evidences))
+
+
+def _logme_fit(t: float, sigma: Tensor, s: Tensor, uty: Tensor, outside: float) -> tuple[float, float, float, float]:
+    """LogME's posterior at t = alpha / beta: gamma, r - gamma, m^T m and |F m - y|^2, each a sum of
+    non-negative terms (no difference of near-equal numbers), so all stay accurate as t -> 0."""
+    fitted = sigma / (t + sigma)                        # (r,) beta sigma_i / (alpha + beta sigma_i)
+    unfitted = t / (t + sigma)                          # (r,) 1 - fitted
+    coef = s / (t + sigma) * uty                        # (r,) m in V's basis: m = V coef
+    return (float(fitted.sum()), float(unfitted.sum()), float(coef @ coef),
+            float((unfitted * uty).square().sum()) + outside)
 
 
 # ---------------------------------------------------------------- scores vs measured gains

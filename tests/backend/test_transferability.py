@@ -165,6 +165,44 @@ def test_logme_matches_the_plain_fixed_point_and_maximises_the_evidence(n, d, cl
     assert score - best < 1e-3
 
 
+def noise_free_evidence(f: np.ndarray, labels: np.ndarray) -> float:
+    """n <= d: log N(y; 0, F F^T / alpha) per example (the evidence as beta -> inf), maximised over
+    alpha in closed form (alpha = n / y^T (F F^T)^-1 y), averaged over classes."""
+    n = len(f)
+    lam, q = np.linalg.eigh(f @ f.T)
+    out = []
+    for k in range(labels.max() + 1):
+        qy2 = (q.T @ (labels == k).astype(float)) ** 2
+        alpha = n / np.sum(qy2 / lam)
+        out.append(-0.5 * (np.sum(np.log(lam / alpha)) + n + n * np.log(2 * np.pi)) / n)
+    return float(np.mean(out))
+
+
+@pytest.mark.parametrize("classes, signal, seed", [(5, 1.5, 0), (2, 0.5, 1), (5, 0.0, 3)])
+def test_logme_with_fewer_images_than_features_is_finite_and_scale_free(classes, signal, seed):
+    # 25 images, 512 features (a resnet18's penultimate layer): the labels are always fitted exactly, the
+    # fixed point walks off to beta = inf and used to end at beta = 0, log(0): "math domain error".
+    features, labels = labelled_features(25, 512, classes, seed=seed, signal=signal)
+    score = logme(features, labels)
+    assert math.isfinite(score)
+    assert logme(100 * features, labels) == pytest.approx(score, rel=1e-6)  # alpha absorbs the scale
+    # the maximum evidence: the noise-free limit, or above it where there is an interior optimum
+    limit = noise_free_evidence(features, labels)
+    assert score >= limit - 1e-9
+    if signal:  # here the maximum is the limit itself
+        assert score == pytest.approx(limit, rel=1e-9)
+
+
+def test_logme_of_rank_deficient_features():
+    features, labels = labelled_features(60, 8, 3, seed=1)
+    # duplicated columns: F F^T doubles, which alpha absorbs; the zero singular values are dropped, not inverted
+    assert logme(np.hstack([features, features]), labels) == pytest.approx(logme(features, labels), rel=1e-9)
+    # no features at all: the labels are noise of precision beta = n / |y|^2, L / n = 1/2 log(beta) - 1/2 - 1/2 log 2 pi
+    n, per_class = 10, 5
+    expected = 0.5 * math.log(n / per_class) - 0.5 - 0.5 * math.log(2 * math.pi)
+    assert logme(np.zeros((n, 4)), np.arange(n) % 2) == pytest.approx(expected, rel=1e-12)
+
+
 def test_logme_prefers_features_that_carry_the_labels():
     features, labels = labelled_features(90, 5, 3, seed=5, signal=3.0)
     noise = np.random.default_rng(6).normal(size=features.shape)
