@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from backend.data import load_task
 from backend.jobs import JobOutput
@@ -29,14 +29,23 @@ EVAL_CHUNK = 256  # images per forward pass
 
 @torch.inference_mode()
 def penultimate(net: UnitNet, x: Tensor) -> tuple[Tensor, Tensor]:
-    """The network's features just before its classifier, flattened, and its class probabilities:
-    (N, C, H, W) normalised images -> (N, d) float64, (N, classes) float64."""
-    top = len(net.unit_names) - 1
+    """The features the classifier's final Linear layer reads, and the class probabilities:
+    (N, C, H, W) normalised images -> (N, d) float64, (N, classes) float64.
+
+    These are the features You et al. score (a ResNet's pooled 512 or 2048, a ViT's normed class token),
+    whatever the classifier unit does before its Linear layer (a ResNet's average pooling sits in it). The
+    classifier unit's input would not do: a resnet18's layer4 at 224 px is 25,088 values per image."""
+    linear = [m for m in net.body[net.unit_names[-1]].modules() if isinstance(m, nn.Linear)][-1]
+    read: list[Tensor] = []
+    hook = linear.register_forward_pre_hook(lambda _, args: read.append(args[0]))
     features, probs = [], []
-    for xb in x.split(EVAL_CHUNK):
-        h = net(xb, stop=top)
-        features.append(h.flatten(1).double().cpu())
-        probs.append(net(h, start=top).double().softmax(1).cpu())
+    try:
+        for xb in x.split(EVAL_CHUNK):
+            logits = net(xb)                                                   # (B, classes)
+            features.append(read.pop().flatten(1).double().cpu())              # (B, d)
+            probs.append(logits.double().softmax(1).cpu())
+    finally:
+        hook.remove()
     return torch.cat(features), torch.cat(probs)
 
 
@@ -114,7 +123,8 @@ def run_scores(spec: ScoresJobSpec, networks: Networks, device: torch.device, re
     return JobOutput(
         scalars={"logme": logme(features, y), "leep": leep(probs, y), "nce": nce(probs.argmax(1), y),
                  "h_score": h_score(features, y), "seconds": time.perf_counter() - started},
-        tables={"estimator": {**spec.settings.model_dump(mode="json"), "features": "penultimate unit, flattened"},
+        tables={"estimator": {**spec.settings.model_dump(mode="json"),
+                              "features": "the input of the classifier's final linear layer"},
                 "data_fingerprint": fingerprint})
 
 
