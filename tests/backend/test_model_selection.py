@@ -87,7 +87,8 @@ def test_a_selection_study_runs_and_ranks_its_candidates():
     outcomes = run_local(expand(parse_study(STUDY)), "cpu")
     ranking = [o for o in outcomes if o.job.kind == "rank_agreement"][0].output
     for score in RANK_SCORES:
-        assert -1 <= ranking.scalars[f"{score}.weighted_tau"] <= 1 or math.isnan(ranking.scalars[f"{score}.weighted_tau"])
+        tau = ranking.scalars[f"{score}.weighted_tau"]
+        assert -1 <= tau <= 1 or math.isnan(tau)
         assert ranking.scalars[f"{score}.top1"] in (0.0, 1.0) or math.isnan(ranking.scalars[f"{score}.top1"])
     assert ranking.scalars["fine_tune_seconds"] > 0 and ranking.scalars["score_seconds"] > 0
     table, text, checks = STUDY_KINDS["model_selection"].summarise(outcomes)
@@ -120,6 +121,39 @@ def test_the_ranking_reads_its_jobs_results_and_pairs_the_lead_over_seeds():
     assert out.scalars["cost_ratio"] == pytest.approx(9 * 2.0 / 1.5)
     with pytest.raises(SpecError, match="not available"):
         run_rank_agreement(spec, {}, torch.device("cpu"), lambda *_: None, results={})
+
+
+def test_the_cli_cost_line_counts_the_candidates_fine_tunings_as_the_ranking_job_does():
+    from types import SimpleNamespace
+
+    from backend.measures import run_rank_agreement
+    from backend.specs.selection import RankAgreementJobSpec
+
+    def outcome(key, labels, scalars, tables=None):
+        return SimpleNamespace(job=SimpleNamespace(key=key, labels=labels, kind=""),
+                               output=SimpleNamespace(scalars=scalars, tables=tables or {}))
+
+    outcomes, results, candidates = [], {}, []
+    for name, acc in (("a", 0.9), ("b", 0.7)):
+        scored = hashlib.sha256(name.encode()).hexdigest()
+        results[scored] = {s: acc for s in RANK_SCORES} | {"seconds": 0.5}
+        outcomes.append(outcome(scored, {"candidate": name, "amount": 20, "probe": "scores"}, results[scored]))
+        keys = [hashlib.sha256(f"{name}{seed}".encode()).hexdigest() for seed in range(2)]
+        for seed, k in enumerate(keys):
+            results[k] = {"final_accuracy": acc + seed / 100, "train_seconds": 2.0}
+            outcomes.append(outcome(k, {"candidate": name, "amount": 20, "seed": seed, "treatment": "AnB+", "n": 2},
+                                    results[k]))
+        candidates.append({"name": name, "scores": scored, "fine_tuned": keys})
+    outcomes += [outcome(f"scratch{seed}", {"candidate": "from scratch", "amount": 20, "seed": seed,
+                                            "treatment": "baseB", "n": 0},
+                         {"final_accuracy": 0.5, "train_seconds": 100.0}) for seed in range(2)]
+    stored = run_rank_agreement(RankAgreementJobSpec(amount=20, candidates=candidates), {}, torch.device("cpu"),
+                                lambda *_: None, results=results)
+    outcomes.append(outcome("ranking", {"amount": 20, "probe": "ranking"}, stored.scalars, stored.tables))
+    text = STUDY_KINDS["model_selection"].summarise(outcomes)[1]
+    assert (stored.scalars["score_seconds"], stored.scalars["fine_tune_seconds"]) == (1.0, 8.0)
+    assert ("cost: scoring 1 s, fine-tuning the candidates 8 s (8x the scoring); "
+            "the from-scratch baseline trained 200 s") in text  # not 208 s, 208x
 
 
 def test_a_job_output_whose_scalar_and_table_share_a_name_is_refused_before_it_is_stored():
