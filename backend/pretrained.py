@@ -109,10 +109,14 @@ def read_state(path: Path) -> dict[str, Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0][:200]
-        raise SpecError(f"{path.name} holds more than tensors, and this lab does not unpickle objects ({reason}); "
-                        "nothing in it was run. Save its state_dict, or convert it to safetensors",
-                        field="path") from None
+        # torch's own message opens with advice to load with weights_only=False, i.e. to run the file's
+        # code: not ours to pass on. Only the object it met is worth naming.
+        found = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
+        named = f" (it calls for {found.group(1)})" if found else ""
+        raise SpecError(f"{path.name} holds pickled Python objects or code, not only tensors{named}. It is refused "
+                        "because this lab never unpickles anything it loads, and nothing in it was run. Convert "
+                        "the weights to safetensors (safetensors.torch.save_file(model.state_dict(), ...)) "
+                        "or save the state_dict alone, and submit that file", field="path") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise SpecError(f"{path.name} is not a readable torch file: {exc}", field="path") from None
     return _tensors(obj, path)

@@ -90,9 +90,13 @@ def test_a_pickled_code_object_is_refused_and_never_run(tmp_path, monkeypatch):
     path = tmp_path / "evil.pth"
     torch.save({"conv1.weight": torch.zeros(1), "payload": _Payload()}, path)
     spec = _pinned(path, format="torchvision", model=RESNET)
-    with pytest.raises(SpecError, match="does not unpickle"):
+    with pytest.raises(SpecError, match="holds pickled Python objects or code, not only tensors") as refused:
         import_network(spec)
     assert not (tmp_path / "pwned").exists()
+    message = str(refused.value)
+    assert "never unpickles" in message and "safetensors" in message
+    assert "system" in message  # the object it met is named (posix.system, nt.system)
+    assert "weights_only" not in message  # torch's hint to load it anyway is not passed on
 
 
 def test_a_file_changed_after_submit_is_refused(tmp_path):
