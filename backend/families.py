@@ -131,7 +131,7 @@ def basins(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[Finding]
             out.append(versus(f"{what}: P-T pairs vs RI-T pairs", PAPER[key], what, ("P-T", per.get("P-T", NONE)),
                               ("RI-T", per.get("RI-T", NONE)), claim, MARGIN[key], "", 4,
                               f"Per pair kind (mean over pairs and targets) and seed:\n\n{cells}",
-                              quantity="barrier_gap" if key == "barrier" else None, page="landscape"))
+                              quantity=f"{key}_gap", page="landscape"))
     critical = probe_rows(scores, "criticality")
     units = [c for c in critical if c.startswith("rewind.")]
     if units:
@@ -287,9 +287,9 @@ def effective_data(scores: pd.DataFrame, spec: dict, layers: list[str]) -> list[
         return []
     keys = [c for c in summary.columns if c not in ("D_T_ci95", "ratio_ci95", "refused", "reasons", "D_T", "ratio",
                                                      "seeds")]
-    shown = summary.assign(**{"D_T (images/class)": [f"{m:.1f} ± {h:.1f}" if pd.notna(m) else "" for m, h in
+    shown = summary.assign(**{"D_T (images/class)": [f"{m:.1f} ± {h:.1f}" if pd.notna(m) else "—" for m, h in
                                                      zip(summary.D_T, summary.D_T_ci95)],
-                              "D_eff / N": [f"{m:.2f} ± {h:.2f}" if pd.notna(m) else "" for m, h in
+                              "D_eff / N": [f"{m:.2f} ± {h:.2f}" if pd.notna(m) else "—" for m, h in
                                             zip(summary.ratio, summary.ratio_ci95)]})
     columns = [*keys, "D_T (images/class)", "D_eff / N", "seeds", "refused", "reasons"]
     return [table("Effective data transferred", "Images per class of training from scratch that the pretraining is "

@@ -88,18 +88,27 @@ def _pt_gain(scores: pd.DataFrame, spec: dict) -> pd.Series:
     return (100 * (pairs["P-T"] - pairs["RI-T"])).groupby(level="seed").mean() if not pairs.empty else NONE
 
 
-def _barrier_gap(scores: pd.DataFrame, spec: dict) -> pd.Series:
-    pairs = probe_rows(scores, "interpolation")
-    if "barrier" not in pairs or "pair" not in pairs:
-        return NONE
-    per = pairs.groupby(["pair", "seed"])["barrier"].mean()
-    if not {"P-T", "RI-T"} <= set(per.index.get_level_values("pair")):
-        return NONE
-    return (per.loc["RI-T"] - per.loc["P-T"]).dropna()
+def pair_gap(column: str, higher: str) -> Callable[[pd.DataFrame, dict], pd.Series]:
+    """A basins study's per-seed gap in a pair probe's `column` (mean over pairs and targets): `higher`
+    pairs' minus the other kind's, so that the paper's side is positive."""
+    lower = "RI-T" if higher == "P-T" else "P-T"
+
+    def gap(scores: pd.DataFrame, spec: dict) -> pd.Series:
+        pairs = probe_rows(scores, "interpolation", "similarity")
+        if column not in pairs or "pair" not in pairs:
+            return NONE
+        per = pairs.groupby(["pair", "seed"])[column].mean()
+        if not {"P-T", "RI-T"} <= set(per.index.get_level_values("pair")):
+            return NONE
+        return (per.loc[higher] - per.loc[lower]).dropna()
+
+    return gap
 
 
 QUANTITIES: dict[str, Callable[[pd.DataFrame, dict], pd.Series]] = {
-    "anb_plus_gain": _anb_plus_gain, "anb_drop": _anb_drop, "pt_gain": _pt_gain, "barrier_gap": _barrier_gap,
+    "anb_plus_gain": _anb_plus_gain, "anb_drop": _anb_drop, "pt_gain": _pt_gain,
+    "barrier_gap": pair_gap("barrier", "RI-T"), "cka_gap": pair_gap("cka_diagonal_mean", "P-T"),
+    "l2_gap": pair_gap("l2_distance", "RI-T"), "mistakes_gap": pair_gap("mistakes.mistake_jaccard", "P-T"),
 }
 assert set(QUANTITIES) == {q for names in SEED_QUANTITIES.values() for q in names}
 

@@ -35,6 +35,7 @@ class Finding:
     seeds_needed: int | None = None  # undecided: the seeds that would likely decide it
     quantity: str | None = None  # the sequential-seeds quantity that adds seeds to this finding
     page: str | None = None  # the dashboard page that draws it
+    moot: str = ""  # why the data cannot test the claim (then undecided, and more seeds would not change that)
 
 
 def table(title: str, measured: str, paper: str, page: str | None = None) -> Finding:
@@ -56,7 +57,7 @@ def judge(title: str, measured: str, paper: str, what: str, differences: pd.Seri
     measured = f"{measured}\n\nPaired difference {what}: {summary.text(digits)}{_per_seed(d, digits)}."
     if moot:
         return Finding(title, measured, paper, rule, "undecided", f"Undecided: {moot}.", summary, margin, unit,
-                       None, quantity, page)
+                       None, quantity, page, moot)
     if summary.seeds < 2:
         sentence = (f"Undecided: {summary.seeds} seed(s) measured {what}; an interval needs two or more." if
                     summary.seeds else "Undecided: the store lacks what the claim needs.")

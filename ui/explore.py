@@ -99,7 +99,8 @@ def with_probes(rows: pd.DataFrame, probes: dict[str, pd.DataFrame]) -> pd.DataF
     keys = [k for k in NETWORK if k in rows]
     for kind, frame in probes.items():
         on = [k for k in keys if k in frame]
-        if kind == "similarity" and "cka_diagonal_mean" in frame:
+        # CKA against a base network; a basins study's CKA is between pairs of runs (the Landscape page's)
+        if kind == "similarity" and {"cka_diagonal_mean", "against"} <= set(frame):
             wide = frame.pivot_table(index=on, columns="against", values="cka_diagonal_mean", dropna=False)
             rows = rows.merge(wide.add_prefix("cka_vs_").reset_index(), on=on, how="left")
         elif not frame.empty and set(PROBE_COLUMNS.get(kind, ())) & set(frame):

@@ -90,8 +90,23 @@ def card(finding: Finding, studies: list[int], key: str, seeds: list[int] | None
         for study in studies[:1] if seeds is not None else studies:
             links[1].page_link("app_pages/jobs.py", label=f"The jobs behind it: study #{study}", icon=":material/list:",
                                query_params={"study": study})
-        if finding.verdict == "undecided" and finding.quantity and seeds is not None and studies:
-            add_seeds(finding, studies[0], seeds, key)
+        if finding.verdict == "undecided" and studies:
+            if finding.quantity and seeds is not None and not finding.moot:
+                add_seeds(finding, studies[0], seeds, key)
+            else:
+                st.caption(no_seeds_offered(finding, seeds is None))
+
+
+def no_seeds_offered(finding: Finding, across: bool) -> str:
+    """Why an undecided finding has no "Add seeds until decided": what would decide it instead."""
+    if finding.moot:
+        return "More seeds are not offered: they would not make the claim testable here (see above)."
+    if across:
+        return ("This compares two studies seed by seed: add seeds to both (from each study's own undecided "
+                "findings, or `--until` on the CLI), and the comparison reads the seeds they share.")
+    return ("No seeds rule follows this difference yet, so none can be added from here: queue the study again with "
+            "more `--seeds` (its finished jobs are reused), or add seeds on a quantity its rules follow "
+            "(`python -m backend presets` lists them).")
 
 
 def deciding_half_width(finding: Finding) -> float:

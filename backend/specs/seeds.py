@@ -18,7 +18,10 @@ SEED_QUANTITIES: dict[str, dict[str, str]] = {
                  "anb_drop": "AnB at the smallest n minus AnB at the deepest n (accuracy points)"},
     "cross_dataset": {"pt_gain": "P-T (AnB+, deepest n) minus RI-T (baseB), mean over targets and settings "
                                  "(accuracy points)"},
-    "basins": {"barrier_gap": "RI-T pairs' loss barrier minus P-T pairs' (loss)"},
+    "basins": {"barrier_gap": "RI-T pairs' loss barrier minus P-T pairs' (loss)",
+               "cka_gap": "P-T pairs' CKA (mean diagonal) minus RI-T pairs'",
+               "l2_gap": "RI-T pairs' l2 distance minus P-T pairs'",
+               "mistakes_gap": "P-T pairs' mistake overlap (Jaccard) minus RI-T pairs'"},
 }
 
 

@@ -176,3 +176,25 @@ def test_the_asked_half_width_and_budget():
                                    quantity="anb_drop"), 3) == 30  # capped
     one_seed = judge("t", "m", "p", "a - b", per_seed(1.0), "greater", 0.5, quantity="anb_drop")
     assert one_seed.verdict == "undecided" and deciding_half_width(one_seed) == 0.5  # no spread yet: the margin
+
+
+def test_an_undecided_finding_without_a_seeds_rule_says_what_would_decide_it(app, seeded_store, monkeypatch):
+    """Only a finding whose difference a seeds rule follows gets the button; the others say why not."""
+    url, study_id = seeded_store
+    listing = next(s for s in Studies(get_engine(url)).listing() if s.id == study_id)
+    noisy = per_seed(0.4, 1.9, -0.3)
+    made = [judge("No rule follows it", "m", "p", "a - b", noisy, "greater", 0.5, "points"),
+            judge("No premise", "m", "p", "a - b", noisy, "less", 0.5, "points", quantity="anb_drop",
+                  moot="P-T's gain on 'plain' is not established")]
+    across = [versus(f"Study {study_id} (dissimilar) vs study {study_id} (similar): AnB drop", "p", "drop",
+                     ("x", noisy), ("y", per_seed(1.5, -0.5, 0.9)), "greater", 0.5)]
+    report = findings.Report("SQLite file store.db", [findings.StudyFindings(listing, "ab" * 32, [0, 1, 2], made)],
+                             across)
+    monkeypatch.setattr(findings, "collect", lambda engine: report)
+    at = app("findings.py").run()
+    assert not at.exception
+    assert not [b for b in at.button if (b.key or "").endswith(".add")]
+    shown = text(at)
+    assert "No seeds rule follows this difference yet" in shown
+    assert "More seeds are not offered" in shown
+    assert "add seeds to both" in shown

@@ -271,3 +271,18 @@ def test_smoothness_bands_stay_positive_on_a_log_axis():
     fig = smoothness_figure(linear, "loss spread")
     assert not log_axis(linear) and fig.layout.yaxis.type == "linear"
     assert max(fig.data[0].y) == pytest.approx(linear["mean"].iloc[0] + linear.ci95.iloc[0])
+
+
+def test_the_explorer_opens_a_basins_study_whose_cka_is_between_pairs_of_runs(landscape_store, monkeypatch):
+    """A basins study's CKA jobs compare pairs of runs (P-T, RI-T), not a network with a base one: the
+    Explorer, which reads CKA against baseA/baseB, draws the study's networks without them."""
+    from streamlit.testing.v1 import AppTest
+
+    url, ids = landscape_store
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", url)
+    monkeypatch.setenv("TRANSFERLAB_EMBEDDED_WORKER", "0")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).switch_page("app_pages/explorer.py")
+    at.query_params.update({"studies": str(ids["basins"])})
+    at.run()
+    assert not at.exception and at.get("plotly_chart")
+    assert not any(o.startswith("cka_vs_") for o in at.selectbox(key="explorer.y").options)
