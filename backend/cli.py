@@ -271,7 +271,8 @@ def run_worker(args: argparse.Namespace) -> int:
     worker = Worker(Queue(), args.device, lease_seconds=args.lease)
     worker.stop_on_signals()
     print(f"worker {worker.worker_id} on {worker.device}", flush=True)
-    ran = worker.serve(once=args.once, max_jobs=args.max_jobs, idle_exit=args.idle_exit)
+    # Workers are started by the CLI in fleets (a Slurm array, compose replicas, --gpus all): spread their first claims
+    ran = worker.serve(once=args.once, max_jobs=args.max_jobs, idle_exit=args.idle_exit, spread_start=True)
     print(f"worker {worker.worker_id}: ran {ran} jobs", flush=True)
     return 0
 

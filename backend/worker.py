@@ -85,11 +85,15 @@ class Worker:
 
     # ------------------------------------------------------------ loop
 
-    def serve(self, once: bool = False, max_jobs: int | None = None, idle_exit: float | None = None) -> int:
+    def serve(self, once: bool = False, max_jobs: int | None = None, idle_exit: float | None = None,
+              spread_start: bool = False) -> int:
         """Run jobs until stopped: `once` runs at most one, `idle_exit` stops after that many idle
-        seconds. Returns the number of jobs run."""
+        seconds, `spread_start` first waits a random fraction of a poll (a worker of a fleet started
+        at once: IdleBackoff.start). Returns the number of jobs run."""
         self.queue.register_worker(self.worker_id, socket.gethostname(), describe_device(self.device),
                                    {**environment(), "cuda": torch.version.cuda or ""})
+        if spread_start:
+            self.stopping.wait(self.idle.start())
         ran, idle_since = 0, time.monotonic()
         # Nothing to run: maybe a dead worker holds jobs, a cycle blocks them, or a study's seed
         # finished while no worker was there to add the next.

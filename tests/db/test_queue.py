@@ -323,3 +323,12 @@ def test_an_idle_worker_asks_less_and_less_often_until_it_gets_a_job():
         assert ceiling / 2 <= wait <= ceiling  # drawn in the upper half: a fleet started together drifts apart
     idle.reset()
     assert 0.5 <= idle.next() <= 1.0
+
+
+def test_a_fleet_started_at_once_spreads_its_first_claims_over_one_poll():
+    from db.claims import IdleBackoff
+
+    starts = [IdleBackoff(1.0, 8.0, seed=worker).start() for worker in range(500)]
+    assert all(0.0 <= s < 1.0 for s in starts)
+    # Spread over the whole poll, not bunched: each tenth of it holds some of the 500 first claims.
+    assert all(any(k / 10 <= s < (k + 1) / 10 for s in starts) for k in range(10))
