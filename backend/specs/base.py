@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from functools import lru_cache
 from collections.abc import Iterator
 from typing import Annotated, Any, Mapping, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_serializer
 
 
 class SpecError(ValueError):
@@ -45,6 +46,16 @@ def late_field(default: Any, description: str, **constraints: Any) -> Any:
 # A random seed. Torch refuses one beyond 64 bits and numpy's SeedSequence a negative one, both on a
 # worker, after the study was queued: so every seed field takes 0 <= seed < 2**32, refused at parse.
 # A study's seeds stay below 2**31: its jobs' seeds add offsets (transfers + 1000, basins runs + 10,000 r).
+def _whole_number(value: Any) -> int:
+    """A count, width, depth, unit number or class id as typed: a whole number, never what lax parsing
+    would turn into one (`true` into 1, "8" into 8, 8.0 into 8), so a typo is refused at parse, the
+    field named. numpy integers pass, stored as plain ints (the canonical JSON is unchanged)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SpecError(f"expected a whole number, got {value!r}")
+    return int(value)
+
+
+Whole = Annotated[int, BeforeValidator(_whole_number)]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 StudySeed = Annotated[int, Field(ge=0, lt=2**31)]
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError
+from backend.specs.base import Spec, SpecError, Whole
 from backend.specs.cross import SourceAndTargets
 from backend.specs.landscape import CriticalitySettings, InterpolationSettings, PlaneSettings
 from backend.specs.models import unit_names
@@ -32,7 +32,7 @@ class BasinsSpec(SourceAndTargets):
 
     study: Literal["basins"] = "basins"
     runs: int = Field(2, ge=2, le=10, description="P-T and RI-T runs per target, each a training seed")
-    n: int | None = Field(None, ge=1, description="units P-T copies; None = all but the classifier")
+    n: Whole | None = Field(None, ge=1, description="units P-T copies; None = all but the classifier")
     probes: BasinProbes = BasinProbes()
 
     @model_validator(mode="after")

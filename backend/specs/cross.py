@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError, StudySeed, canonical_json, late_field
+from backend.specs.base import Spec, SpecError, StudySeed, Whole, canonical_json, late_field
 from backend.specs.data import DataSpec, check_block_sizes, native_size
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.landscape import SmoothnessSettings
@@ -177,12 +177,12 @@ class CrossDatasetSpec(SourceAndTargets):
                                       "target (data amount); None = all")
     class_fractions: list[float | None] = Field(
         [None], min_length=1, description="share of each target's classes kept, drawn per seed (diversity); None = all")
-    depths: list[int] | None = Field(None, description="conv blocks of the network, the first k of model.channels "
+    depths: list[Whole] | None = Field(None, description="conv blocks of the network, the first k of model.channels "
                                      "(network depth); None = the model as given")
-    source_epochs: list[int] | None = Field(
+    source_epochs: list[Whole] | None = Field(
         None, description="fine-tune from the pretraining at these epochs of its schedule (pretraining stage, "
         "Neyshabur et al.; Liu et al.); None = the finished pretraining only")
-    n: list[int] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
+    n: list[Whole] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
     treatments: list[Literal[CROSS_TREATMENTS]] = Field(  # type: ignore[valid-type]
         list(CROSS_TREATMENTS), min_length=1, description="AnB: P-T frozen; AnB+: P-T fine-tuned (baseB always)")
     probes: CrossProbes = CrossProbes()

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, Field, model_validator
 
-from backend.specs.base import Seed, Spec, SpecError
+from backend.specs.base import Seed, Spec, SpecError, Whole
 
 
 TORCHVISION_SETS = (
@@ -77,7 +77,7 @@ class ClassSelection(Spec):
     """Which classes a task keeps, applied in this order: include, first, half, fraction.
     Kept classes are renumbered 0..k-1 in their original order."""
 
-    include: list[int] | None = Field(None, description="explicit original class indices")
+    include: list[Whole] | None = Field(None, description="explicit original class indices")
     first: int | None = Field(None, ge=1, description="keep the first k classes")
     half: Literal["A", "B"] | None = Field(None, description="Yosinski's random half A or B")
     fraction: float | None = Field(None, gt=0, le=1, description="random share of classes (diversity)")

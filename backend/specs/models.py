@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from backend.specs.base import Spec, SpecError
-
-
-def _whole_number(value: Any) -> int:
-    """A width, depth or kernel size as typed: a whole number, never what lax parsing would turn into one
-    (`true` into 1, "8" into 8, 8.0 into 8), so a typo is refused at parse, the field named."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SpecError(f"expected a whole number, got {value!r}")
-    return int(value)
+from backend.specs.base import Spec, SpecError, Whole
 
 
 def _positive_width(value: int) -> int:
@@ -27,7 +18,6 @@ def _positive_width(value: int) -> int:
     return value
 
 
-Whole = Annotated[int, BeforeValidator(_whole_number)]
 Width = Annotated[Whole, AfterValidator(_positive_width)]
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError, StudySeed
+from backend.specs.base import Spec, SpecError, StudySeed, Whole
 from backend.specs.cross import InputFormat, TargetTask
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
@@ -57,7 +57,7 @@ class ModelSelectionSpec(Spec):
     amounts: list[int | None] = Field([None], min_length=1, description="training images per class on the "
                                       "target; None = all")
     seeds: list[StudySeed] = Field([0, 1, 2], min_length=1, description="fine-tuning seeds per candidate")
-    n: int | None = Field(None, ge=1, description="units copied into the fine-tuned network; None = all but "
+    n: Whole | None = Field(None, ge=1, description="units copied into the fine-tuned network; None = all but "
                           "the classifier")
     scores: ScoreSettings = Field(ScoreSettings(images=500), description="the target images the scores read")
     baseline: bool = Field(True, description="also train the target from scratch (baseB): does any candidate help?")

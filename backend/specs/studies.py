@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from backend.specs.base import Spec, SpecError, StudySeed, late_field
+from backend.specs.base import Spec, SpecError, StudySeed, Whole, late_field
 from backend.specs.data import DataSpec
 from backend.specs.models import ConvNetSpec, ModelSpec, unit_names
 from backend.specs.probes import StudyProbes
@@ -22,14 +22,14 @@ class YosinskiSpec(Spec):
 
     study: Literal["yosinski"] = "yosinski"
     data: DataSpec = Field(description="the whole task; each seed splits its classes into halves A, B")
-    groups: list[list[int]] | None = Field(
+    groups: list[list[Whole]] | None = Field(
         None, description="two class groups A and B in place of random halves (a dissimilar split, e.g. "
         "natural vs man-made); the same split for every seed")
     model: ModelSpec = ConvNetSpec()
     train: TrainSpec = TrainSpec()
     seeds: list[StudySeed] = Field([0], min_length=1, description="one class split and one training seed each")
     precision: Precision | None = late_field(None, "add seeds after these until an interval is this narrow")
-    n: list[int] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
+    n: list[Whole] | None = Field(None, description="units transferred; default 1..L (all but the classifier)")
     treatments: list[Literal[TREATMENTS]] = Field(list(TREATMENTS), min_length=1)  # type: ignore[valid-type]
     probes: StudyProbes = Field(StudyProbes(), description="sharpness of every network; CKA of each transfer "
                                 "against baseB and against its source network")

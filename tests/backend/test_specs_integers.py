@@ -46,3 +46,28 @@ def test_the_cli_refuses_them_naming_the_field(capsys, value):
     assert main(["train", "--set", f"model.hidden={value}", "--print-spec"]) == 2
     err = capsys.readouterr().err
     assert "model.hidden.0" in err and "expected a whole number" in err
+
+
+@pytest.mark.parametrize("preset, path, value, field", [
+    ("yosinski-digits", "n", [1, True], "n.1"),
+    ("yosinski-digits-dissimilar", "groups", [[0, 1, 2, 3, "4"], [5, 6, 7, 8, 9]], "groups.0.4"),
+    ("amount-digits-halves", "depths", [True], "depths.0"),
+    ("amount-digits-halves", "n", [2.0], "n.0"),
+    ("neyshabur-pretraining-stage", "source_epochs", ["3"], "source_epochs.0"),
+    ("neyshabur-basins", "n", True, "n"),
+])
+def test_unit_counts_depths_epochs_and_class_ids_of_a_study_are_whole_numbers(preset, path, value, field):
+    from backend.specs import PRESETS, set_field
+    from backend.studies import parse_study
+
+    spec = PRESETS[preset].spec_dict(quick=True)
+    set_field(spec, path, value)
+    with pytest.raises(SpecError, match="expected a whole number") as err:
+        parse_study(spec)
+    assert err.value.field == field
+
+
+def test_class_ids_are_whole_numbers():
+    with pytest.raises(SpecError, match="expected a whole number") as err:
+        parse(TrainJobSpec, {"data": {**DIGITS, "classes": {"include": [0, True]}}})
+    assert err.value.field == "data.classes.include.1"
