@@ -111,12 +111,13 @@ def selection_figure(table: pd.DataFrame, score: str) -> go.Figure:
     return fig
 
 
-SHOWN = {"accuracy": "accuracy (%)", "half_width": "± 95% t", "fine_tune_seconds": "fine-tuning (s)",
+SHOWN = {"accuracy": "accuracy (%)", "half_width": "± 95% t", "fine_tune_seconds": "training (s)",
          "score_seconds": "scoring (s)", **SCORE_NAMES}
 
 
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The candidate table as the page lists it: names a reader knows, job ids last."""
+    """The candidate table as the page lists it: names a reader knows, job ids last. "training (s)" is a
+    candidate's fine-tuning, or the from-scratch baseline's training on its row."""
     first = ["candidate", "accuracy", "half_width", "seeds", *[s for s in RANK_SCORES if s in table]]
     kept = [*first, *[c for c in ("score_seconds", "fine_tune_seconds") if c in table], "jobs"]
     return table[[c for c in kept if c in table]].rename(columns=SHOWN)
