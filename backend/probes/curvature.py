@@ -4,15 +4,16 @@
 Liu et al. 2019 measure flatness as the Hessian's top eigenvalue and its trace; this probe adds the
 spectral density. A scope is a set of units (all of them, the first n transferred ones, the rest);
 its Hessian is the diagonal block of those units' parameters, H_SS, and H_SS v_S is the S part of
-H (v_S, 0): a product with a vector that is zero outside S. Scopes that reach down to the same first
-unit cost the same per product (the backward must reach that unit either way), so they share one
-operator, built once, and every pass carries their vectors together: on a GPU the three scopes of a
-transfer (all, transferred, new) then take the passes of one. A scope that starts higher up (the
-new units) gets its own operator, its products being much cheaper there.
+H (v_S, 0): a product with a vector that is zero outside S. So every scope of one probe reads from ONE
+operator over the parameters of all of them (the whole network when 'all' is among them), its
+gradient graphs built once: on a GPU the vectors of all scopes (all, transferred, new) go into the
+same batched passes; on the CPU, one vector a pass, each scope's products differentiate the shared
+graphs on its own parameters only, so the new units' products stop at the top of the network.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,84 +114,95 @@ def sharpness_by_scope(model: UnitNet, x: Tensor, y: Tensor, scopes: dict[str, l
     slq_plan = {name: density_runs * min(density_iterations, n) if density else 0 for name, n in sizes.items()}
     meter = _Meter(progress, sum(eig_plan.values()) + trace_samples * len(scopes) + sum(slq_plan.values()))
     meter.start("setup")
-    groups: dict[str, list[str]] = {}  # the first unit a scope reaches -> the scopes that reach it
-    for name, units in scope_units.items():
-        groups.setdefault(units[0], []).append(name)
-    out: dict[str, Sharpness] = {}
-    for members in groups.values():
+    started = time.perf_counter()
+    reached = {u for units in scope_units.values() for u in units}
+    units = [u for u in model.unit_names if u in reached]  # every scope's units: the whole network with 'all'
+    op = hessian_operator(model, x, y, units=units, batch_size=batch_size, on_products=meter.tick, block=block)
+    scope_of = {name: _Scope.of(op, model, units, scope_units[name]) for name in scopes}
+    seconds = {"setup": time.perf_counter() - started}
+    common = dict(dtype=op.dtype, device=op.device)  # each estimator gets its own seed: independent probes
+
+    def phase(key: str, label: str, make: Callable[[str], Products[Any]],
+              plan: dict[str, int] | None = None) -> dict[str, tuple[Any, int]]:
+        """Every scope's estimator driven together; (result, products spent) per scope."""
         started = time.perf_counter()
-        units = [u for u in model.unit_names if any(u in scope_units[name] for name in members)]
-        op = hessian_operator(model, x, y, units=units, batch_size=batch_size, on_products=meter.tick, block=block)
-        # a scope narrower than its group's operator: the positions of its parameters in the flat vector
-        index = {name: _positions(op, model, units, scope_units[name]) for name in members}
-        seconds = {"setup": time.perf_counter() - started}
-        common = dict(dtype=op.dtype, device=op.device)  # each estimator gets its own seed: independent probes
+        meter.start(label)
+        spent = {name: 0 for name in scopes}
+        results = run_together({name: make(name) for name in scopes},
+                               lambda asked: _multiply(op, scope_of, asked, spent))
+        if plan is not None:  # an estimator that stopped early leaves the plan: fractions never go back
+            meter.unplan(sum(plan[name] - spent[name] for name in scopes))
+        seconds[key] = time.perf_counter() - started
+        return {name: (results[name], spent[name]) for name in scopes}
 
-        def phase(key: str, label: str, make: Callable[[str], Products[Any]],
-                  plan: dict[str, int] | None = None) -> dict[str, tuple[Any, int]]:
-            """Every member's estimator driven together; (result, products spent) per member."""
-            started = time.perf_counter()
-            meter.start(label)
-            spent = {name: 0 for name in members}
-            results = run_together({name: make(name) for name in members},
-                                   lambda asked: _multiply(op, index, asked, spent))
-            if plan is not None:  # an estimator that stopped early leaves the plan: fractions never go back
-                meter.unplan(sum(plan[name] - spent[name] for name in members))
-            seconds[key] = time.perf_counter() - started
-            return {name: (results[name], spent[name]) for name in members}
-
-        if eig_method == "lanczos":  # a block of several vectors only where a pass takes several
-            eig_block = min(op.block, 4 * top_k) if op.block > 1 else 1
-            eigs = phase("eigenvalues", f"top {top_k} eigenvalue(s), lanczos", lambda name: lanczos_products(
-                sizes[name], top_k, block=eig_block, max_iterations=max_iterations, tol=tol, seed=seed, **common),
-                eig_plan)
-        else:
-            eigs = phase("eigenvalues", f"top {top_k} eigenvalue(s), power", lambda name: power_products(
-                sizes[name], top_k, max_iterations=max_iterations, tol=tol, seed=seed, **common), eig_plan)
-        trace_fn = hutch_plus_plus_products if trace_method == "hutch++" else hutchinson_products
-        traces = phase("trace", f"trace, {trace_method}", lambda name: trace_fn(
-            sizes[name], trace_samples, block=op.block, seed=seed + 1, **common))
-        spectra = phase("density", "spectral density, stochastic Lanczos quadrature", lambda name: slq_products(
-            sizes[name], density_runs, density_iterations, seed=seed + 2, **common), slq_plan) if density else {}
-        for name in members:
-            (eig, eig_spent), (tr, tr_spent) = eigs[name], traces[name]
-            spectrum, slq_spent = spectra.get(name, (None, 0))
-            out[name] = Sharpness(
-                top_eigenvalues=eig.values, trace=tr.value, trace_std_error=tr.std_error,
-                density_grid=spectrum.grid if spectrum else None, density=spectrum.density if spectrum else None,
-                parameters=sizes[name], hvps=eig_spent + tr_spent + slq_spent,
-                convergence={eig_method: eig.convergence, "trace": tr.convergence}, seconds=dict(seconds),
-                block=op.block)
+    if eig_method == "lanczos":  # a block of several vectors only where a pass takes several
+        eig_block = min(op.block, 4 * top_k) if op.block > 1 else 1
+        eigs = phase("eigenvalues", f"top {top_k} eigenvalue(s), lanczos", lambda name: lanczos_products(
+            sizes[name], top_k, block=eig_block, max_iterations=max_iterations, tol=tol, seed=seed, **common),
+            eig_plan)
+    else:
+        eigs = phase("eigenvalues", f"top {top_k} eigenvalue(s), power", lambda name: power_products(
+            sizes[name], top_k, max_iterations=max_iterations, tol=tol, seed=seed, **common), eig_plan)
+    trace_fn = hutch_plus_plus_products if trace_method == "hutch++" else hutchinson_products
+    traces = phase("trace", f"trace, {trace_method}", lambda name: trace_fn(
+        sizes[name], trace_samples, block=op.block, seed=seed + 1, **common))
+    spectra = phase("density", "spectral density, stochastic Lanczos quadrature", lambda name: slq_products(
+        sizes[name], density_runs, density_iterations, seed=seed + 2, **common), slq_plan) if density else {}
+    out: dict[str, Sharpness] = {}
+    for name in scopes:
+        (eig, eig_spent), (tr, tr_spent) = eigs[name], traces[name]
+        spectrum, slq_spent = spectra.get(name, (None, 0))
+        out[name] = Sharpness(
+            top_eigenvalues=eig.values, trace=tr.value, trace_std_error=tr.std_error,
+            density_grid=spectrum.grid if spectrum else None, density=spectrum.density if spectrum else None,
+            parameters=sizes[name], hvps=eig_spent + tr_spent + slq_spent,
+            convergence={eig_method: eig.convergence, "trace": tr.convergence}, seconds=dict(seconds),
+            block=op.block)
     meter.phase = "done"
     meter.report(force=True)
-    return {name: out[name] for name in scopes}
+    return out
 
 
-def _positions(op: HessianOperator, model: UnitNet, units: list[str], scope: list[str]) -> Tensor | None:
-    """Indices of the parameters of the units `scope` in the operator's flat vector (over `units`),
-    or None when they are all of it."""
-    if set(scope) == set(units):
-        return None
-    index, offset = [], 0
-    for name, numel in zip([n for n, _ in unit_parameters(model, units)], op.numels, strict=True):
-        if name.split(".")[1] in scope:
-            index.append(torch.arange(offset, offset + numel, device=op.device))
-        offset += numel
-    return torch.cat(index)
+@dataclass(frozen=True)
+class _Scope:
+    """Where a scope's parameters sit in the operator: `support`, the indices of their tensors in its
+    parameter list, and `index`, their positions in its flat vector; both None when they are all of it."""
+
+    support: list[int] | None
+    index: Tensor | None
+
+    @staticmethod
+    def of(op: HessianOperator, model: UnitNet, units: list[str], scope: list[str]) -> _Scope:
+        if set(scope) == set(units):
+            return _Scope(None, None)
+        names = [n for n, _ in unit_parameters(model, units)]
+        support = [i for i, name in enumerate(names) if name.split(".")[1] in scope]
+        offsets = [0, *itertools.accumulate(op.numels)]
+        index = torch.cat([torch.arange(offsets[i], offsets[i + 1], device=op.device) for i in support])
+        return _Scope(support, index)
 
 
-def _multiply(op: HessianOperator, index: dict[str, Tensor | None], asked: dict[str, Tensor],
+def _multiply(op: HessianOperator, scope_of: dict[str, _Scope], asked: dict[str, Tensor],
               spent: dict[str, int]) -> dict[str, Tensor]:
-    """The blocks of several scopes in one matmat: each scope's vectors (b, n_S) embedded as zero
-    outside S, (b, n) products read back on S. Counts each scope's products in `spent`."""
-    full = []
+    """The blocks of several scopes from one operator; counts each scope's products in `spent`.
+
+    Passes that take several vectors (CUDA): every scope's vectors (b, n_S) embedded as zero outside S
+    into the same batched blocks, (b, n) products read back on S. One vector a pass (the CPU), or one
+    scope asking: each scope's block through the operator's graphs on S alone, whose backward stops at
+    S's parameters."""
     for name, block in asked.items():
         spent[name] += len(block)
-        if index[name] is None:
+    if op.block == 1 or len(asked) == 1:
+        return {name: op.matmat(block, scope_of[name].support) for name, block in asked.items()}
+    full = []
+    for name, block in asked.items():
+        index = scope_of[name].index
+        if index is None:
             full.append(block)
         else:
             embedded = block.new_zeros(len(block), op.n)
-            embedded[:, index[name]] = block
+            embedded[:, index] = block
             full.append(embedded)
     products = op.matmat(torch.cat(full)).split([len(b) for b in asked.values()])
-    return {name: p if index[name] is None else p[:, index[name]] for name, p in zip(asked, products, strict=True)}
+    return {name: p if scope_of[name].index is None else p[:, scope_of[name].index]
+            for name, p in zip(asked, products, strict=True)}

@@ -40,7 +40,9 @@ MAX_BLOCK = 64   # vectors per batched pass at most: past this a GPU pass is as 
 class HessianOperator:
     """V -> V H, H the Hessian of the mean cross-entropy over (x, y) w.r.t. `params` of `model`, on
     blocks of flat vectors (b, n) in the parameters' order; passes of at most `block` vectors.
-    `products` counts the products spent.
+    `products` counts the products spent. A block may live on a subset S of the parameters
+    (`matmat(..., support=...)`): the sub-block H_SS from the same graphs, so several parameter
+    scopes share one operator.
 
     `model` should be an eval-mode probe copy (see `probe_network`); its other parameters are
     constants here. Probe sets of up to `batch_size` images keep their gradient graphs for every
@@ -63,6 +65,7 @@ class HessianOperator:
         self.chunks = list(zip(x.split(chunk), y.split(chunk)))
         self.count = len(x)
         self.products = 0
+        self.graphs_built = 0  # gradient graphs built (create_graph): once per chunk when they are kept
         self.on_products = on_products
         before = _allocated(self.device)
         self._graphs = [self._gradient(*c) for c in self.chunks] if len(x) <= batch_size else None
@@ -77,49 +80,57 @@ class HessianOperator:
     def _gradient(self, xc: Tensor, yc: Tensor) -> list[Tensor]:
         """Gradient of the chunk's share of the mean loss, sum over the chunk / N, still
         differentiable (create_graph): the chunks' products add up to the product of the mean loss."""
+        self.graphs_built += 1
         loss = F.cross_entropy(self.model(xc), yc, reduction="sum") / self.count
         return list(torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True,
                                         materialize_grads=True))
 
-    def _hvp(self, grads: list[Tensor], vs: list[Tensor], batched: bool, retain: bool) -> Tensor | None:
-        """d(g . v)/dtheta for each v of the block, (b, n) flat (or (n,) unbatched); None when no
-        gradient block depends on theta (the Hessian is then zero)."""
-        pairs = [(g, v) for g, v in zip(grads, vs, strict=True) if g.requires_grad]
+    def _hvp(self, grads: list[Tensor], vs: list[Tensor], support: list[int], batched: bool,
+             retain: bool) -> Tensor | None:
+        """d(g_S . v_S)/dtheta_S for each v of the block, (b, n_S) flat (or (n_S,) unbatched), S the
+        parameter tensors `support`; None when no gradient block there depends on theta (the Hessian
+        is then zero). With S less than everything, the backward stops at S's parameters: a scope of
+        the upper units costs only the passes through them."""
+        pairs = [(grads[i], v) for i, v in zip(support, vs, strict=True) if grads[i].requires_grad]
         if not pairs:
             return None
         gs, ws = zip(*pairs)
-        hv = torch.autograd.grad(gs, self.params, ws, retain_graph=retain, allow_unused=True,
+        hv = torch.autograd.grad(gs, [self.params[i] for i in support], ws, retain_graph=retain, allow_unused=True,
                                  materialize_grads=True, is_grads_batched=batched)
         return torch.cat([t.reshape(len(vs[0]) if batched else 1, -1) for t in hv], 1)
 
-    def _pass(self, block: Tensor) -> Tensor:
-        """(b, n) -> (b, n) in one pass over the probe set."""
+    def _pass(self, block: Tensor, support: list[int]) -> Tensor:
+        """(b, n_S) -> (b, n_S) in one pass over the probe set."""
         b = len(block)
         batched = b > 1
-        vs = [c.reshape(b, *shape) if batched else c.reshape(shape)
-              for c, shape in zip(block.contiguous().split(self.numels, dim=1), self.shapes, strict=True)]
-        out = torch.zeros(b, self.n, dtype=self.dtype, device=self.device)
+        numels = [self.numels[i] for i in support]
+        vs = [c.reshape(b, *self.shapes[i]) if batched else c.reshape(self.shapes[i])
+              for c, i in zip(block.contiguous().split(numels, dim=1), support, strict=True)]
+        out = torch.zeros(b, sum(numels), dtype=self.dtype, device=self.device)
         if self._graphs is not None:
             for grads in self._graphs:
-                hv = self._hvp(grads, vs, batched, retain=True)
+                hv = self._hvp(grads, vs, support, batched, retain=True)
                 if hv is not None:
                     out += hv
         else:
             for xc, yc in self.chunks:
-                hv = self._hvp(self._gradient(xc, yc), vs, batched, retain=False)
+                hv = self._hvp(self._gradient(xc, yc), vs, support, batched, retain=False)
                 if hv is not None:
                     out += hv
         return out
 
-    def matmat(self, block: Tensor) -> Tensor:
-        """(b, n) -> (b, n): row i is H v_i; passes of at most `self.block` vectors."""
+    def matmat(self, block: Tensor, support: list[int] | None = None) -> Tensor:
+        """(b, n) -> (b, n): row i is H v_i; passes of at most `self.block` vectors. With `support`
+        (indices into `params`, in order): (b, n_S) -> (b, n_S), the sub-block H_SS, that is the S part
+        of H (v_S, 0), from the same gradient graphs."""
+        support = list(range(len(self.params))) if support is None else support
         out = []
         for part in block.split(self.block):
-            out.append(self._pass(part))
+            out.append(self._pass(part, support))
             self.products += len(part)
             if self.on_products is not None:
                 self.on_products(len(part))
-        return torch.cat(out) if out else block.new_zeros(0, self.n)
+        return torch.cat(out) if out else block.new_zeros(0, sum(self.numels[i] for i in support))
 
     def matvec(self, v: Tensor) -> Tensor:
         """(n,) -> (n,)"""
