@@ -1,19 +1,24 @@
 """A study's probes against its training, and its CKA comparisons against torch-cka, on the
 `yosinski-digits` preset (offline, scikit-learn's digits).
 
-    .venv/bin/python bench/study_probes.py [--seeds 1] [--smoke]
+    .venv/bin/python bench/study_probes.py [--seeds 1] [--parts both|ratio|cka] [--threads 2] [--smoke]
 
-1. probe_train_ratio: the preset with its probes (sharpness as the preset sets it, CKA) run by the
-   engine in this process (`run_local`, as `python -m backend sweep` does); the seconds of the probe
-   jobs (sharpness, similarity) over those of the training jobs (train, transfer), each job's wall
-   time from its own clock.
-2. cka_speedup: every CKA comparison the preset queues, from networks trained here (outside the
-   timings). Ours: `run_similarity` over all of them with one representation cache, as a worker
-   or `run_local` runs them (each network's units once). torch-cka 0.21: `CKA.compare` per comparison
-   over the same images in one batch (its unbiased HSIC; ours is the exact, biased one, which the
-   preset asks for), networks prepared the same way (built, eval, images normalised for each).
-   Both are timed from the trained weights to the matrices. Max |difference| over every entry; and
-   against an exact unbiased float64 computation, to tell estimator from disagreement.
+1. probe_train_ratio: the preset on `--seeds` seeds with its probes (sharpness as the preset sets it,
+   CKA) run by the engine in this process (`run_local`, as `python -m backend sweep` does); the seconds
+   of the probe jobs (sharpness, similarity) over those of the training jobs (train, transfer), each
+   job's wall time from its own clock.
+2. cka_speedup: every CKA comparison the whole study queues (every seed the preset names: 108
+   comparisons of 81 networks for 3 seeds), from networks trained here (outside the timings), each
+   on its own seed's probe images. Like for like: both sides compute torch-cka's estimator, the
+   unbiased HSIC on one batch of all the probe images (ours: the preset's settings with
+   estimator="minibatch" and a batch of all images). Ours: `run_similarity` over all of them with one
+   representation cache, as a worker or `run_local` runs them (each network's units once). torch-cka
+   0.21: `CKA.compare` per comparison, networks prepared the same way (`network_on`: built, eval,
+   channels_last, images normalised for each; once more, untimed in the ratio, in the default NCHW
+   layout a user would hand it). Both timed from the trained weights to the matrices, interleaved,
+   best of 2. Max |difference| over every entry; and each side against an exact unbiased float64
+   computation, to tell rounding from disagreement. Also timed: ours with the preset's own exact
+   estimator (the biased HSIC), and its difference from the unbiased one.
 
 Last line: RESULT probe_train_ratio=.. train_s=.. probes_s=.. sharpness_s=.. cka_speedup=.. cka_max_diff=..
 """
@@ -46,9 +51,11 @@ from backend.studies.local import run_local  # noqa: E402
 from backend.transfer import SourceNet  # noqa: E402
 
 TRAINING, PROBES = ("train", "transfer"), ("sharpness", "similarity")
+PRESET = "yosinski-digits"
 
 
 def study(preset: str, seeds: list[int], smoke: bool) -> Any:
+    """The preset at its quick size on these seeds (smoke: at the smallest size)."""
     spec = PRESETS[preset].spec_dict(quick=True)
     spec["seeds"] = seeds
     return parse_study(smallest(spec) if smoke else spec)
@@ -99,22 +106,25 @@ def trained_networks(plan: list, device: torch.device) -> dict[str, SourceNet]:
 
 
 def cka_study(spec: Any, device: torch.device, rounds: int = 2) -> dict[str, float]:
+    """Every comparison of the study, from trained weights to matrices: ours against torch-cka on the same
+    estimator, interleaved, best of `rounds`; then where the differences come from (untimed)."""
     from torch_cka import CKA
 
     plan = expand(spec)
     comparisons = [job for job in plan if job.kind == "similarity"]
     networks = trained_networks(plan, device)
-    images, _ = probe_images(comparisons[0].spec.images, load)  # one probe set for the whole study
+    same = [like_for_like(job.spec) for job in comparisons]  # the unbiased HSIC on one batch of all images
 
-    def ours() -> list[Any]:
+    def ours(specs: list) -> list[Any]:
         cache = RepresentationCache()
-        return [run_similarity(job.spec, networks, device, lambda f, m: None, load=load,
-                               representations=cache).arrays["cka"] for job in comparisons]
+        return [run_similarity(s, networks, device, lambda f, m: None, load=load, representations=cache)
+                .arrays["cka"] for s in specs]
 
-    def theirs() -> list[Any]:
+    def theirs(channels_last: bool = True) -> list[Any]:
         out = []
         for job in comparisons:
-            (net_a, x_a, _), (net_b, x_b, _) = (network_on(networks, k, images, device, channels_last=False)
+            images, _ = probe_images(job.spec.images, load)  # as run_similarity draws them
+            (net_a, x_a, _), (net_b, x_b, _) = (network_on(networks, k, images, device, channels_last)
                                                 for k in (job.spec.a, job.spec.b))
             layers = [f"body.{u}" for u in net_a.unit_names]
             with warnings.catch_warnings():
@@ -126,22 +136,43 @@ def cka_study(spec: Any, device: torch.device, rounds: int = 2) -> dict[str, flo
             out.append(ref.export()["CKA"].double().cpu().numpy())
         return out
 
-    best = {"ours": float("inf"), "ref": float("inf")}
+    runs = {"ours": lambda: ours(same), "ref": theirs, "exact": lambda: ours([job.spec for job in comparisons])}
+    best = dict.fromkeys(runs, float("inf"))
     results: dict[str, list] = {}
     for _ in range(rounds):
-        for name, fn in (("ours", ours), ("ref", theirs)):
+        for name, fn in runs.items():
             started = time.perf_counter()
             results[name] = fn()
             best[name] = min(best[name], time.perf_counter() - started)
+    nchw = time.perf_counter()
+    if rounds > 1:  # torch-cka on networks in the default layout, once: what a user running it as is gets
+        theirs(channels_last=False)
+    nchw = time.perf_counter() - nchw
     diff = max(abs(a - b).max() for a, b in zip(results["ours"], results["ref"]))
-    unbiased = max(abs(a - exact_unbiased(networks, job.spec, images, device)).max()
-                   for a, job in zip(results["ours"], comparisons))
+    exact = exact_unbiased(networks, comparisons, device)
+    ours_err = max(abs(a - e).max() for a, e in zip(results["ours"], exact))
+    ref_err = max(abs(a - e).max() for a, e in zip(results["ref"], exact))
+    biased = max(abs(a - e).max() for a, e in zip(results["exact"], exact))
     compared = {j.spec.a for j in comparisons} | {j.spec.b for j in comparisons}
-    print(f"2. {len(comparisons)} CKA comparisons of {len(compared)} networks on {len(images.y)} images: "
-          f"ours {best['ours']:.2f} s, torch-cka {best['ref']:.2f} s ({best['ref'] / best['ours']:.1f}x); "
-          f"max |ours - torch-cka| {diff:.4f}, "
-          f"max |ours - exact unbiased float64| {unbiased:.4f} (the estimators' own difference)")
-    return {"ours_s": best["ours"], "ref_s": best["ref"], "speedup": best["ref"] / best["ours"], "max_diff": diff}
+    images = sum(len(probe_images(s.images, load)[0].y) for s in same) / len(same)
+    print(f"2. {len(comparisons)} CKA comparisons of {len(compared)} networks ({len(spec.seeds)} seeds) on "
+          f"{images:.0f} images each, the unbiased HSIC on one batch (torch-cka's estimator): ours "
+          f"{best['ours']:.2f} s, torch-cka {best['ref']:.2f} s ({best['ref'] / best['ours']:.1f}x; networks "
+          f"channels_last on both sides)" + (f", torch-cka on NCHW networks {nchw:.2f} s ({nchw / best['ours']:.1f}x)"
+                                              if rounds > 1 else ""))
+    print(f"   max |ours - torch-cka| {diff:.4f}: max |ours - exact unbiased float64| {ours_err:.1e}, "
+          f"max |torch-cka - exact unbiased float64| {ref_err:.4f} (its float32 HSIC of uncentred Grams)")
+    print(f"   the preset's exact estimator (biased HSIC, all images): ours {best['exact']:.2f} s; "
+          f"max |exact biased - exact unbiased| {biased:.4f} (the estimators' own difference)")
+    return {"ours_s": best["ours"], "ref_s": best["ref"], "speedup": best["ref"] / best["ours"], "max_diff": diff,
+            "comparisons": len(comparisons), "networks": len(compared)}
+
+
+def like_for_like(spec: Any) -> Any:
+    """The comparison with torch-cka's estimator: the unbiased HSIC on one batch of all the probe images."""
+    batch = max(spec.settings.batch_size, spec.images.images)
+    return spec.model_copy(update={"settings": spec.settings.model_copy(
+        update={"estimator": "minibatch", "batch_size": batch})})
 
 
 def _loader(x: torch.Tensor) -> Any:
@@ -150,19 +181,28 @@ def _loader(x: torch.Tensor) -> Any:
     return DataLoader(TensorDataset(x, torch.zeros(len(x))), batch_size=len(x))  # one batch: the same images
 
 
-def exact_unbiased(networks: dict, spec: Any, images: Any, device: torch.device) -> Any:
-    """Unbiased-HSIC CKA of every unit pair in float64, plainly (untimed)."""
-    outs = []
-    for key in (spec.a, spec.b):
-        net, x, _ = network_on(networks, key, images, device, channels_last=False)
-        feats, h = [], x
-        with torch.inference_mode():
-            for i in range(len(net.unit_names)):
-                h = net(h, start=i, stop=i + 1)
-                feats.append(gram_linear(h).fill_diagonal_(0))
-        outs.append(feats)
-    return torch.tensor([[(hsic_unbiased(ka, kb) / (hsic_unbiased(ka, ka) * hsic_unbiased(kb, kb)).sqrt()).item()
-                          for kb in outs[1]] for ka in outs[0]]).numpy()
+def exact_unbiased(networks: dict, comparisons: list, device: torch.device) -> list[Any]:
+    """Unbiased-HSIC CKA of every unit pair of each comparison, plainly, in float64 (untimed): each
+    network's zero-diagonal Grams once per probe set, then hsic_unbiased pair by pair."""
+    grams: dict[tuple[str, str], list[torch.Tensor]] = {}
+
+    def of(key: str, images_spec: Any) -> list[torch.Tensor]:
+        at = (key, canonical_json(images_spec))
+        if at not in grams:
+            net, x, _ = network_on(networks, key, probe_images(images_spec, load)[0], device, channels_last=False)
+            h, grams[at] = x, []
+            with torch.inference_mode():
+                for i in range(len(net.unit_names)):
+                    h = net(h, start=i, stop=i + 1)
+                    grams[at].append(gram_linear(h).fill_diagonal_(0))
+        return grams[at]
+
+    out = []
+    for job in comparisons:
+        ka, kb = of(job.spec.a, job.spec.images), of(job.spec.b, job.spec.images)
+        out.append(torch.tensor([[(hsic_unbiased(k, m) / (hsic_unbiased(k, k) * hsic_unbiased(m, m)).sqrt()).item()
+                                  for m in kb] for k in ka]).numpy())
+    return out
 
 
 def main() -> None:
@@ -170,23 +210,33 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="the smallest size: checks the bench still runs")
+    parser.add_argument("--parts", choices=("both", "ratio", "cka"), default="both", help="1 (ratio), 2 (cka) or both")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a host shared with other work: "
+                        "2 threads on 2 busy cores wait on each other)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    r = bench_study_probes(args.device, args.seeds, args.smoke)
-    print(f"RESULT probe_train_ratio={r['ratio']:.2f} train_s={r['train_s']:.1f} probes_s={r['probes_s']:.1f} "
-          f"sharpness_s={r['sharpness_s']:.1f} cka_speedup={r.get('cka_speedup', float('nan')):.1f} "
-          f"cka_max_diff={r.get('cka_max_diff', float('nan')):.4f}")
+    torch.set_num_threads(args.threads)
+    r = bench_study_probes(args.device, args.seeds, args.smoke, args.parts)
+    nan = float("nan")
+    print(f"RESULT probe_train_ratio={r.get('ratio', nan):.2f} train_s={r.get('train_s', nan):.1f} "
+          f"probes_s={r.get('probes_s', nan):.1f} sharpness_s={r.get('sharpness_s', nan):.1f} "
+          f"cka_speedup={r.get('cka_speedup', nan):.1f} cka_max_diff={r.get('cka_max_diff', nan):.4f}")
 
 
-def bench_study_probes(device: str = "cpu", seeds: int = 1, smoke: bool = False) -> dict[str, float]:
-    spec = study("yosinski-digits", list(range(seeds)), smoke)
-    out = probe_train_ratio(spec, device)
+def bench_study_probes(device: str = "cpu", seeds: int = 1, smoke: bool = False,
+                       parts: str = "both") -> dict[str, float]:
+    """Part 1 on `seeds` seeds; part 2 on every seed the preset names (its whole study), smoke on one."""
+    out: dict[str, float] = {}
+    if parts in ("both", "ratio"):
+        out = probe_train_ratio(study(PRESET, list(range(seeds)), smoke), device)
+    if parts == "ratio":
+        return out
     try:
         import torch_cka  # noqa: F401
     except ImportError:
         print("2. torch-cka is not installed (pip install -r bench/requirements.txt): CKA reference skipped")
         return out
-    cka = cka_study(spec, torch.device(device), rounds=1 if smoke else 2)
+    cka = cka_study(study(PRESET, [0] if smoke else PRESETS[PRESET].spec["seeds"], smoke), torch.device(device),
+                    rounds=1 if smoke else 2)
     return {**out, "cka_speedup": cka["speedup"], "cka_max_diff": cka["max_diff"]}
 
 

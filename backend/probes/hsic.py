@@ -30,13 +30,13 @@ def center_gram(k: Tensor) -> Tensor:
     return k - k.mean(1, keepdim=True)
 
 
-def hsic_unbiased(k: Tensor, l: Tensor) -> Tensor:
+def hsic_unbiased(k: Tensor, L: Tensor) -> Tensor:
     """The unbiased HSIC estimator (Song et al. 2012; Nguyen et al. 2021, eq. 3) of two (n, n) Gram
     matrices, n > 3; their diagonals are ignored. Float64 scalar."""
     if k.shape[-1] < 4:
         raise ValueError(f"the unbiased HSIC estimator needs more than 3 images, got {k.shape[-1]}")
-    k, l = k.double().clone().fill_diagonal_(0), l.double().clone().fill_diagonal_(0)
-    return hsic_pairs(k[None], l[None])[0, 0]
+    k, L = k.double().clone().fill_diagonal_(0), L.double().clone().fill_diagonal_(0)
+    return hsic_pairs(k[None], L[None])[0, 0]
 
 
 def hsic_pairs(ka: Tensor, kb: Tensor) -> Tensor:
@@ -55,6 +55,18 @@ def hsic_self(k: Tensor) -> Tensor:
     rows = k.sum(2)
     return (k.flatten(1).square().sum(1) + rows.sum(1).square() / ((n - 1) * (n - 2))
             - 2 / (n - 2) * rows.square().sum(1)) / (n * (n - 3))
+
+
+def u_center(k: Tensor) -> Tensor:
+    """Zero-diagonal symmetric Grams (..., n, n), n > 3 -> their U-centred forms (Szekely & Rizzo 2014),
+    zero diagonal: K_ij - (r_i + r_j) / (n - 2) + 1^T K 1 / ((n - 1)(n - 2)), r = K 1. The unbiased HSIC
+    is their inner product, HSIC(K, L) = <U(K), U(L)> / (n (n - 3)), so the CKA of every pair of units
+    is again one product of flattened matrices, and HSIC(K, K) a sum of squares, never negative."""
+    n = k.shape[-1]
+    rows = k.sum(-1, keepdim=True) / (n - 2)  # (..., n, 1)
+    u = k - rows - rows.transpose(-1, -2) + rows.sum(-2, keepdim=True) / (n - 1)
+    u.diagonal(dim1=-2, dim2=-1).zero_()
+    return u
 
 
 def sq_distances(k: Tensor) -> Tensor:

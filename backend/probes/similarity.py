@@ -10,7 +10,10 @@ k(x, y) = exp(-|x - y|^2 / (2 sigma^2)), sigma = width x the median distance bet
 - "minibatch": the unbiased HSIC (Song et al. 2012) summed over fixed batches of the images, CKA taken
   from the sums at the end (Nguyen, Raghu & Kornblith 2021, "Do wide and deep networks learn the same
   things?"; torch-cka computes the same). Memory O(batch^2) per unit, however many images; it converges
-  to the population CKA as the batches grow.
+  to the population CKA as the batches grow. Each batch's unbiased HSIC is an inner product of
+  U-centred Grams (hsic.u_center), so while a unit's batches of Grams are small enough to keep, they
+  are its representation (`batch_representations`) and a study compares networks by one product of
+  Gram rows, as for the exact estimator.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from backend.models import UnitNet
-from backend.probes.hsic import center_gram, hsic_pairs, hsic_self, rbf_of_distances, sq_distances
+from backend.probes.hsic import center_gram, hsic_pairs, hsic_self, rbf_of_distances, sq_distances, u_center
 
 # A unit is constant (dead) on the images when ||X - mean||_F <= CONSTANT_RTOL ||X||_F: a few float32
 # ulps of variation is rounding, not a representation.
@@ -37,6 +40,7 @@ CPU_CHUNK = 64
 GRAM_BLOCK = 2048
 # Up to this many images the exact estimator keeps every unit as its (n, n) centred Gram (8 MB at 1,024),
 # so all pairs of two networks' units are one matrix product; above it, narrow units keep their features.
+# The minibatch estimator keeps a unit's Grams of all batches up to as many numbers (PAIR_GRAMS^2).
 PAIR_GRAMS = 1024
 
 Progress = Callable[[float, str], None]
@@ -80,11 +84,31 @@ def _same_count(x: Tensor, y: Tensor) -> None:
 
 @dataclass
 class UnitRep:
-    """A unit on all n images for the exact estimator, float64: the smaller of its centred features
-    (n, d) (linear kernel, d < n) and its centred Gram matrix (n, n)."""
+    """A unit on the images, float64. Exact estimator: the smaller of its centred features (n, d)
+    (linear kernel, d < n) and its centred Gram matrix (n, n). Minibatch estimator: `gram` is every
+    batch's scaled U-centred Gram, flattened one after another (batch_representations)."""
     features: Tensor | None
     gram: Tensor | None
-    norm: float  # ||Kc||_F = ||Xc^T Xc||_F; 0.0 for constant features
+    norm: float  # ||Kc||_F = ||Xc^T Xc||_F (minibatch: sqrt of the summed HSIC(K, K)); 0.0 for a constant unit
+
+
+class UnitReps(list):
+    """A network's UnitReps in unit order. When every unit has its Gram form, `rows` (L, m) holds them
+    all, each UnitRep's gram a view of its row (a constant unit's row zero): a comparison with another
+    network then starts from one matrix, not from stacking per-unit Grams each time."""
+
+    def __init__(self, reps: list[UnitRep]):
+        super().__init__(reps)
+        self.rows: Tensor | None = None
+        live = [r for r in reps if r.norm]
+        if reps and all(r.gram is not None or r.norm == 0 for r in reps) and live:
+            shape = live[0].gram.shape
+            self.rows = torch.zeros(len(reps), live[0].gram.numel(), dtype=torch.float64, device=live[0].gram.device)
+            for row, r in zip(self.rows, reps):
+                if r.norm:
+                    row.copy_(r.gram.flatten())
+                    r.gram = row.view(shape)
+        self.norms = torch.tensor([r.norm for r in reps], dtype=torch.float64)
 
 
 def _full_rep(x: Tensor, kernel: str, width: float) -> UnitRep:
@@ -139,7 +163,7 @@ def _full(sides: list[_Side], progress: Progress | None) -> tuple[Tensor, list[b
     return matrix, [r.norm == 0 for r in reps[0]], [r.norm == 0 for r in reps[-1]], n, 1
 
 
-def side_representations(side: _Side, progress: Callable[[int, str], None] | None = None) -> list[UnitRep]:
+def side_representations(side: _Side, progress: Callable[[int, str], None] | None = None) -> UnitReps:
     """A network's wanted units on all its images, each reduced to its UnitRep for the exact estimator,
     in slot order. The network runs unit by unit over all images, holding one unit's outputs and
     their input. `progress(steps done, message)` after each batch of images through a unit."""
@@ -159,31 +183,62 @@ def side_representations(side: _Side, progress: Callable[[int, str], None] | Non
         del outs
         if i in side.slot:
             found[i] = _full_rep(_features(h, side.pool), side.kernel, side.width)
-    return [found[i] for i in sorted(found)]
+    return UnitReps([found[i] for i in sorted(found)])
 
 
 def unit_representations(net: UnitNet, x: Tensor, *, kernel: Literal["linear", "rbf"] = "linear",
                          pool: Literal["flatten", "mean"] = "flatten", rbf_width: float = 0.8,
-                         batch_size: int = 256) -> list[UnitRep]:
-    """Every unit of `net` on the images x (normalised for it), reduced for the exact estimator: what
-    `cka_of_representations` needs of this network for any comparison on these images."""
-    _check_options(kernel, "full", batch_size, pool, rbf_width)
+                         batch_size: int = 256, estimator: Literal["full", "minibatch"] = "full") -> UnitReps:
+    """Every unit of `net` on the images x (normalised for it), reduced for the estimator: what
+    `cka_of_representations` needs of this network for any comparison on these images. For the
+    minibatch estimator, the batches are consecutive runs of batch_size images, as in `cka_matrix`."""
+    _check_options(kernel, estimator, batch_size, pool, rbf_width)
+    if estimator == "minibatch" and len(x) < 4:
+        raise ValueError(f"the minibatch estimator needs at least 4 images, got {len(x)}")
+    side = _Side(net, x, list(net.unit_names), kernel, rbf_width, pool, batch_size)
     with _evaluating(net), torch.inference_mode():
-        return side_representations(_Side(net, x, list(net.unit_names), kernel, rbf_width, pool, batch_size))
+        return side_representations(side) if estimator == "full" else batch_representations(side)
 
 
 def cka_of_representations(a: list[UnitRep], b: list[UnitRep]) -> Tensor:
     """(len(a), len(b)) float64 CKA of every pair of units, from their UnitReps: the Gram algebra alone.
-    When every unit has its Gram form, all pairs are one product of the normalised, flattened Grams."""
-    if all(r.gram is not None or r.norm == 0 for r in a + b):
-        def unit_rows(reps: list[UnitRep]) -> Tensor:  # (L, n^2), a dead unit's row zero
-            n = next((r.gram.shape[0] for r in reps if r.gram is not None), 0)
-            return torch.stack([r.gram.flatten() / r.norm if r.norm else torch.zeros(n * n, dtype=torch.float64)
-                                for r in reps])
-        if any(r.norm for r in a) and any(r.norm for r in b):
-            return (unit_rows(a) @ unit_rows(b).T).cpu()
+    When every unit has its Gram form, all pairs are one product of the flattened Grams, over the norms."""
+    a, b = (r if isinstance(r, UnitReps) else UnitReps(r) for r in (a, b))
+    if a.rows is not None and b.rows is not None:
+        scale = torch.outer(a.norms, b.norms)
+        return (a.rows @ b.rows.T).cpu() / scale.masked_fill_(scale == 0, torch.inf)  # a constant unit: 0 / inf
+    if all(r.gram is not None or r.norm == 0 for r in a + b):  # a side with every unit constant
         return torch.zeros(len(a), len(b), dtype=torch.float64)
     return torch.tensor([[_rep_cka(ra, rb) for rb in b] for ra in a], dtype=torch.float64)
+
+
+def minibatch_starts(n: int, batch: int) -> list[int]:
+    """The first image of each batch of the minibatch estimator. It divides by b (b - 3): a last batch of
+    fewer than 4 images is dropped."""
+    return [s for s in range(0, n, batch) if n - s >= 4]
+
+
+def keeps_batch_grams(images: int, batch: int) -> bool:
+    """Whether the minibatch estimator's representations (about images x batch numbers per unit) are
+    small enough to keep per network, as `batch_representations` does; if not, pairs stream batch by batch."""
+    return sum(min(batch, images - s) ** 2 for s in minibatch_starts(images, batch)) <= PAIR_GRAMS**2
+
+
+def batch_representations(side: _Side) -> UnitReps:
+    """A network's wanted units for the minibatch estimator, in slot order. Per unit: each batch's
+    zero-diagonal Gram (the same as `_minibatch` sums over), U-centred and divided by sqrt(b (b - 3)), the
+    batches flattened one after another, so that the dot product of two units' vectors is their unbiased
+    HSIC summed over the batches, and CKA = dot / (norm_a norm_b) as for the exact estimator."""
+    blocks, varies = [], torch.zeros(len(side.units), dtype=torch.bool)
+    for start in minibatch_starts(len(side.x), side.batch):
+        k, constant = side.grams(start)  # (S, b, b) float64, (S,)
+        b = k.shape[-1]
+        blocks.append(u_center(k).flatten(1) / (b * (b - 3)) ** 0.5)  # (S, b^2)
+        varies |= ~constant.cpu()
+    rows = torch.cat(blocks, 1)  # (S, sum of b^2)
+    norms = torch.linalg.vector_norm(rows, dim=1).tolist()
+    return UnitReps([UnitRep(None, row, norm) if live and norm > 0 else UnitRep(None, None, 0.0)
+                     for row, norm, live in zip(rows, norms, varies.tolist())])
 
 
 # ---------------------------------------------------------------- a network's side; the minibatch estimator
@@ -249,8 +304,7 @@ def _minibatch(sides: list[_Side], progress: Progress | None) -> tuple[Tensor, l
     """Unbiased HSIC summed over batches, CKA from the sums: (Sa, Sb) matrix, constant flags, images, batches."""
     a, b = sides[0], sides[-1]
     n = len(a.x)
-    # The unbiased estimator divides by n (n - 3): a last batch of fewer than 4 images is dropped.
-    starts = [s for s in range(0, n, a.batch) if n - s >= 4]
+    starts = minibatch_starts(n, a.batch)
     sums: tuple[Tensor, ...] = ()
     for done, start in enumerate(starts, 1):
         ka, const_a = a.grams(start)
@@ -323,6 +377,7 @@ def cka_matrix(net_a: UnitNet, x_a: Tensor, net_b: UnitNet | None = None, x_b: T
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def _features(h: Tensor, pool: str) -> Tensor:
     """A unit's output -> (n, d). CKA sees features only through dot products x_i . x_j, so their order is

@@ -9,11 +9,15 @@ import os
 import pytest
 import torch
 
+from backend.data import Images, TaskData
 from backend.models import build_model
 from backend.checkpoints import state_digest
 from backend.probes.representations import RepresentationCache, representation_key
 from backend.probes.similarity import cka_matrix, cka_of_representations, unit_representations
-from backend.specs import ConvNetSpec
+from backend.runners import run_similarity
+from backend.specs import ConvNetSpec, DataSpec, ProbeImages, SimilarityJobSpec, SimilaritySettings
+from backend.train import Normalization
+from backend.transfer import SourceNet
 
 
 def convnet(seed: int):
@@ -45,6 +49,23 @@ def test_cka_from_representations_equals_cka_matrix(images, kernel):
     fresh = cka_matrix(a, images, b, kernel=kernel, batch_size=16).matrix
     from_reps = cka_of_representations(reps_of(a, images, kernel)[1], reps_of(b, images, kernel)[1])
     assert torch.equal(fresh, from_reps)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+@pytest.mark.parametrize("batch", [16, 40, 64])  # batches of 16, 16, 8; one of all 40 images; one short of batch
+def test_minibatch_representations_give_cka_matrix_minibatch(images, kernel, batch):
+    """Each batch's U-centred Grams, kept per network: their products are the summed unbiased HSICs."""
+    a, b = convnet(0), convnet(1)
+    with torch.no_grad():  # fc1 onwards constant: the dead units' rows and columns are 0 on both paths
+        b.body["conv2"][0].weight.zero_()
+    fresh = cka_matrix(a, images, b, kernel=kernel, estimator="minibatch", batch_size=batch)
+    reps_a, reps_b = (unit_representations(net, images, kernel=kernel, estimator="minibatch", batch_size=batch)
+                      for net in (a, b))
+    assert torch.allclose(cka_of_representations(reps_a, reps_b), fresh.matrix, rtol=0, atol=1e-6)
+    dead = [u for u, r in zip(b.unit_names, reps_b) if r.norm == 0]
+    assert fresh.constant_b == dead == ["conv2", "fc1", "classifier"]
+    assert torch.allclose(cka_of_representations(reps_a, reps_a), cka_matrix(a, images, kernel=kernel,
+                          estimator="minibatch", batch_size=batch).matrix, rtol=0, atol=1e-6)
 
 
 def test_a_cached_network_reproduces_fresh_representations_bit_for_bit(tmp_path, images):
@@ -113,6 +134,43 @@ def test_the_key_names_network_images_and_feature_settings():
     assert base != representation_key("a" * 64, {**images, "images": 65}, settings)
     assert base != representation_key("a" * 64, images, {**settings, "pool": "mean"})
     assert base != representation_key("a" * 64, images, settings, weights="f" * 64)  # the network run again
+
+
+def test_the_key_names_the_estimator_and_the_data_fingerprint():
+    images = {"data": {"source": {"kind": "digits"}}, "split": "test", "images": 64, "seed": 0}
+    settings = {"kernel": "linear", "pool": "flatten", "rbf_width": 0.8, "batch_size": 256, "estimator": "full"}
+    base = representation_key("a" * 64, images, settings, data="1" * 32)
+    assert base != representation_key("a" * 64, images, {**settings, "estimator": "minibatch"})
+    assert base != representation_key("a" * 64, images, settings, data="2" * 32)  # same spec, other files
+
+
+@pytest.mark.parametrize("estimator", ["full", "minibatch"])
+def test_the_same_spec_over_changed_data_does_not_reuse_representations(images, estimator):
+    """A folder task whose files changed keeps its spec but not its fingerprint: its comparisons are
+    computed on the new images, not read from the old ones' representations."""
+    nets = {k * 64: SourceNet({n: t.clone() for n, t in convnet(seed).state_dict().items()},
+                              Normalization((0.5,), (0.25,)), ConvNetSpec(channels=[4, 8], hidden=[16]), (1, 8, 8), 5)
+            for k, seed in (("a", 0), ("b", 1))}
+    data = DataSpec.model_validate({"source": {"kind": "digits"}})
+    spec = SimilarityJobSpec(a="a" * 64, b="b" * 64, images=ProbeImages(data=data, split="test", images=24),
+                             settings=SimilaritySettings(estimator=estimator, batch_size=32))
+
+    def task(seed: int) -> TaskData:  # the same spec, other image files
+        x = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+        split = Images(x, torch.arange(40) % 5)
+        return TaskData(split, split, tuple("abcde"))
+
+    cache, cpu = RepresentationCache(), torch.device("cpu")
+    before, after = task(0), task(1)
+    assert before.fingerprint != after.fingerprint
+    old = run_similarity(spec, nets, cpu, lambda f, m: None, load=lambda d: before, representations=cache)
+    new = run_similarity(spec, nets, cpu, lambda f, m: None, load=lambda d: after, representations=cache)
+    assert (cache.computed, cache.reused) == (4, 0)
+    alone = run_similarity(spec, nets, cpu, lambda f, m: None, load=lambda d: after)  # a fresh cache
+    assert (new.arrays["cka"] == alone.arrays["cka"]).all() and not (new.arrays["cka"] == old.arrays["cka"]).all()
+    assert new.tables["data_fingerprint"] == after.fingerprint
+    run_similarity(spec, nets, cpu, lambda f, m: None, load=lambda d: before, representations=cache)
+    assert (cache.computed, cache.reused) == (4, 2)
 
 
 def test_the_state_digest_sees_every_weight():
