@@ -3,12 +3,27 @@
 HSIC(K, L) measures the dependence of two representations of the same n images through their Gram
 matrices K, L (n, n): the biased form <HKH, HLH> (H = I - 11^T / n) and the unbiased one of Song et
 al. 2012, which ignores the diagonals and is what minibatch CKA sums (Nguyen, Raghu & Kornblith 2021).
+Both are inner products of transformed Grams (centred; U-centred), so a unit reduced to its transformed
+Gram (UnitRep) is all a comparison needs, and every pair of two networks' units is one matrix product
+(cka_of_representations).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
+
+# A unit is constant (dead) on the images when ||X - mean||_F <= CONSTANT_RTOL ||X||_F: a few float32
+# ulps of variation is rounding, not a representation.
+CONSTANT_RTOL = 1e-6
+# Feature columns per float64 block when building a full-batch Gram, so (n, d) is never copied whole.
+GRAM_BLOCK = 2048
+# Up to this many images the exact estimator keeps every unit as its (n, n) centred Gram (8 MB at 1,024),
+# so all pairs of two networks' units are one matrix product; above it, narrow units keep their features.
+# The minibatch estimator keeps a unit's Grams of all batches up to as many numbers (PAIR_GRAMS^2).
+PAIR_GRAMS = 1024
 
 
 def gram_linear(x: Tensor) -> Tensor:
@@ -64,7 +79,9 @@ def u_center(k: Tensor) -> Tensor:
     is again one product of flattened matrices, and HSIC(K, K) a sum of squares, never negative."""
     n = k.shape[-1]
     rows = k.sum(-1, keepdim=True) / (n - 2)  # (..., n, 1)
-    u = k - rows - rows.transpose(-1, -2) + rows.sum(-2, keepdim=True) / (n - 1)
+    u = k - rows  # one new tensor, the rest in place: (S, n, n) float64 is memory-bound
+    u -= rows.transpose(-1, -2)
+    u += rows.sum(-2, keepdim=True) / (n - 1)
     u.diagonal(dim1=-2, dim2=-1).zero_()
     return u
 
@@ -89,3 +106,87 @@ def rbf_of_distances(sq: Tensor, width: float) -> Tensor:
             return torch.ones_like(sq)
         median = positive.median()
     return torch.exp(sq / (-2 * width**2 * median))
+
+
+# ---------------------------------------------------------------- units' representations and their CKA
+
+def constant(spread: Tensor, total: Tensor) -> bool:  # ||X - mean||^2, ||X||^2
+    return bool(spread <= CONSTANT_RTOL**2 * total)
+
+
+@dataclass
+class UnitRep:
+    """A unit on the images, float64. Exact estimator: the smaller of its centred features (n, d)
+    (linear kernel, d < n) and its centred Gram matrix (n, n). Minibatch estimator: `gram` is every
+    batch's scaled U-centred Gram, flattened one after another (similarity.batch_representations)."""
+    features: Tensor | None
+    gram: Tensor | None
+    norm: float  # ||Kc||_F = ||Xc^T Xc||_F (minibatch: sqrt of the summed HSIC(K, K)); 0.0 for a constant unit
+
+
+class UnitReps(list):
+    """A network's UnitReps in unit order. When every unit has its Gram form, `rows` (L, m) holds them
+    all, each UnitRep's gram a view of its row (a constant unit's row zero): a comparison with another
+    network then starts from one matrix, not from stacking per-unit Grams each time."""
+
+    def __init__(self, reps: list[UnitRep], rows: Tensor | None = None):
+        """rows: the reps' Grams as rows already (L, m), a constant unit's row zero; else made here."""
+        super().__init__(reps)
+        self.rows = rows
+        live = [r for r in reps if r.norm]
+        if rows is None and all(r.gram is not None or r.norm == 0 for r in reps) and live:
+            self.rows = torch.zeros(len(reps), live[0].gram.numel(), dtype=torch.float64, device=live[0].gram.device)
+            for row, r in zip(self.rows, reps):
+                if r.norm:
+                    row.copy_(r.gram.flatten())
+                    r.gram = row.view(r.gram.shape)
+        self.norms = torch.tensor([r.norm for r in reps], dtype=torch.float64)
+
+
+def full_rep(x: Tensor, kernel: str, width: float) -> UnitRep:
+    """A unit's features (n, d) -> its UnitRep."""
+    n, d = x.shape
+    mean = x.mean(0, dtype=torch.float64)  # (d,)
+    if kernel == "linear" and d < n and n > PAIR_GRAMS:  # feature form: <Kx, Ky> = ||Y^T X||_F^2 costs n d_x d_y
+        xc = x.double() - mean
+        spread = xc.square().sum()
+        if constant(spread, spread + n * mean.square().sum()):
+            return UnitRep(None, None, 0.0)
+        return UnitRep(xc, None, torch.linalg.matrix_norm(xc.T @ xc).item())
+    k = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    for j in range(0, d, GRAM_BLOCK):  # (n, block) float64 at a time
+        xb = x[:, j:j + GRAM_BLOCK].double() - mean[j:j + GRAM_BLOCK]
+        k.addmm_(xb, xb.T)
+    spread = k.trace()
+    if constant(spread, spread + n * mean.square().sum()):
+        return UnitRep(None, None, 0.0)
+    if kernel == "rbf":
+        k = center_gram(rbf_of_distances(sq_distances(k), width))
+    return UnitRep(None, k, torch.linalg.matrix_norm(k).item())
+
+
+def rep_cka(a: UnitRep, b: UnitRep) -> float:
+    """<Kc_a, Kc_b> / (||Kc_a|| ||Kc_b||), by whichever forms the two reps have; 0.0 if either is constant."""
+    if a.norm == 0 or b.norm == 0:
+        return 0.0
+    if a.features is not None and b.features is not None:
+        dot = (b.features.T @ a.features).square().sum()  # ||Y^T X||_F^2
+    elif a.features is not None:
+        dot = (a.features * (b.gram @ a.features)).sum()  # tr(X^T L X)
+    elif b.features is not None:
+        dot = (b.features * (a.gram @ b.features)).sum()
+    else:
+        dot = (a.gram * b.gram).sum()
+    return dot.item() / (a.norm * b.norm)
+
+
+def cka_of_representations(a: list[UnitRep], b: list[UnitRep]) -> Tensor:
+    """(len(a), len(b)) float64 CKA of every pair of units, from their UnitReps: the Gram algebra alone.
+    When every unit has its Gram form, all pairs are one product of the flattened Grams, over the norms."""
+    a, b = (r if isinstance(r, UnitReps) else UnitReps(r) for r in (a, b))
+    if a.rows is not None and b.rows is not None:
+        scale = torch.outer(a.norms, b.norms)
+        return (a.rows @ b.rows.T).cpu() / scale.masked_fill_(scale == 0, torch.inf)  # a constant unit: 0 / inf
+    if all(r.gram is not None or r.norm == 0 for r in a + b):  # a side with every unit constant
+        return torch.zeros(len(a), len(b), dtype=torch.float64)
+    return torch.tensor([[rep_cka(ra, rb) for rb in b] for ra in a], dtype=torch.float64)

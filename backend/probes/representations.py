@@ -2,7 +2,7 @@
 the network takes part in: a study's CKA phase then costs one forward pass per network plus the Gram
 algebra, instead of two forward passes per comparison (torch-cka's way).
 
-What is kept is each unit reduced for its estimator (backend.probes.similarity.UnitRep: for the exact
+What is kept is each unit reduced for its estimator (backend.probes.hsic.UnitRep: for the exact
 one the centred features, or the centred Gram when it is smaller; for the minibatch one each batch's
 U-centred Gram), the same tensors a fresh comparison would compute, so a cached comparison equals a
 fresh one bit for bit. The last few networks stay in memory;
@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from backend.checkpoints import sha256_of
-from backend.probes.similarity import UnitRep, UnitReps
+from backend.probes.hsic import UnitRep, UnitReps
 from backend.recent import LeastRecentlyUsed
 
 FORMAT = "transferlab.representations/1"
