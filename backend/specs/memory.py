@@ -1,6 +1,7 @@
-"""Will a network job fit? Parameters and training memory estimated from the spec alone (torch-free),
-so a conv width of 10^9 or a batch of 10^12 is refused at submit with the estimate, not queued to
-crash a worker.
+"""Will a network job fit, and how much does it train on? Parameters, training memory and training
+images estimated from the spec alone (torch-free), so a conv width of 10^9 or a batch of 10^12 is
+refused at submit with the estimate, not queued to crash a worker, and a study's probes can be priced
+against its training (backend.studies.plan.sharpness_cost).
 
 The estimate is deliberately simple and generous to the job: float32 weights, their gradients and
 two optimiser moments (4 copies); per image, every unit's output kept for the backward pass twice
@@ -16,13 +17,21 @@ from typing import Any
 
 from backend import settings
 from backend.specs.base import SpecError
-from backend.specs.data import DataSpec, native_shape
+from backend.specs.classes import kept_classes, source_classes
+from backend.specs.data import DataSpec, DigitsSource, FolderSource, SyntheticSource, TorchvisionSource, native_shape
 from backend.specs.models import ConvNetSpec, MLPSpec, ViTSpec
 
 BYTES = 4  # float32
 # torchvision ResNets at 224 x 224: parameters, and the floats training keeps per image (saved
 # activations and their gradients, about 24 MB and 80 MB).
 RESNETS = {"resnet18": (11.7e6, 6e6), "resnet50": (25.6e6, 20e6)}
+# Training images per class of each torchvision set (its train split / its classes; EMNIST by split),
+# and of scikit-learn's digits (1,797 images, 10 classes) before its held-out share.
+TRAIN_PER_CLASS = {"MNIST": 6000, "FashionMNIST": 6000, "KMNIST": 6000, "QMNIST": 6000, "USPS": 729, "SVHN": 7326,
+                   "CIFAR10": 5000, "CIFAR100": 500, "STL10": 500}
+EMNIST_TRAIN_PER_CLASS = {"byclass": 11257, "bymerge": 14850, "balanced": 2400, "letters": 4800, "digits": 24000,
+                          "mnist": 6000}
+DIGITS_PER_CLASS = 179.7
 
 
 def image_shape(data: DataSpec) -> tuple[int, int, int] | None:
@@ -30,6 +39,29 @@ def image_shape(data: DataSpec) -> tuple[int, int, int] | None:
     channels, size = native_shape(data.source) or (3, None)
     channels, size = data.channels or channels, data.size or size
     return (channels, size, size) if size else None
+
+
+def training_images(data: DataSpec) -> int | None:
+    """About how many training images a task has: the classes it keeps times the images per class (the
+    source's own, capped by `per_class`). None when the spec cannot say: a folder without `per_class`
+    (its files are not counted here), or one whose classes cannot be listed."""
+    source = data.source
+    if isinstance(source, DigitsSource):
+        own: float | None = DIGITS_PER_CLASS * (1 - source.test_fraction)
+    elif isinstance(source, SyntheticSource):
+        own = source.train_per_class
+    elif isinstance(source, TorchvisionSource):
+        own = (EMNIST_TRAIN_PER_CLASS[source.split] if source.name == "EMNIST" else TRAIN_PER_CLASS[source.name])
+    else:
+        own = None
+    per_class = own if data.per_class is None else min(data.per_class, own or data.per_class)
+    classes = source_classes(source) if per_class is not None else None
+    if classes is None or (isinstance(source, FolderSource) and data.per_class is None):
+        return None
+    try:
+        return round(kept_classes(classes, data.classes) * per_class)
+    except SpecError:  # a selection the submit path refuses, naming its field
+        return None
 
 
 def network_cost(model: Any, shape: tuple[int, int, int], classes: int = 1000) -> tuple[float, float]:

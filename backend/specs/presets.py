@@ -1,46 +1,18 @@
 """Presets: ready-made studies from the literature, each with the question it asks and the figure
-that answers it; each runs offline on a laptop CPU at its quick size, or points at real data sets."""
+that answers it; each runs offline on a laptop CPU at its quick size, or points at real data sets.
+None sets its sharpness: the cost rule does (backend.specs.preset.Preset)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from backend.specs.base import SpecError
 from backend.specs.data import FolderSource
 from backend.specs.folders import image_folder
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A ready-made study: its spec as a plain dict (so the CLI and the UI can show and edit it), and
-    the overrides of its quick size, which finishes in a few minutes on a laptop CPU."""
-
-    study: str  # the study kind, a key of backend.studies.STUDY_KINDS
-    asks: str  # one line: the question it answers
-    spec: dict[str, Any]
-    quick: dict[str, Any] = field(default_factory=dict)  # dotted field paths -> values
-    figure: str = ""  # a paragraph for the New study page: which figure answers the question, what to look for
-    # The class folder names, in the folder's sorted order (its label ids), that the spec's class ids
-    # (`groups`) were written for; empty when any folder's classes will do.
-    classes: tuple[str, ...] = ()
-
-    def spec_dict(self, quick: bool = False) -> dict[str, Any]:
-        """A fresh copy of the spec to edit, at its quick size when asked."""
-        from backend.specs.base import set_field
-
-        spec = json.loads(json.dumps(self.spec))
-        for path, value in (self.quick.items() if quick else ()):
-            set_field(spec, path, value)
-        return spec
+from backend.specs.preset import Preset
 
 
 _DIGITS_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [64, 64]}
-# Sharpness at about the cost of training on the digits presets: the whole network's top eigenvalue and
-# trace on 128 training images, Hutch++ with 20 products, no spectral density (bench/study_probes.py
-# measures the probes against the training); more images, scopes or products on the New study page.
-_DIGITS_SHARPNESS = {"images": 128, "trace_samples": 20, "density": False, "scopes": ["all"]}
 _MNIST_NET = {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]}
 _DATASETS = "../shared/datasets"
 _MNIST = {"kind": "torchvision", "name": "MNIST", "root": _DATASETS}
@@ -70,8 +42,7 @@ PRESETS: dict[str, Preset] = {
     "yosinski-digits": Preset(
         "yosinski", "Which layers of a digits net transfer between two halves of the classes? (offline)",
         {"study": "yosinski", "data": {"source": {"kind": "digits"}}, "model": _DIGITS_NET,
-         "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
-         "probes": {"sharpness": _DIGITS_SHARPNESS}},
+         "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2]},
         quick={"seeds": [0]},
         figure=(
             'Layer transfer answers it: accuracy against n per treatment, baseB dashed. Yosinski et al. saw '
@@ -83,10 +54,7 @@ PRESETS: dict[str, Preset] = {
         {"study": "yosinski",
          "data": {"source": {"kind": "torchvision", "name": "MNIST", "root": "../shared/datasets"}, "per_class": 500},
          "model": {"arch": "convnet", "channels": [32, 64, 64], "hidden": [128, 64]},
-         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1],
-         # the whole network's Hessian on 256 images, Hutch++ 30: about the training's cost (the
-         # defaults, 3 scopes, density and 60 products on 512 images, cost ~20x more here)
-         "probes": {"sharpness": {"images": 256, "trace_samples": 30, "density": False, "scopes": ["all"]}}},
+         "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1]},
         quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3},
         figure=(
             'Layer transfer, as for the digits preset, on real handwriting (500 images per class); turn on '
@@ -227,11 +195,8 @@ PRESETS: dict[str, Preset] = {
                      {"name": "other classes", "data": _DIGITS_B, "strength": 2},
                      {"name": "other classes, noise", "data": {**_DIGITS_B, "shifts": [_NOISE]}, "strength": 3}],
          "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2],
-         "treatments": ["AnB+"], "n": [5],
-         "probes": {"scores": None, "sharpness": {"images": 512, "trace_samples": 30, "density": False,
-                                                  "scopes": ["all"]},
-                    "smoothness": {"points": 9}}},
-        quick={"seeds": [0], "train.epochs": 8, "probes.sharpness.images": 256, "probes.smoothness.points": 5},
+         "treatments": ["AnB+"], "n": [5], "probes": {"scores": None, "smoothness": {"points": 9}}},
+        quick={"seeds": [0], "train.epochs": 8, "probes.smoothness.points": 5},
         figure=(
             'Explorer with x = measured gap or the target (strength: 0 same task, 1 noisy inputs, 2 other '
             'labels, 3 both), y = Hessian top eigenvalue, trace, or weight deviation per layer, colour = '
@@ -242,8 +207,7 @@ PRESETS: dict[str, Preset] = {
         "yosinski", "Does the layer sweep fall faster between dissimilar classes? Digits with loops -> digits "
                     "without (offline)",
         {"study": "yosinski", "data": {"source": {"kind": "digits"}}, "groups": [[0, 3, 6, 8, 9], [1, 2, 4, 5, 7]],
-         "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
-         "probes": {"sharpness": _DIGITS_SHARPNESS}},
+         "model": _DIGITS_NET, "train": {"epochs": 12, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2]},
         quick={"seeds": [0]},
         figure=(
             'Compare studies with yosinski-digits (the similar, random split): the AnB curves on one chart. '
@@ -291,16 +255,14 @@ PRESETS: dict[str, Preset] = {
                       "data": {"source": {"kind": "folder", "root": f"{_DATASETS}/fashion-mnist-10k"},
                                "classes": {"first": 5}, "per_class": 300}}],
          "model": _MNIST_NET, "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1],
-         "treatments": ["AnB+"], "n": [5],
-         "probes": {"scores": None, "sharpness": {"images": 512, "trace_samples": 30, "density": False,
-                                                  "scopes": ["all"]}, "smoothness": {"points": 7}}},
+         "treatments": ["AnB+"], "n": [5], "probes": {"scores": None, "smoothness": {"points": 7}}},
         quick={"seeds": [0], "source.per_class": 200, "train.epochs": 3, "probes.smoothness.points": 4},
         figure="As for liu-flatness, on MNIST and Fashion-MNIST."),
     "yosinski-mnist-dissimilar": Preset(
         "yosinski", "The layer sweep between dissimilar MNIST digits: with loops -> without (needs MNIST on disk)",
-        {"study": "yosinski", "data": {"source": _MNIST, "per_class": 500}, "groups": [[0, 3, 6, 8, 9], [1, 2, 4, 5, 7]],
-         "model": _MNIST_NET, "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1],
-         "probes": {"sharpness": None}},
+        {"study": "yosinski", "data": {"source": _MNIST, "per_class": 500},
+         "groups": [[0, 3, 6, 8, 9], [1, 2, 4, 5, 7]],
+         "model": _MNIST_NET, "train": {"epochs": 6, "batch_size": 128, "lr": 0.05}, "seeds": [0, 1]},
         quick={"seeds": [0], "data.per_class": 100, "train.epochs": 3},
         figure="Compare studies with yosinski-mnist (the random split): the AnB curves on one chart."),
 }
@@ -316,8 +278,7 @@ _VEHICLES = [0, 1, 8, 9]  # airplane automobile ship truck
 # 27 networks to minutes on 2 CPU cores; five transfer units, as in the MNIST and digits sweeps.
 _CIFAR_NET = {"arch": "convnet", "channels": [16, 32, 64], "hidden": [128, 64]}
 _CIFAR_YOSINSKI = {"study": "yosinski", "data": {"source": _CIFAR, "per_class": 360}, "model": _CIFAR_NET,
-                   "train": {"epochs": 10, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2],
-                   "probes": {"sharpness": None}}
+                   "train": {"epochs": 10, "batch_size": 64, "lr": 0.05}, "seeds": [0, 1, 2]}
 # CKA on 256 probe images at the quick size: on 512 its 36 comparisons cost as much as the 27 networks.
 _CIFAR_QUICK = {"seeds": [0], "data.per_class": 100, "train.epochs": 6, "probes.similarity.images": 256}
 
@@ -344,8 +305,7 @@ PRESETS.update({
         "yosinski", "The digits layer sweep with 25 training images per class: does transfer help more when the "
                     "target has little data? (offline)",
         {"study": "yosinski", "data": {"source": {"kind": "digits"}, "per_class": 25}, "model": _DIGITS_NET,
-         "train": {"epochs": 40, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2, 3, 4],
-         "probes": {"sharpness": _DIGITS_SHARPNESS}},
+         "train": {"epochs": 40, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2, 3, 4]},
         quick={"seeds": [0]},
         figure=(
             "Layer transfer beside yosinski-digits (every image): Yosinski et al.'s reduced-data runs, where "
@@ -354,8 +314,7 @@ PRESETS.update({
     "yosinski-mnist-poor": Preset(
         "yosinski", "The MNIST layer sweep with 30 training images per class (needs MNIST on disk; --root DIR)",
         {"study": "yosinski", "data": {"source": _MNIST, "per_class": 30, "test_per_class": 300},
-         "model": _MNIST_NET, "train": {"epochs": 30, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2],
-         "probes": {"sharpness": None}},
+         "model": _MNIST_NET, "train": {"epochs": 30, "batch_size": 32, "lr": 0.05}, "seeds": [0, 1, 2]},
         quick={"seeds": [0], "train.epochs": 20},
         figure=(
             'Layer transfer beside yosinski-mnist (500 images per class): with 30, baseB sits below the ceiling, '

@@ -46,7 +46,8 @@ class SharpnessSettings(Spec):
     """Hessian of the training loss on a probe set, networks in eval mode (Liu et al. 2019)."""
 
     top_k: int = Field(1, ge=1, le=100, description="top eigenvalues to estimate")
-    eig_method: Literal["lanczos", "power"] = Field("lanczos", description="Lanczos (full reorthogonalisation) or power iteration")
+    eig_method: Literal["lanczos", "power"] = Field(
+        "lanczos", description="Lanczos (full reorthogonalisation) or power iteration")
     max_iterations: int = Field(100, ge=2, le=10_000, description="cap on Hessian-vector products per eigen-solve")
     tol: float = Field(1e-3, gt=0, lt=1, description="stop when the top-k estimates change by less (relative)")
     trace_method: Literal["hutchinson", "hutch++"] = Field("hutch++", description="stochastic trace estimator")
@@ -61,6 +62,33 @@ class SharpnessSettings(Spec):
     split: Literal["train", "test"] = Field("train", description="the loss whose curvature is measured")
     images: int = Field(512, ge=4, le=100_000, description="probe images")
     seed: Seed = Field(0, description="seed of the image draw and the estimators' random vectors")
+
+    def products(self, scopes: int = 1) -> int:
+        """Hessian-vector products a probe of `scopes` parameter scopes is expected to spend: the trace's
+        and the density's exactly; the eigen-solver's as measured on the digits networks (Lanczos
+        settles a top eigenvalue in 3-5 products at tol 1e-3, power iteration in about 20), never more
+        than its cap."""
+        per_eigenvalue = LANCZOS_STEPS if self.eig_method == "lanczos" else POWER_STEPS
+        eigen = min(self.max_iterations, per_eigenvalue * self.top_k) if self.eig_method == "lanczos" else \
+            min(self.max_iterations, per_eigenvalue) * self.top_k
+        density = self.density_runs * self.density_iterations if self.density else 0
+        return scopes * (eigen + self.trace_samples + density)
+
+
+# Sharpness a study can afford, richest first: on the New study page and for a preset that leaves
+# `probes.sharpness` unset, the first whose estimated cost (backend.studies.plan.sharpness_cost) is
+# within SHARPNESS_BUDGET of the training is taken, none when even the last is over it.
+SHARPNESS_LADDER: tuple[dict, ...] = (
+    # the curvature split at the cut and the spectrum: every scope, SLQ of 16 steps (the bulk and the
+    # outliers apart; 40 steps cost more than the rest of the probe), on 64 images
+    {"images": 64, "trace_samples": 12, "density": True, "density_iterations": 16, "scopes": list(SCOPES)},
+    # the whole network's top eigenvalue and trace, Hutch++ with 20 products on 128 images (the digits
+    # presets' settings before this rule)
+    {"images": 128, "trace_samples": 20, "density": False, "scopes": ["all"]},
+    # the least that still measures: Hutch++ with 9 products on 64 images
+    {"images": 64, "trace_samples": 9, "density": False, "scopes": ["all"], "max_iterations": 20},
+)
+LANCZOS_STEPS, POWER_STEPS = 8, 20  # products per top eigenvalue the estimate assumes
 
 
 class SimilarityJobSpec(Spec):

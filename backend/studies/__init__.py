@@ -12,9 +12,10 @@ from typing import Any, Callable
 from backend.specs import (
     CROSS_TREATMENTS, TREATMENTS, BasinsSpec, CrossDatasetSpec, Spec, SpecError, YosinskiSpec, parse,
 )
+from backend.specs.probes import SHARPNESS_LADDER
 from backend.specs.selection import ModelSelectionSpec
 from backend.studies import basins, cross, selection, yosinski
-from backend.studies.plan import PlannedJob
+from backend.studies.plan import SHARPNESS_BUDGET, PlannedJob, sharpness_cost
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,25 @@ def expand_seed(study: Spec, seed: int) -> list[PlannedJob]:
     """The jobs one more seed of a sequential-seeds study adds (its pretraining first): the study with
     that seed alone and no precision rule of its own."""
     return expand(study.model_copy(update={"seeds": [seed], "precision": None}))
+
+
+def measures_sharpness(kind: str) -> bool:
+    """Whether a study kind's probes include the Hessian sharpness."""
+    probes = STUDY_KINDS[kind].spec.model_fields.get("probes")
+    return probes is not None and "sharpness" in probes.annotation.model_fields
+
+
+def fitting_sharpness(spec: dict[str, Any], budget: float = SHARPNESS_BUDGET) -> dict[str, Any] | None:
+    """The richest sharpness settings of SHARPNESS_LADDER whose estimated cost for the study `spec` (a
+    spec dict, whatever its own probes.sharpness says) is within `budget` times its training; None
+    when none is, when the cost cannot be estimated, or when the study's kind has no sharpness probe."""
+    if not measures_sharpness(spec.get("study", "yosinski")):
+        return None
+    for rung in SHARPNESS_LADDER:
+        trial = {**spec, "probes": {**spec.get("probes", {}), "sharpness": rung}}
+        ratio = sharpness_cost(expand(parse_study(trial))).ratio
+        if ratio is None:
+            return None
+        if ratio <= budget:
+            return dict(rung)
+    return None

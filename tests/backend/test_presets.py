@@ -8,6 +8,7 @@ from backend.specs import PRESETS, SpecError
 from backend.specs.folders import image_folder
 from backend.specs.presets import CIFAR10_CLASSES, check_preset_folder
 from backend.studies import expand, parse_study
+from backend.studies.plan import SHARPNESS_BUDGET, sharpness_cost
 from tests.backend.files import write_image_folder
 
 HEADROOM = ["yosinski-cifar10", "yosinski-cifar10-dissimilar", "yosinski-digits-poor", "yosinski-mnist-poor"]
@@ -28,10 +29,11 @@ def test_headroom_presets_validate_and_their_quick_size_expands(name):
     full, quick = (parse_study(preset.spec_dict(quick=q)) for q in (False, True))
     assert full.study == quick.study == preset.study == "yosinski" and preset.asks and preset.figure
     assert quick.seeds == [0] and len(full.seeds) >= 3
-    sharp = full.probes.sharpness  # none, or at about the training's cost: full-size Hessians would dominate
-    assert sharp is None or (not sharp.density and sharp.images <= 128 and sharp.trace_samples <= 30)
+    # sharpness by the cost rule: none, or settings whose cost at the quick size is within the budget
+    assert quick.probes.sharpness == full.probes.sharpness
     plan = expand(quick)
     assert plan and len({job.key for job in plan}) == len(plan)
+    assert quick.probes.sharpness is None or sharpness_cost(plan).ratio <= SHARPNESS_BUDGET
     assert len(plan) < len(expand(full))
 
 
