@@ -9,8 +9,10 @@ import yaml
 from backend.jobs import JOB_KINDS
 from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, ViTSpec, canonical_json, unit_names
 from backend.specs.presets import check_preset_folder
+from backend.specs.probes import SHARPNESS_LADDER
 from backend.specs.roots import check_folder
-from backend.studies import STUDY_KINDS, parse_study
+from backend.studies import STUDY_KINDS, expand, fitting_sharpness, parse_study
+from backend.studies.plan import SHARPNESS_BUDGET, sharpness_cost
 from db.submit import check_study, plan_size, planned_shapes, resolve_lab_networks, submit_study
 from ui import access, network_file, network_preview, presets, preview, seeds, store
 from ui.probes import probes_text, switches
@@ -239,6 +241,8 @@ def build():
         spec = resolve_lab_networks({**spec, "pretrained": {"kind": "lab", "job": lab_job}}, store.queue())
     if probes:
         spec["probes"] = {**preset.get("probes", {}), **probes}
+        if spec["probes"].get("sharpness") == {}:  # turned on here: settings that fit the budget, not the defaults
+            spec["probes"]["sharpness"] = fitting_sharpness(spec) or dict(SHARPNESS_LADDER[-1])
     study = parse_study(spec)
     check_preset_folder(preset_name, study)  # a preset's class groups against this folder's classes, by name
     check_study(study)  # the targets' folders too, class ids, and whether each network fits in a worker
@@ -276,6 +280,12 @@ if study is not None:
                 "jobs' shapes)" if timed else "no past run of these jobs' shapes to estimate from")
     what = "; ".join(f"{n} × {JOB_KINDS[k].description}" for k, n in jobs.items())
     st.markdown(f"**{sum(jobs.values())} jobs** ({what}; transfer units {units}); {estimate}.")
+    if getattr(getattr(study, "probes", None), "sharpness", None) is not None:
+        cost = sharpness_cost(expand(study))
+        how = ("estimated from the spec: Hessian-vector products × probe images against epochs × training images; "
+               f"the budget is {SHARPNESS_BUDGET:g}x")
+        said = cost.text()
+        (st.warning if (cost.ratio or 0) > SHARPNESS_BUDGET else st.caption)(f"{said[0].upper()}{said[1:]} ({how}).")
     if sequential:
         seeds.seed_cost(study, pilot=imported is None)
     # Edited away from its preset, a study is custom: the preset's name would misdescribe it.
@@ -293,7 +303,8 @@ if study is not None:
         study_id = submit_study(store.queue(), study, name=name, preset=as_preset)
         st.success(f"Queued study #{study_id}: {sum(jobs.values())} jobs.")
         # A page link, not a markdown one: it opens in this tab and keeps the session.
-        st.page_link("app_pages/jobs.py", label=f"Watch study #{study_id} on the Jobs page", query_params={"study": study_id})
+        st.page_link("app_pages/jobs.py", label=f"Watch study #{study_id} on the Jobs page",
+                     query_params={"study": study_id})
     with st.expander("The validated spec"):
         st.code(text, language="json")
 

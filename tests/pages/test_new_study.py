@@ -153,7 +153,8 @@ def test_a_cross_data_set_preset_is_edited_and_queued_like_any_study(app, tmp_pa
     at.button(key="new.submit").click().run()
     assert not at.exception and "Queued study #1" in at.success[0].value
     spec = Results(get_engine(url)).study_spec(1)
-    assert spec["study"] == "cross_dataset" and spec["seeds"] == [0] and spec["source"]["classes"]["include"] == [0, 1, 2, 3, 4]
+    assert spec["study"] == "cross_dataset" and spec["seeds"] == [0]
+    assert spec["source"]["classes"]["include"] == [0, 1, 2, 3, 4]
 
 
 def test_the_targets_and_the_cross_grid_are_edited_on_the_page(app, tmp_path, monkeypatch):
@@ -166,7 +167,8 @@ def test_the_targets_and_the_cross_grid_are_edited_on_the_page(app, tmp_path, mo
     at.query_params["preset"] = "gap-digits-shifts"
     at.run()
     assert "name:" in at.text_area(key="new.targets.gap-digits-shifts").value
-    at.text_area(key="new.targets.gap-digits-shifts").input("- {name: blurred, strength: 1.5, data: {source: {kind: digits}, shifts: [{kind: blur, sigma: 1.5}]}}").run()
+    at.text_area(key="new.targets.gap-digits-shifts").input(
+        "- {name: blurred, strength: 1.5, data: {source: {kind: digits}, shifts: [{kind: blur, sigma: 1.5}]}}").run()
     at.text_input(key="new.amounts").input("5, all").run()
     at.text_input(key="new.class_fractions").input("0.5,all").run()
     at.text_input(key="new.depths").input("1").run()
@@ -176,7 +178,8 @@ def test_the_targets_and_the_cross_grid_are_edited_on_the_page(app, tmp_path, mo
     assert not at.exception and not at.error, [e.value for e in at.error]
     at.button(key="new.submit").click().run()
     spec = Results(get_engine(url)).study_spec(1)
-    assert [t["name"] for t in spec["targets"]] == ["blurred"] and spec["targets"][0]["data"]["shifts"][0]["sigma"] == 1.5
+    assert [t["name"] for t in spec["targets"]] == ["blurred"]
+    assert spec["targets"][0]["data"]["shifts"][0]["sigma"] == 1.5
     assert spec["amounts"] == [5, None] and spec["class_fractions"] == [0.5, None] and spec["depths"] == [1]
     before = job_count(url)
     at.text_area(key="new.targets.gap-digits-shifts").input("- name: [unclosed").run()
@@ -343,3 +346,39 @@ def test_a_vit_network_is_offered_and_its_patch_must_tile_the_images(app):
     assert not at.exception and not at.error
     assert json.loads(at.code[-1].value)["model"] == {"arch": "vit", "patch": 4, "dim": 192, "depth": 2, "heads": 3,
                                                       "mlp_ratio": 4.0}
+
+
+def test_the_page_says_what_sharpness_adds_to_the_training(app):
+    """The default preset measures sharpness by the cost rule: the page gives the estimate beside the jobs;
+    fewer epochs make the same probes dearer, past the budget: a warning."""
+    from backend.specs import PRESETS
+    from backend.studies import expand, parse_study
+    from backend.studies.plan import sharpness_cost
+
+    at = app("new_study.py").run()
+    assert not at.exception
+    ratio = sharpness_cost(expand(parse_study(PRESETS["yosinski-digits"].spec_dict()))).ratio
+    said = [c.value for c in at.caption if c.value.startswith("Sharpness adds about")]
+    assert said and said[0].startswith(f"Sharpness adds about {ratio:.1f}x the training's time") and not at.warning
+    at.number_input(key="new.epochs").set_value(1).run()
+    assert not at.exception and any(w.value.startswith("Sharpness adds about") for w in at.warning)
+
+
+def test_turning_sharpness_on_gives_settings_within_the_budget(app, monkeypatch):
+    """A preset whose rule left sharpness off: ticking the box takes the richest settings that fit this
+    study's budget (SHARPNESS_LADDER), not SharpnessSettings()'s 512 images, 3 scopes and density."""
+    from backend.specs import PRESETS
+    from backend.specs.probes import SHARPNESS_LADDER
+    from backend.studies import fitting_sharpness
+
+    preset = PRESETS["yosinski-digits"]
+    monkeypatch.setitem(preset.__dict__, "fitting_sharpness", None)  # the rule said off
+    at = app("new_study.py").run()
+    box = at.checkbox(key="new.probe_YosinskiSpec.sharpness")
+    assert not at.exception and box.value is False
+    box.check().run()
+    assert not at.exception
+    spec = json.loads(at.code[0].value)
+    chosen = {k: spec["probes"]["sharpness"][k] for k in SHARPNESS_LADDER[0]}
+    assert chosen == fitting_sharpness(preset._as_written(quick=False)) == SHARPNESS_LADDER[0]
+    assert any(c.value.startswith("Sharpness adds about") for c in at.caption)
