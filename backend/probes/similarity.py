@@ -190,9 +190,10 @@ class _Side:
                 h = self.net(h, start=i, stop=i + 1)
                 if i in self.slot:
                     self._keep(self.slot[i], _features(h, self.pool), c)
-        # all units at once: (S, n, n) float64, symmetric from the lower block rows
-        k = torch.stack([lower[:n, :n].double() for lower in self.lower]).tril_()
-        k += k.tril(-1).transpose(1, 2)
+        # all units at once, symmetric from the lower block rows (in their float32: the same numbers, half
+        # the bytes), then (S, n, n) float64
+        k = torch.stack([lower[:n, :n] for lower in self.lower])
+        k = (k.tril() + k.tril(-1).transpose(1, 2)).double()
         trace = k.diagonal(dim1=1, dim2=2).sum(1)
         # ||X - mean||^2 against ||X||^2 (exact when the shift is the batch mean, close otherwise)
         constant = trace - k.sum((1, 2)) / n <= CONSTANT_RTOL**2 * (trace + n * self.shift_norms())
@@ -200,7 +201,8 @@ class _Side:
             for unit, dead in zip(k, constant.tolist()):
                 if not dead:
                     unit.copy_(rbf_of_distances(sq_distances(unit), self.width))
-        k[constant] = 0
+        if constant.any():
+            k[constant] = 0
         k.diagonal(dim1=1, dim2=2).zero_()
         return k, constant
 
