@@ -1,12 +1,15 @@
 """Sharpness: the Hessian of each network's training loss, split at the transfer cut, and its spectrum."""
 
+from functools import cache
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend.specs import SCOPES
+from backend.specs import PRESETS, SCOPES
 from backend.stats import ci95
+from backend.studies import measures_sharpness, parse_study
 from ui import presets, store
 from ui.charts import COLOURS, SHARPNESS
 from ui.share import open_snapshot, share_button
@@ -19,14 +22,44 @@ ABOUT = ("Hessian of the training loss on a fixed, seeded probe set, networks in
          "top eigenvalue (Lanczos or power iteration), trace (Hutchinson or Hutch++), spectral density "
          "(stochastic Lanczos quadrature), over all parameters, the transferred units (the first n) or the "
          "units trained anew.")
-SPLIT = ("Solid: every parameter; the other dashes: the transferred units only, the new units only. "
-         "Error bars: 95% confidence interval of the mean over seeds (Student t).")
+# Each scope's line style in the split figure, and what it stands for.
+LINES = {"all": ("solid", "every parameter"), "transferred": ("dash", "the transferred units only (the first n)"),
+         "new": ("dot", "the units trained anew only (n and above)")}
+STYLE_NAMES = {"solid": "solid", "dash": "dashed", "dot": "dotted"}
+ERRORS = "Error bars: 95% confidence interval of the mean over seeds (Student t)."
 st.caption(ABOUT)
 
 
+@cache
+def presets_measuring(feature: str) -> tuple[str, ...]:
+    """Presets whose sharpness probes measure `feature` ("split": the transferred and the new units
+    apart; "density"), the default preset first, then those that run offline."""
+    def measures(name: str) -> bool:
+        if not measures_sharpness(PRESETS[name].study):
+            return False
+        s = parse_study(PRESETS[name].spec_dict()).probes.sharpness
+        return s is not None and (s.density if feature == "density" else {"transferred", "new"} <= set(s.scopes))
+
+    found = [name for name in PRESETS if measures(name)]
+    return tuple(sorted(found, key=lambda name: (name != presets.DEFAULT, not presets.offline(name)))[:presets.NAMED])
+
+
+def split_caption(scopes: list[str]) -> str:
+    """What the split figure draws: a line style per scope the study measured."""
+    if set(scopes) <= {"all"}:
+        named = presets_measuring("split")
+        other = f" (the {named[0]} preset does)" if named else ""
+        return (f"Every parameter: this study measured no split at the cut, the transferred and the new units "
+                f"apart{other}. {ERRORS}")
+    lines = "; ".join(f"{STYLE_NAMES[LINES[s][0]]}: {LINES[s][1]}" for s in SCOPES if s in scopes)
+    return f"{lines[0].upper()}{lines[1:]}. {ERRORS}"
+
+
 def split_figure(points: pd.DataFrame, metric: str) -> go.Figure:
+    present = [s for s in SCOPES if s in set(points["scope"])]
     fig = px.line(points.sort_values("n"), x="n", y="mean", color="treatment", line_dash="scope", error_y="ci95",
                   markers=True, hover_data=[c for c in ("seeds", "jobs") if c in points], color_discrete_map=COLOURS,
+                  line_dash_map={s: LINES[s][0] for s in present}, category_orders={"scope": present},
                   labels={"n": "units transferred (n)", "mean": SHARPNESS[metric]})
     fig.update_layout(xaxis={"dtick": 1}, height=420, margin={"t": 30})
     return fig
@@ -73,9 +106,11 @@ split = long.groupby(["treatment", "n", "scope"]).agg(
     mean=("value", "mean"), std=("value", "std"), seeds=("value", "size"),
     jobs=("job", lambda j: ",".join(map(str, sorted(j))))).reset_index()
 split["ci95"] = ci95(split.pop("std"), split["seeds"])
-st.subheader(f"{SHARPNESS[metric]} against n, split at the cut")
+measured = [s for s in SCOPES if s in set(split.scope)]
+caption = split_caption(measured)
+st.subheader(f"{SHARPNESS[metric]} against n{', split at the cut' if set(measured) - {'all'} else ''}")
 open_jobs(study, jobs_of_point(figure(split_figure(split, metric), "sharpness.split",
-                                     f"Study #{study}. {SPLIT} A click opens the networks' curves.", clickable=True)))
+                                     f"Study #{study}. {caption} A click opens the networks' curves.", clickable=True)))
 
 names = job_names(probes)
 bases = probes[probes.treatment == "baseB"].job.tolist()[:1]
@@ -87,7 +122,14 @@ suffix = "" if scope == "all" else f".{scope}"
 densities = [{"title": names[a.job], "job": a.job, "grid": a.value[0].tolist(), "density": a.value[1].tolist()}
              for a in store.results().arrays(study, f"density{suffix}", kinds=["sharpness"], jobs=chosen)]
 if chosen and not densities:
-    st.info(f"No spectral density over '{scope}' for these networks (density off, or nothing transferred at n = 0).")
+    if scope not in measured:
+        presets.empty_state(f"Study #{study}'s sharpness probes did not measure the '{scope}' scope (only "
+                            f"{', '.join(measured)}).", presets_measuring("split"))
+    elif not store.results().arrays(study, "density", kinds=["sharpness"], jobs=chosen):
+        presets.empty_state(f"No spectral density in study #{study}: its sharpness probes ran with density off.",
+                            presets_measuring("density"))
+    else:  # the density was measured, over nothing here: no unit was transferred into these networks
+        st.info(f"No spectral density over '{scope}' for these networks: nothing was transferred into them (n = 0).")
 elif densities:
     open_jobs(study, jobs_of_point(figure(
         density_figure(densities), "sharpness.density",
@@ -103,7 +145,7 @@ elif densities:
 
 share_button("sharpness", {"study": study, "metric": metric, "scope": scope, "jobs": joined(chosen)},
              [{"split": split.to_dict(orient="records"), "densities": densities}],
-             f"Study #{study}: {SHARPNESS[metric]} against n. {SPLIT} {ABOUT}")
+             f"Study #{study}: {SHARPNESS[metric]} against n. {caption} {ABOUT}")
 left, right = st.columns(2)
 left.download_button("Download the split (CSV)", split.to_csv(index=False), file_name=f"study{study}-sharpness.csv")
 right.download_button("Download every network's values (CSV)", probes.to_csv(index=False),

@@ -1,4 +1,4 @@
-from sqlalchemy import select
+import pytest
 
 from db.schema import Share
 from db.session import get_engine, session_scope
@@ -8,6 +8,12 @@ def figure(at, index=0):
     import json
 
     return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def split_caption(spec: dict) -> str:
+    """The caption drawn under a figure (wrapped with <br>), as one line."""
+    [text] = [a["text"] for a in spec["layout"]["annotations"] if a["text"].startswith("Study #")]
+    return text.replace("<br>", " ")
 
 
 def test_similarity_heatmaps_on_one_scale_with_unit_names(app, seeded_store):
@@ -56,6 +62,13 @@ def test_sharpness_page_split_at_the_cut_and_density(app, seeded_store):
     split = figure(at, 0)
     scopes = {t["legendgroup"].split(", ")[1] for t in split["data"]}
     assert scopes == {"all", "transferred", "new"}
+    # the caption says which line is which scope, and the lines are drawn so
+    styles = {t["legendgroup"].split(", ")[1]: t["line"]["dash"] for t in split["data"]}
+    assert styles == {"all": "solid", "transferred": "dash", "new": "dot"}
+    caption = split_caption(split)
+    assert all(said in caption for said in ("Solid: every parameter", "dashed: the transferred units only",
+                                            "dotted: the units trained anew only"))
+    assert "split at the cut" in at.subheader[0].value
     density = figure(at, 1)
     assert density["layout"]["yaxis"]["type"] == "log" and len(density["data"]) >= 1
     at.button(key="sharpness.share").click().run()
@@ -77,3 +90,51 @@ def test_probe_pages_without_probes_say_so(app, tmp_path, monkeypatch):
         at.query_params["study"] = str(bare)
         at.run()
         assert not at.exception and "No" in at.info[0].value
+
+
+@pytest.fixture(scope="module")
+def whole_network_store(tmp_path_factory):
+    """(URL, study id) of a finished tiny study whose sharpness measured the whole network only, no density."""
+    from backend.specs import YosinskiSpec, parse
+    from backend.worker import Worker
+    from db.queue import Queue
+    from db.submit import submit_study
+    from tests.pages.conftest import STUDY
+
+    folder = tmp_path_factory.mktemp("whole")
+    url = f"sqlite:///{folder / 'store.db'}"
+    queue = Queue(get_engine(url))
+    spec = {**STUDY, "seeds": [0], "treatments": ["AnB"], "n": [1], "probes": {
+        "similarity": None, "sharpness": {"images": 8, "trace_samples": 3, "max_iterations": 3, "density": False,
+                                          "scopes": ["all"]}}}
+    study_id = submit_study(queue, parse(YosinskiSpec, spec), name="whole network")
+    Worker(queue, "cpu", artifacts=folder / "artifacts").serve(idle_exit=0)
+    return url, study_id
+
+
+def test_sharpness_captions_say_what_a_whole_network_study_drew(app, whole_network_store, monkeypatch):
+    """Only the whole network measured: no dashes promised, no split in the heading; the density box
+    names the preset that measures the density (the default one: every scope and the density)."""
+    from backend.specs import PRESETS
+    from backend.studies import parse_study
+    from tests.pages.conftest import app_factory
+    from tests.pages.test_first_visit import preset_links
+
+    url, study_id = whole_network_store
+    at = app_factory(url, monkeypatch)("sharpness.py")
+    at.query_params["study"] = str(study_id)
+    at.run()
+    assert not at.exception
+    split = figure(at, 0)
+    assert {t["legendgroup"].split(", ")[1] for t in split["data"]} == {"all"}
+    assert {t["line"]["dash"] for t in split["data"]} == {"solid"}
+    caption = split_caption(split)
+    assert "Every parameter" in caption and "no split at the cut" in caption and "yosinski-digits" in caption
+    assert "dash" not in caption.lower() and "split at the cut" not in at.subheader[0].value
+    assert len(at.get("plotly_chart")) == 1  # no density figure
+    assert "density off" in at.info[0].value and "yosinski-digits" in at.info[0].value
+    assert preset_links(at)[0] == "yosinski-digits"
+    sharpness = parse_study(PRESETS["yosinski-digits"].spec_dict()).probes.sharpness  # it does measure both
+    assert sharpness.density and {"transferred", "new"} <= set(sharpness.scopes)
+    at.radio(key="sharpness.scope").set_value("new").run()
+    assert not at.exception and "did not measure the 'new' scope" in at.info[0].value
