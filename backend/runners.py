@@ -221,7 +221,7 @@ def run_sharpness(spec: SharpnessJobSpec, networks: Networks, device: torch.devi
     model, x, y = network_on(networks, spec.network, images, device, channels_last=False)
     scopes = parameter_scopes(model.unit_names, spec.cut, s.scopes, s.units)
     out = JobOutput(tables={"data_fingerprint": fingerprint, "scopes": scopes, "estimator": {}})
-    # every scope in one call: scopes reaching the same first unit share an operator and its passes
+    # every scope in one call: one Hessian operator, its gradient graphs and passes shared by all of them
     results = sharpness_by_scope(
         model, x, y, dict(scopes), top_k=s.top_k, eig_method=s.eig_method, max_iterations=s.max_iterations,
         tol=s.tol, trace_method=s.trace_method, trace_samples=s.trace_samples, density=s.density,
