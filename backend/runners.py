@@ -157,7 +157,7 @@ def network_on(networks: Networks, key: str, images: Images, device: torch.devic
     with torch.no_grad():
         for name, t in tensors.items():
             t.copy_(net.state[name])
-    return shell, x, y  # in eval mode since it was built (cka_matrix restores the modes it finds)
+    return shell, x, y  # in eval mode since it was built: unit_representations leaves modes as it finds them
 
 
 def run_similarity(spec: SimilarityJobSpec, networks: Networks, device: torch.device, report: Report,
