@@ -43,13 +43,14 @@ class PlannedJob:
 SHARPNESS_BUDGET = 3.0
 # One Hessian-vector product on one image, in images of training (one forward-backward pass each, the
 # optimiser step and each epoch's evaluation shared out over them): a double backward, about 2-3
-# forward-backward passes in principle. Calibrated once on yosinski-digits at the quick size (27
-# networks, 12 epochs on ~720 images; products as SharpnessSettings.products counts them):
-# bench/study_probes.py --seeds 1 measured sharpness 520 s against training 665 s (wall, 2 threads,
-# the whole network on 128 images, Hutch++ 20), which gives 1.9; the same networks and probes timed in
-# CPU seconds of one thread (the bench's host was shared, load 4-9) gave 1.5-1.7 for every scope,
-# density on, 64 images. The larger, so the rule errs towards the cheaper settings.
-HVP_COST = 1.9
+# forward-backward passes, plus each product's fixed cost, large beside the digits nets' tiny images.
+# CALIBRATED once against bench/study_probes.py --seeds 1 (yosinski-digits at the quick size: 27
+# networks, 12 epochs on ~720 images; products as SharpnessSettings.products counts them; wall time,
+# 2 threads on 2 shared cores, load 5-7): sharpness 697 s against training 295 s with every scope and
+# the density on 64 images (the rule's choice there) gives 3.0. The same bench before the rule (the
+# whole network on 128 images) gave 1.9, and CPU seconds of one thread 1.5-1.7: 3.0 is the dearest,
+# so the rule errs towards the cheaper settings.
+HVP_COST = 3.0
 TRAINING_KINDS = ("train", "transfer")
 
 
