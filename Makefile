@@ -7,9 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test install bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The app's requirements and the test tools; the lab image installs the first only (REQUIREMENTS=requirements.txt).
+REQUIREMENTS ?= requirements.txt requirements-dev.txt
+
+$(STAMP): $(REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q $(addprefix -r ,$(REQUIREMENTS))
 	touch $(STAMP)
 
 install: $(STAMP)
