@@ -20,6 +20,7 @@ from backend.studies import STUDY_KINDS, parse_study
 
 ROOT = Path(__file__).resolve().parents[1]
 MANY = 1000 if os.environ.get("CI") == "true" else 200
+PAGE_RUNS = 200  # examples that each run a whole page (AppTest, ~0.25 s each)
 # Every parameter a page reads from its URL, and the values a tamperer tries.
 PARAMS = ["archived", "at_n", "colour", "curve", "dots", "every", "facet", "fit", "job", "jobs", "kind", "live",
           "measure", "metric", "page", "path", "preset", "q", "scope", "score", "status", "study", "studies", "x",
@@ -120,7 +121,7 @@ def bound_page():
     state.sync()
 
 
-@settings(max_examples=MANY, deadline=None)
+@settings(max_examples=PAGE_RUNS, deadline=None)
 @given(st.dictionaries(st.sampled_from(["studies", "y", "n", "fit", "q", "other"]), TEXT, max_size=5))
 def test_url_state_takes_a_valid_value_or_falls_back_with_a_message(params):
     from streamlit.testing.v1 import AppTest
