@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             check_preset_folder(args.preset, spec)
         if args.spec and canonical_json(spec) != canonical_json(parse_study(PRESETS[args.preset].spec_dict())):
             args.preset = None  # a spec file is a preset's study only when it is that preset's spec, as on the page
+        say_sharpness_cost(spec)
         if args.command == "submit":
             return run_submit(spec, args)
         return run_sweep(spec, args.name or args.preset or spec.study, args.device, args.out)
@@ -233,6 +234,23 @@ def list_presets() -> int:
         for quantity, label in quantities.items():
             print(f"  {kind:<14} {quantity:<14} {label}")
     return 0
+
+
+def say_sharpness_cost(study: Spec) -> None:
+    """What the study's sharpness probes add to its training, as the New study page says it; over the
+    budget, how to bring it down. A spec file that leaves probes.sharpness unset gets the estimator's
+    full defaults (presets and the page take settings within the budget instead)."""
+    from backend.studies import expand
+    from backend.studies.plan import SHARPNESS_BUDGET, sharpness_cost
+
+    if getattr(getattr(study, "probes", None), "sharpness", None) is None:
+        return
+    cost = sharpness_cost(expand(study))
+    if cost.ratio is not None and cost.ratio > SHARPNESS_BUDGET:
+        print(f"note: {cost.text()}, over the {SHARPNESS_BUDGET:g}x budget presets keep to: fewer probes.sharpness"
+              ".images, trace_samples or scopes, density false, or probes.sharpness null (off)", file=sys.stderr)
+    else:
+        print(f"note: {cost.text()}", file=sys.stderr)
 
 
 def run_submit(study: Spec, args: argparse.Namespace) -> int:

@@ -47,10 +47,14 @@ def store_name(engine: Engine) -> str:
     return f"{url.get_backend_name()} database {url.database} on {where}"
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
-    """The process's engine for `url` (default: `database_url()`), migrated to the latest schema."""
-    url = url or database_url()
+    """The process's engine for `url` (default: `database_url()` as the settings say now), migrated to the
+    latest schema."""
+    return _engine(url or database_url())  # cached by the URL itself, so a changed setting is followed
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

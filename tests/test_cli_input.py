@@ -1,5 +1,6 @@
 """The command line refuses bad flags by name, never with a traceback, and prints no secret."""
 
+import re
 import pytest
 
 from backend.cli import main
@@ -59,3 +60,19 @@ def test_local_settings_and_secrets_stay_out_of_git_and_the_image():
     assert done.stdout.split() == [*secrets, "var/x", ".venv/x"], done.stdout + done.stderr
     docker = {line.strip().rstrip("/") for line in (root / ".dockerignore").read_text().splitlines()}
     assert {*secrets, "var", ".venv"} <= docker  # the Dockerfile copies the project folder (COPY . .)
+
+
+def test_submit_says_what_sharpness_adds_and_how_to_bring_it_down(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRANSFERLAB_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    spec = tmp_path / "own.yaml"  # probes.sharpness unset: the estimator's full defaults, not the preset rule's
+    spec.write_text("study: yosinski\ndata: {source: {kind: digits}}\nseeds: [0]\n")
+    assert main(["submit", "--spec", str(spec)]) == 0
+    over = capsys.readouterr().err
+    assert re.search(r"sharpness adds about \d+\.\dx the training's time, over the 3x budget", over)
+    assert "probes.sharpness null (off)" in over
+    assert main(["submit", "--preset", "yosinski-digits", "--quick"]) == 0  # the rule keeps a preset within it
+    within = capsys.readouterr().err
+    ratio = float(re.search(r"sharpness adds about ([\d.]+)x", within).group(1))
+    assert ratio <= 3 and "budget" not in within
+    assert main(["submit", "--spec", str(spec), "--set", "probes.sharpness=null"]) == 0
+    assert "sharpness" not in capsys.readouterr().err  # off: nothing to say

@@ -62,7 +62,8 @@ def test_the_image_installs_like_make_runs_unprivileged_and_checks_its_health():
     # make comes and goes in the RUN that uses it, with the apt lists; runtime requirements only, no pip cache
     steps = [step.strip() for step in re.sub(r"^RUN (--mount=\S+ )*", "", instructions[install]).split("&&")]
     assert steps[0] == "apt-get update" and steps[1] == "apt-get install -y --no-install-recommends make"
-    assert re.sub(r"\s+", " ", steps[2]) == "PIP_NO_CACHE_DIR=1 make install PYTHON=python3 REQUIREMENTS=requirements.txt"
+    install_step = "PIP_NO_CACHE_DIR=1 make install PYTHON=python3 REQUIREMENTS=requirements.txt"
+    assert re.sub(r"\s+", " ", steps[2]) == install_step
     assert steps[3:] == ["apt-get purge -y --auto-remove make", "apt-get clean", "rm -rf /var/lib/apt/lists/*"]
     assert not any(re.search(r"make|pip |apt-get", line) for line in instructions[install + 1:-1])  # up to CMD
     user = re.search(r"^USER (\S+)", DOCKERFILE, re.M)
