@@ -237,20 +237,17 @@ def list_presets() -> int:
 
 
 def say_sharpness_cost(study: Spec) -> None:
-    """What the study's sharpness probes add to its training, as the New study page says it; over the
-    budget, how to bring it down. A spec file that leaves probes.sharpness unset gets the estimator's
-    full defaults (presets and the page take settings within the budget instead)."""
+    """What the study's sharpness adds to its training, as the New study page says; over the budget
+    (a spec file's unset probes.sharpness takes the estimator's full defaults), how to bring it down."""
     from backend.studies import expand
     from backend.studies.plan import SHARPNESS_BUDGET, sharpness_cost
 
-    if getattr(getattr(study, "probes", None), "sharpness", None) is None:
-        return
-    cost = sharpness_cost(expand(study))
-    if cost.ratio is not None and cost.ratio > SHARPNESS_BUDGET:
-        print(f"note: {cost.text()}, over the {SHARPNESS_BUDGET:g}x budget presets keep to: fewer probes.sharpness"
-              ".images, trace_samples or scopes, density false, or probes.sharpness null (off)", file=sys.stderr)
-    else:
-        print(f"note: {cost.text()}", file=sys.stderr)
+    if getattr(getattr(study, "probes", None), "sharpness", None) is not None:
+        cost = sharpness_cost(expand(study))
+        over = cost.ratio is not None and cost.ratio > SHARPNESS_BUDGET
+        print(f"note: {cost.text()}" + (f", over the {SHARPNESS_BUDGET:g}x budget presets keep to: fewer "
+              "probes.sharpness.images, trace_samples or scopes, density false, or probes.sharpness null (off)"
+              if over else ""), file=sys.stderr)
 
 
 def run_submit(study: Spec, args: argparse.Namespace) -> int:
