@@ -11,8 +11,8 @@ from backend.specs import PRESETS, TORCHVISION_SETS, SpecError, ViTSpec, canonic
 from backend.specs.presets import check_preset_folder
 from backend.specs.probes import SHARPNESS_LADDER
 from backend.specs.roots import check_folder
-from backend.studies import STUDY_KINDS, expand, fitting_sharpness, parse_study
-from backend.studies.plan import SHARPNESS_BUDGET, sharpness_cost
+from backend.studies import STUDY_KINDS, fitting_sharpness, parse_study, study_sharpness_cost
+from backend.studies.plan import SHARPNESS_BUDGET
 from db.submit import check_study, plan_size, planned_shapes, resolve_lab_networks, submit_study
 from ui import access, network_file, network_preview, presets, preview, seeds, store
 from ui.probes import probes_text, switches
@@ -280,12 +280,12 @@ if study is not None:
                 "jobs' shapes)" if timed else "no past run of these jobs' shapes to estimate from")
     what = "; ".join(f"{n} × {JOB_KINDS[k].description}" for k, n in jobs.items())
     st.markdown(f"**{sum(jobs.values())} jobs** ({what}; transfer units {units}); {estimate}.")
-    if getattr(getattr(study, "probes", None), "sharpness", None) is not None:
-        cost = sharpness_cost(expand(study))
+    cost = study_sharpness_cost(study)
+    if cost is not None:
         how = ("estimated from the spec: Hessian-vector products × probe images against epochs × training images; "
                f"the budget is {SHARPNESS_BUDGET:g}x")
         said = cost.text()
-        (st.warning if (cost.ratio or 0) > SHARPNESS_BUDGET else st.caption)(f"{said[0].upper()}{said[1:]} ({how}).")
+        (st.warning if cost.over_budget else st.caption)(f"{said[0].upper()}{said[1:]} ({how}).")
     if sequential:
         seeds.seed_cost(study, pilot=imported is None)
     # Edited away from its preset, a study is custom: the preset's name would misdescribe it.

@@ -239,15 +239,14 @@ def list_presets() -> int:
 def say_sharpness_cost(study: Spec) -> None:
     """What the study's sharpness adds to its training, as the New study page says; over the budget
     (a spec file's unset probes.sharpness takes the estimator's full defaults), how to bring it down."""
-    from backend.studies import expand
-    from backend.studies.plan import SHARPNESS_BUDGET, sharpness_cost
+    from backend.studies import study_sharpness_cost
+    from backend.studies.plan import SHARPNESS_BUDGET
 
-    if getattr(getattr(study, "probes", None), "sharpness", None) is not None:
-        cost = sharpness_cost(expand(study))
-        over = cost.ratio is not None and cost.ratio > SHARPNESS_BUDGET
+    cost = study_sharpness_cost(study)
+    if cost is not None:
         print(f"note: {cost.text()}" + (f", over the {SHARPNESS_BUDGET:g}x budget presets keep to: fewer "
               "probes.sharpness.images, trace_samples or scopes, density false, or probes.sharpness null (off)"
-              if over else ""), file=sys.stderr)
+              if cost.over_budget else ""), file=sys.stderr)
 
 
 def run_submit(study: Spec, args: argparse.Namespace) -> int:

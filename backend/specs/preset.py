@@ -31,12 +31,10 @@ class Preset:
 
     def spec_dict(self, quick: bool = False) -> dict[str, Any]:
         """A fresh copy of the spec to edit, at its quick size when asked, with its sharpness by the rule."""
-        spec = self._as_written(quick=False)
-        if self.sharpness_by_cost:
+        spec = json.loads(json.dumps(self.spec))
+        if self.sharpness_by_cost:  # before the quick overrides: one may set a sharpness field
             set_field(spec, "probes.sharpness", self.fitting_sharpness)
-        for path, value in (self.quick.items() if quick else ()):
-            set_field(spec, path, value)
-        return spec
+        return self._at_quick_size(spec) if quick else spec
 
     @property
     def sharpness_by_cost(self) -> bool:
@@ -51,10 +49,9 @@ class Preset:
         budget there, None (off) where none is."""
         from backend.studies import fitting_sharpness
 
-        return fitting_sharpness(self._as_written(quick=True))
+        return fitting_sharpness(self._at_quick_size(json.loads(json.dumps(self.spec))))
 
-    def _as_written(self, quick: bool) -> dict[str, Any]:
-        spec = json.loads(json.dumps(self.spec))
-        for path, value in (self.quick.items() if quick else ()):
+    def _at_quick_size(self, spec: dict[str, Any]) -> dict[str, Any]:
+        for path, value in self.quick.items():
             set_field(spec, path, value)
         return spec

@@ -15,7 +15,7 @@ from backend.specs import (
 from backend.specs.probes import SHARPNESS_LADDER
 from backend.specs.selection import ModelSelectionSpec
 from backend.studies import basins, cross, selection, yosinski
-from backend.studies.plan import SHARPNESS_BUDGET, PlannedJob, sharpness_cost
+from backend.studies.plan import SHARPNESS_BUDGET, PlannedJob, ProbeCost, sharpness_cost
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,14 @@ def measures_sharpness(kind: str) -> bool:
     """Whether a study kind's probes include the Hessian sharpness."""
     probes = STUDY_KINDS[kind].spec.model_fields.get("probes")
     return probes is not None and "sharpness" in probes.annotation.model_fields
+
+
+def study_sharpness_cost(study: Spec) -> ProbeCost | None:
+    """What a study's sharpness probes add to its training (backend.studies.plan.sharpness_cost); None
+    when it runs none."""
+    if getattr(getattr(study, "probes", None), "sharpness", None) is None:
+        return None
+    return sharpness_cost(expand(study))
 
 
 def fitting_sharpness(spec: dict[str, Any], budget: float = SHARPNESS_BUDGET) -> dict[str, Any] | None:

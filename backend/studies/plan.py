@@ -64,6 +64,10 @@ class ProbeCost:
     sharpness: float
     ratio: float | None
 
+    @property
+    def over_budget(self) -> bool:
+        return self.ratio is not None and self.ratio > SHARPNESS_BUDGET
+
     def text(self) -> str:
         if self.ratio is None:
             return "sharpness's cost against the training is not estimated (a task's image count is unknown)"
